@@ -1,0 +1,285 @@
+import Foundation
+
+/// HTTP methods accepted as operation_type.
+public enum HTTPMethod: String, Sendable, Codable, CaseIterable {
+    case GET, POST, PUT, PATCH, DELETE
+}
+
+/// Status of an API operation: `pending` from step 1 until step 2 records the outcome.
+public enum APIOperationStatus: String, Sendable, Codable, CaseIterable {
+    case pending
+    case completed
+    case failed
+}
+
+/// The arguments of DAO-MDE-03-08-03 (API Operation).
+public struct APIOperationRequest: Sendable, Hashable {
+    public var operationType: HTTPMethod
+    /// An absolute http(s) URL, or a path starting with `/` relative to an integration's endpoint.
+    public var endpoint: String
+    /// Request headers (a JSON object of strings). Credential-bearing headers are redacted before storage.
+    public var headers: JSONValue?
+    /// Request payload (any JSON).
+    public var payload: JSONValue?
+    /// Timeout in seconds, 1…300; `nil` means the design's default of 30.
+    public var timeout: Int?
+    /// The integration the call belongs to, if any.
+    public var integrationID: IntegrationID?
+
+    public init(
+        operationType: HTTPMethod, endpoint: String, headers: JSONValue? = nil, payload: JSONValue? = nil,
+        timeout: Int? = nil, integrationID: IntegrationID? = nil
+    ) {
+        self.operationType = operationType
+        self.endpoint = endpoint
+        self.headers = headers
+        self.payload = payload
+        self.timeout = timeout
+        self.integrationID = integrationID
+    }
+
+    /// Step 1's data validation: endpoint format, headers structure, timeout range. Returns the headers.
+    @discardableResult
+    public func validate() throws -> [String: String] {
+        try APIOperation.validateEndpoint(endpoint)
+        if let timeout { try Validate.range(timeout, 1...300, field: "timeout") }
+        guard let headers, headers != .null else { return [:] }
+        return try Validate.headers(headers, field: "headers")
+    }
+}
+
+/// An API operation: the design's returns (operation_id, status_code, response_data, execution_time,
+/// error_message) and its request.
+public struct APIOperation: Sendable, Hashable {
+    public var id: OperationID
+    public var integrationID: IntegrationID?
+    public var operationType: HTTPMethod
+    public var endpoint: String
+    /// The request headers as stored: credential-bearing values are `[REDACTED]`.
+    public var headers: JSONValue?
+    public var payload: JSONValue?
+    public var timeout: Int
+    public var status: APIOperationStatus
+    public var statusCode: Int?
+    public var responseData: JSONValue?
+    /// Execution time in milliseconds.
+    public var executionTime: Int64?
+    public var errorMessage: String?
+    public var startedAt: Date
+    public var completedAt: Date?
+    public var createdAt: Date
+
+    public init(
+        id: OperationID, integrationID: IntegrationID?, operationType: HTTPMethod, endpoint: String,
+        headers: JSONValue?, payload: JSONValue?, timeout: Int, status: APIOperationStatus, statusCode: Int?,
+        responseData: JSONValue?, executionTime: Int64?, errorMessage: String?, startedAt: Date,
+        completedAt: Date?, createdAt: Date
+    ) {
+        self.id = id
+        self.integrationID = integrationID
+        self.operationType = operationType
+        self.endpoint = endpoint
+        self.headers = headers
+        self.payload = payload
+        self.timeout = timeout
+        self.status = status
+        self.statusCode = statusCode
+        self.responseData = responseData
+        self.executionTime = executionTime
+        self.errorMessage = errorMessage
+        self.startedAt = startedAt
+        self.completedAt = completedAt
+        self.createdAt = createdAt
+    }
+
+    /// Header names whose values are never stored (compared case-insensitively).
+    public static let redactedHeaders: Set<String> = [
+        "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "x-auth-token",
+    ]
+
+    /// `headers` with every credential-bearing value replaced by `[REDACTED]`.
+    public static func redact(_ headers: [String: String], extra: Set<String> = []) -> [String: String] {
+        var result = headers
+        for name in headers.keys
+        where redactedHeaders.contains(name.lowercased()) || extra.contains(name.lowercased()) {
+            result[name] = "[REDACTED]"
+        }
+        return result
+    }
+
+    static func validateEndpoint(_ endpoint: String) throws {
+        if endpoint.hasPrefix("/") {
+            guard endpoint.count <= 2048 else {
+                throw HubError.validation(field: "endpoint", reason: "must be at most 2048 characters")
+            }
+            guard !endpoint.hasPrefix("//"), URLComponents(string: endpoint) != nil,
+                !endpoint.contains(where: { $0.isWhitespace })
+            else {
+                throw HubError.validation(field: "endpoint", reason: "is not a valid path")
+            }
+        } else {
+            guard endpoint.contains("://") else {
+                throw HubError.validation(
+                    field: "endpoint", reason: "must be an absolute http(s) URL or a path starting with '/'")
+            }
+            try Validate.httpURL(endpoint, field: "endpoint")
+        }
+    }
+}
+
+/// The outcome of executing an operation, recorded by step 2.
+public struct APIOperationOutcome: Sendable, Hashable {
+    /// The HTTP status code, or `nil` when no response arrived (timeout, connection error, refused by policy).
+    public var statusCode: Int?
+    public var responseData: JSONValue?
+    /// Execution time in milliseconds (≥ 0).
+    public var executionTime: Int64
+    public var errorMessage: String?
+
+    public init(statusCode: Int?, responseData: JSONValue? = nil, executionTime: Int64, errorMessage: String? = nil) {
+        self.statusCode = statusCode
+        self.responseData = responseData
+        self.executionTime = executionTime
+        self.errorMessage = errorMessage
+    }
+
+    /// `completed` for a response below 400, `failed` otherwise.
+    public var status: APIOperationStatus {
+        if let statusCode, statusCode < 400, errorMessage == nil { return .completed }
+        return .failed
+    }
+
+    /// Validates the execution time and status code range.
+    public func validate() throws {
+        guard executionTime >= 0 else {
+            throw HubError.validation(field: "execution_time", reason: "must not be negative")
+        }
+        if let statusCode { try Validate.range(statusCode, 100...599, field: "status_code") }
+    }
+}
+
+/// Daily statistics of one endpoint and method (UTC day), stored as counts and sums; averages are derived.
+public struct APIStatistics: Sendable, Hashable {
+    public var endpoint: String
+    public var operationType: HTTPMethod
+    /// The UTC day, `YYYY-MM-DD`.
+    public var day: String
+    public var callCount: Int64
+    /// Calls that failed (status ≥ 400 or no response).
+    public var errorCount: Int64
+    /// Sum of execution times in milliseconds.
+    public var totalExecutionTime: Int64
+    public var minExecutionTime: Int64
+    public var maxExecutionTime: Int64
+    public var lastStatusCode: Int?
+    public var lastCallAt: Date
+
+    public init(
+        endpoint: String, operationType: HTTPMethod, day: String, callCount: Int64, errorCount: Int64,
+        totalExecutionTime: Int64, minExecutionTime: Int64, maxExecutionTime: Int64, lastStatusCode: Int?,
+        lastCallAt: Date
+    ) {
+        self.endpoint = endpoint
+        self.operationType = operationType
+        self.day = day
+        self.callCount = callCount
+        self.errorCount = errorCount
+        self.totalExecutionTime = totalExecutionTime
+        self.minExecutionTime = minExecutionTime
+        self.maxExecutionTime = maxExecutionTime
+        self.lastStatusCode = lastStatusCode
+        self.lastCallAt = lastCallAt
+    }
+
+    /// The design's avg_execution_time, derived exactly from the sum and the count.
+    public var averageExecutionTime: Double {
+        callCount == 0 ? 0 : Double(totalExecutionTime) / Double(callCount)
+    }
+}
+
+/// A statistics query: all filters optional; days are inclusive `YYYY-MM-DD` (UTC).
+public struct APIStatisticsQuery: Sendable, Hashable {
+    public var endpoint: String?
+    public var operationType: HTTPMethod?
+    public var fromDay: String?
+    public var toDay: String?
+
+    public init(endpoint: String? = nil, operationType: HTTPMethod? = nil, fromDay: String? = nil, toDay: String? = nil) {
+        self.endpoint = endpoint
+        self.operationType = operationType
+        self.fromDay = fromDay
+        self.toDay = toDay
+    }
+
+    /// Validates the day formats and order.
+    public func validate() throws {
+        if let fromDay { try UTCDay.validate(fromDay, field: "from") }
+        if let toDay { try UTCDay.validate(toDay, field: "to") }
+        if let fromDay, let toDay, fromDay > toDay {
+            throw HubError.validation(field: "from", reason: "must not be after 'to'")
+        }
+    }
+}
+
+/// UTC calendar days as `YYYY-MM-DD` text, the key of daily rollups on both backends.
+public enum UTCDay {
+    /// The UTC day of `date`.
+    public static func of(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let parts = calendar.dateComponents([.year, .month, .day], from: date)
+        return String(format: "%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
+    }
+
+    /// Throws unless `text` is a real calendar day written `YYYY-MM-DD`.
+    public static func validate(_ text: String, field: String) throws {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard text.count == 10, parts.count == 3, let year = Int(parts[0]), let month = Int(parts[1]),
+            let day = Int(parts[2]), parts[0].count == 4, parts[1].count == 2, parts[2].count == 2
+        else {
+            throw HubError.validation(field: field, reason: "must be a day written YYYY-MM-DD")
+        }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        guard let date = calendar.date(from: DateComponents(year: year, month: month, day: day)), of(date) == text
+        else {
+            throw HubError.validation(field: field, reason: "is not a calendar day")
+        }
+    }
+}
+
+/// Filters for listing operations.
+public struct APIOperationFilter: Sendable, Hashable {
+    public var integrationID: IntegrationID?
+    public var status: APIOperationStatus?
+
+    public init(integrationID: IntegrationID? = nil, status: APIOperationStatus? = nil) {
+        self.integrationID = integrationID
+        self.status = status
+    }
+}
+
+/// DAO-MDE-03-08-03, API Operation: every outbound call logged, completed and folded into daily statistics.
+///
+/// Statistics are kept as counts and sums in one row per (endpoint, operation_type, UTC day), updated by a single
+/// upsert, so any number of concurrent writers in any number of processes produce exact totals.
+public protocol APIOperationDAO: Sendable {
+    /// Step 1: validates and logs a `pending` operation (timeout defaults to 30 s). Credential-bearing headers
+    /// are stored as `[REDACTED]`.
+    /// - Throws: `validation`; `invalidReference(integration_id)` for an unknown integration.
+    func log(_ request: APIOperationRequest) async throws -> APIOperation
+
+    /// Steps 2 and 3 in one transaction: records the outcome of a pending operation and folds it into the daily
+    /// statistics of its endpoint and method.
+    /// - Throws: `validation`; `notFound`; `conflict` when the operation was already completed.
+    func complete(_ id: OperationID, _ outcome: APIOperationOutcome) async throws -> APIOperation
+
+    /// The operation with this id. - Throws: `notFound`.
+    func get(_ id: OperationID) async throws -> APIOperation
+
+    /// Operations matching `filter`, newest first, one page at a time.
+    func list(_ filter: APIOperationFilter, _ page: PageRequest) async throws -> Page<APIOperation>
+
+    /// Daily statistics rows matching `query`, ordered by day, endpoint, method.
+    func statistics(_ query: APIStatisticsQuery) async throws -> [APIStatistics]
+}

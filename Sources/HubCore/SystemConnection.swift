@@ -1,0 +1,231 @@
+import Foundation
+
+/// Connection types of DAO-MDE-03-08-05.
+public enum ConnectionType: String, Sendable, Codable, CaseIterable {
+    case API, DB, FTP, SFTP, TCP
+}
+
+/// Status of a connection: `pending` until its first check.
+public enum ConnectionStatus: String, Sendable, Codable, CaseIterable {
+    case pending
+    case healthy
+    case degraded
+    case down
+}
+
+/// The arguments of DAO-MDE-03-08-05 (System Connectivity).
+public struct ConnectionRegistration: Sendable, Hashable {
+    /// Unique name, 1–128 characters.
+    public var systemName: String
+    public var connectionType: ConnectionType
+    /// Per type: API `http(s)://host[:port]/…`; DB `postgres://host[:port][/database]`; FTP `ftp://host[:port]`
+    /// or `host:port`; SFTP `sftp://host[:port]` or `host:port`; TCP `host:port` or `tcp://host:port`.
+    public var endpoint: String
+    /// Credentials (a JSON object, may be empty); sealed at rest.
+    public var credentials: JSONValue
+    /// Minutes between health checks, 1…1440; `nil` means the design's default of 5.
+    public var healthCheckInterval: Int?
+
+    public init(
+        systemName: String, connectionType: ConnectionType, endpoint: String, credentials: JSONValue,
+        healthCheckInterval: Int? = nil
+    ) {
+        self.systemName = systemName
+        self.connectionType = connectionType
+        self.endpoint = endpoint
+        self.credentials = credentials
+        self.healthCheckInterval = healthCheckInterval
+    }
+
+    /// Step 1's data validation (uniqueness of system_name is enforced by the insert).
+    public func validate() throws {
+        try Validate.nonEmpty(systemName, field: "system_name", maxLength: 128)
+        try SystemConnection.validateEndpoint(endpoint, type: connectionType)
+        guard credentials.objectValue != nil else {
+            throw HubError.validation(field: "credentials", reason: "must be a JSON object, not \(credentials.typeName)")
+        }
+        guard credentials.jsonText.utf8.count <= 16_384 else {
+            throw HubError.validation(field: "credentials", reason: "must be at most 16 KiB")
+        }
+        if let healthCheckInterval { try Validate.range(healthCheckInterval, 1...1440, field: "health_check_interval") }
+    }
+}
+
+/// A system connection: the design's returns (connection_id, status, last_check, uptime_percentage,
+/// avg_response_time) and its registration, credentials masked.
+public struct SystemConnection: Sendable, Hashable {
+    public var id: ConnectionID
+    public var systemName: String
+    public var connectionType: ConnectionType
+    public var endpoint: String
+    /// Credentials with every value masked except `username`, `user`, `database` and `header`.
+    public var maskedCredentials: JSONValue
+    public var healthCheckInterval: Int
+    public var status: ConnectionStatus
+    public var lastCheck: Date?
+    /// Response time of the last check, in milliseconds.
+    public var responseTime: Int64?
+    /// Percentage of healthy checks among all checks (0–100, two decimals).
+    public var uptimePercentage: Double?
+    /// Average response time of all checks that measured one, in milliseconds.
+    public var avgResponseTime: Int64?
+    public var lastUpdated: Date?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(
+        id: ConnectionID, systemName: String, connectionType: ConnectionType, endpoint: String,
+        maskedCredentials: JSONValue, healthCheckInterval: Int, status: ConnectionStatus, lastCheck: Date?,
+        responseTime: Int64?, uptimePercentage: Double?, avgResponseTime: Int64?, lastUpdated: Date?,
+        createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.systemName = systemName
+        self.connectionType = connectionType
+        self.endpoint = endpoint
+        self.maskedCredentials = maskedCredentials
+        self.healthCheckInterval = healthCheckInterval
+        self.status = status
+        self.lastCheck = lastCheck
+        self.responseTime = responseTime
+        self.uptimePercentage = uptimePercentage
+        self.avgResponseTime = avgResponseTime
+        self.lastUpdated = lastUpdated
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    /// Credential members shown in clear by ``mask(credentials:)``.
+    public static let visibleCredentialKeys: Set<String> = ["username", "user", "database", "header"]
+
+    /// `credentials` with every value masked except the members in ``visibleCredentialKeys``.
+    public static func mask(credentials: JSONValue) -> JSONValue {
+        guard let members = credentials.objectValue else { return .null }
+        return .object(members.mapValues { _ in JSONValue.string("****") }.merging(
+            members.filter { visibleCredentialKeys.contains($0.key) }, uniquingKeysWith: { _, clear in clear }))
+    }
+
+    static func validateEndpoint(_ endpoint: String, type: ConnectionType) throws {
+        let field = "endpoint"
+        try Validate.nonEmpty(endpoint, field: field, maxLength: 2048)
+        switch type {
+        case .API:
+            try Validate.httpURL(endpoint, field: field)
+        case .DB:
+            try validateURL(endpoint, schemes: ["postgres", "postgresql"], field: field, example: "postgres://host:5432/db")
+        case .FTP:
+            if endpoint.contains("://") {
+                try validateURL(endpoint, schemes: ["ftp"], field: field, example: "ftp://host:21")
+            } else {
+                try validateHostPort(endpoint, field: field)
+            }
+        case .SFTP:
+            if endpoint.contains("://") {
+                try validateURL(endpoint, schemes: ["sftp"], field: field, example: "sftp://host:22")
+            } else {
+                try validateHostPort(endpoint, field: field)
+            }
+        case .TCP:
+            if endpoint.hasPrefix("tcp://") {
+                try validateHostPort(String(endpoint.dropFirst(6)), field: field)
+            } else {
+                try validateHostPort(endpoint, field: field)
+            }
+        }
+    }
+
+    private static func validateURL(_ value: String, schemes: Set<String>, field: String, example: String) throws {
+        guard let components = URLComponents(string: value), let scheme = components.scheme?.lowercased(),
+            schemes.contains(scheme)
+        else {
+            throw HubError.validation(field: field, reason: "must be a URL like \(example)")
+        }
+        guard let host = components.host, !host.isEmpty else {
+            throw HubError.validation(field: field, reason: "must include a host")
+        }
+        guard components.user == nil, components.password == nil else {
+            throw HubError.validation(field: field, reason: "must not embed credentials; put them in credentials")
+        }
+        if let port = components.port, !(1...65535).contains(port) {
+            throw HubError.validation(field: field, reason: "port must be between 1 and 65535")
+        }
+    }
+
+    /// `host:port` with a DNS name, an IPv4 address or a bracketed IPv6 address.
+    private static func validateHostPort(_ value: String, field: String) throws {
+        let host: Substring
+        let port: Substring
+        if value.hasPrefix("[") {
+            guard let close = value.firstIndex(of: "]"), value[value.index(after: close)...].hasPrefix(":") else {
+                throw HubError.validation(field: field, reason: "must be host:port")
+            }
+            host = value[value.index(after: value.startIndex)..<close]
+            port = value[value.index(close, offsetBy: 2)...]
+            guard !host.isEmpty, host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else {
+                throw HubError.validation(field: field, reason: "has an invalid IPv6 address")
+            }
+        } else {
+            let parts = value.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2 else { throw HubError.validation(field: field, reason: "must be host:port") }
+            host = parts[0]
+            port = parts[1]
+            guard !host.isEmpty, host.count <= 253,
+                host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
+            else {
+                throw HubError.validation(field: field, reason: "has an invalid host name")
+            }
+        }
+        guard let number = Int(port), (1...65535).contains(number) else {
+            throw HubError.validation(field: field, reason: "port must be between 1 and 65535")
+        }
+    }
+}
+
+/// One health check of a connection (a `connection_health` row).
+public struct HealthCheck: Sendable, Hashable {
+    public var id: HealthCheckID
+    public var connectionID: ConnectionID
+    public var checkTimestamp: Date
+    public var status: ConnectionStatus
+    /// Milliseconds, `nil` when the check got no answer.
+    public var responseTime: Int64?
+
+    public init(
+        id: HealthCheckID, connectionID: ConnectionID, checkTimestamp: Date, status: ConnectionStatus,
+        responseTime: Int64?
+    ) {
+        self.id = id
+        self.connectionID = connectionID
+        self.checkTimestamp = checkTimestamp
+        self.status = status
+        self.responseTime = responseTime
+    }
+}
+
+/// DAO-MDE-03-08-05, System Connectivity: connections, their health checks, uptime and response times.
+public protocol SystemConnectivityDAO: Sendable {
+    /// Step 1: validates and creates a `pending` connection (interval defaults to 5 minutes), credentials sealed.
+    /// - Throws: `validation`; `conflict(system_name)` when the name is taken.
+    func create(_ registration: ConnectionRegistration) async throws -> SystemConnection
+
+    /// Steps 2, 3 and 4 in one transaction: sets the connection's status, last_check and response_time, appends
+    /// a `connection_health` row, and recomputes uptime_percentage and avg_response_time from all checks.
+    /// - Throws: `validation` when `status` is `pending` or `responseTime` is negative; `notFound`.
+    func recordCheck(_ id: ConnectionID, status: ConnectionStatus, responseTime: Int64?) async throws
+        -> SystemConnection
+
+    /// The connection with this id, credentials masked. - Throws: `notFound`.
+    func get(_ id: ConnectionID) async throws -> SystemConnection
+
+    /// Connections, newest first, one page at a time.
+    func list(_ page: PageRequest) async throws -> Page<SystemConnection>
+
+    /// The connection's checks, newest first, one page at a time. - Throws: `notFound`.
+    func healthHistory(_ id: ConnectionID, _ page: PageRequest) async throws -> Page<HealthCheck>
+
+    /// Deletes the connection and its checks. - Throws: `notFound`.
+    func delete(_ id: ConnectionID) async throws
+
+    /// The credentials in clear, for the probes. Never log or return them. - Throws: `notFound`; `sealing`.
+    func credentials(for id: ConnectionID) async throws -> JSONValue
+}

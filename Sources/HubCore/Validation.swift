@@ -1,0 +1,164 @@
+import Foundation
+
+/// Field validation shared by every DAO. Each check throws ``HubError/validation(field:reason:)`` naming the
+/// field and the reason, and runs before anything is written.
+public enum Validate {
+    /// `value` must be 1…`maxLength` characters from letters, digits and `extra`, starting with a letter or digit.
+    public static func token(
+        _ value: String, field: String, maxLength: Int = 64, extra: Set<Character> = ["-", "_", "."]
+    ) throws {
+        guard !value.isEmpty else { throw HubError.validation(field: field, reason: "must not be empty") }
+        guard value.count <= maxLength else {
+            throw HubError.validation(field: field, reason: "must be at most \(maxLength) characters")
+        }
+        guard let first = value.first, first.isASCII, first.isLetter || first.isNumber else {
+            throw HubError.validation(field: field, reason: "must start with a letter or digit")
+        }
+        for character in value where !(character.isASCII && (character.isLetter || character.isNumber)) {
+            guard extra.contains(character) else {
+                let allowed = extra.sorted().map { "'\($0)'" }.joined(separator: ", ")
+                throw HubError.validation(
+                    field: field, reason: "may contain only letters, digits and \(allowed)")
+            }
+        }
+    }
+
+    /// `value` must be an absolute `http` or `https` URL with a host, no user info and at most 2048 characters.
+    @discardableResult
+    public static func httpURL(_ value: String, field: String) throws -> URL {
+        guard !value.isEmpty else { throw HubError.validation(field: field, reason: "must not be empty") }
+        guard value.count <= 2048 else {
+            throw HubError.validation(field: field, reason: "must be at most 2048 characters")
+        }
+        guard let components = URLComponents(string: value), let scheme = components.scheme?.lowercased(),
+            let url = components.url
+        else {
+            throw HubError.validation(field: field, reason: "is not a valid URL")
+        }
+        guard scheme == "http" || scheme == "https" else {
+            throw HubError.validation(field: field, reason: "must use http or https")
+        }
+        guard let host = components.host, !host.isEmpty else {
+            throw HubError.validation(field: field, reason: "must include a host")
+        }
+        guard components.user == nil, components.password == nil else {
+            throw HubError.validation(field: field, reason: "must not embed credentials; put them in the auth configuration")
+        }
+        guard components.fragment == nil else {
+            throw HubError.validation(field: field, reason: "must not have a fragment")
+        }
+        return url
+    }
+
+    /// `value` must lie in `range`.
+    public static func range(_ value: Int, _ range: ClosedRange<Int>, field: String) throws {
+        guard range.contains(value) else {
+            throw HubError.validation(
+                field: field, reason: "must be between \(range.lowerBound) and \(range.upperBound)")
+        }
+    }
+
+    /// Parses `value` as one of the raw values of `T`.
+    public static func oneOf<T: RawRepresentable & CaseIterable>(_ value: String, as type: T.Type, field: String) throws -> T
+    where T.RawValue == String {
+        guard let parsed = T(rawValue: value) else {
+            let allowed = T.allCases.map(\.rawValue).joined(separator: ", ")
+            throw HubError.validation(field: field, reason: "must be one of \(allowed)")
+        }
+        return parsed
+    }
+
+    /// `value`, when present, must be a JSON object.
+    public static func objectIfPresent(_ value: JSONValue?, field: String) throws {
+        guard let value, value != .null else { return }
+        guard value.objectValue != nil else {
+            throw HubError.validation(field: field, reason: "must be a JSON object, not \(value.typeName)")
+        }
+    }
+
+    /// `value` must be a JSON object whose members are all strings; returns them.
+    public static func stringMap(_ value: JSONValue, field: String) throws -> [String: String] {
+        guard let members = value.objectValue else {
+            throw HubError.validation(field: field, reason: "must be a JSON object, not \(value.typeName)")
+        }
+        var result: [String: String] = [:]
+        for (key, member) in members {
+            guard let text = member.stringValue else {
+                throw HubError.validation(field: "\(field).\(key)", reason: "must be a string, not \(member.typeName)")
+            }
+            result[key] = text
+        }
+        return result
+    }
+
+    /// `value` must be a JSON object of HTTP headers: RFC 9110 token names, string values without line breaks.
+    public static func headers(_ value: JSONValue, field: String) throws -> [String: String] {
+        let headers = try stringMap(value, field: field)
+        let tokenCharacters = Set("!#$%&'*+-.^_`|~")
+        for (name, headerValue) in headers {
+            guard !name.isEmpty,
+                name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || tokenCharacters.contains($0)) })
+            else {
+                throw HubError.validation(field: "\(field).\(name)", reason: "is not a valid header name")
+            }
+            guard !headerValue.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
+                throw HubError.validation(field: "\(field).\(name)", reason: "must not contain line breaks")
+            }
+        }
+        return headers
+    }
+
+    /// `value` must be a non-empty string.
+    public static func nonEmpty(_ value: String, field: String, maxLength: Int = 1024) throws {
+        guard !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw HubError.validation(field: field, reason: "must not be empty")
+        }
+        guard value.count <= maxLength else {
+            throw HubError.validation(field: field, reason: "must be at most \(maxLength) characters")
+        }
+    }
+}
+
+extension Dictionary where Key == String, Value == JSONValue {
+    /// Throws when the object has a member outside `allowed`, naming the first one (sorted) under `field`.
+    func rejectUnknown(_ allowed: Set<String>, field: String) throws {
+        if let unknown = keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw HubError.validation(field: "\(field).\(unknown)", reason: "is not a known field")
+        }
+    }
+
+    /// The required non-empty string member `key`.
+    func requiredString(_ key: String, field: String) throws -> String {
+        guard let member = self[key], member != .null else {
+            throw HubError.validation(field: "\(field).\(key)", reason: "is required")
+        }
+        guard let text = member.stringValue else {
+            throw HubError.validation(field: "\(field).\(key)", reason: "must be a string, not \(member.typeName)")
+        }
+        try Validate.nonEmpty(text, field: "\(field).\(key)", maxLength: 4096)
+        return text
+    }
+
+    /// The optional string member `key`.
+    func optionalString(_ key: String, field: String) throws -> String? {
+        guard let member = self[key], member != .null else { return nil }
+        guard let text = member.stringValue else {
+            throw HubError.validation(field: "\(field).\(key)", reason: "must be a string, not \(member.typeName)")
+        }
+        try Validate.nonEmpty(text, field: "\(field).\(key)", maxLength: 4096)
+        return text
+    }
+
+    /// The optional integer member `key`, checked against `range`.
+    func optionalInt(_ key: String, in range: ClosedRange<Int>, field: String) throws -> Int? {
+        guard let member = self[key], member != .null else { return nil }
+        guard let value = member.intValue else {
+            throw HubError.validation(field: "\(field).\(key)", reason: "must be an integer, not \(member.typeName)")
+        }
+        guard value >= Int64(range.lowerBound), value <= Int64(range.upperBound) else {
+            throw HubError.validation(
+                field: "\(field).\(key)", reason: "must be between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return Int(value)
+    }
+}

@@ -1,0 +1,214 @@
+import Foundation
+import HubCore
+import HubStore
+import Logging
+import NIOCore
+import NIOSSL
+import PostgresNIO
+
+/// PostgreSQL behind ``SQLDatabase``, over a `PostgresClient` pool.
+///
+/// The client must be running: call ``run()`` in a task group or `ServiceGroup` before the first query (queries
+/// wait for it). Every session is pinned to UTC. Driver errors are mapped onto ``SQLError``; no driver text or
+/// bound value reaches an error message.
+public final class PostgresDatabase: SQLDatabase {
+    public let client: PostgresClient
+    private let logger: Logger
+
+    public var dialect: SQLDialect { .postgres }
+
+    /// A database over a new client for `configuration`.
+    public init(configuration: PostgresClient.Configuration, logger: Logger = Logger(label: "hub.postgres")) {
+        var configuration = configuration
+        configuration.options.additionalStartupParameters.append(("TimeZone", "UTC"))
+        configuration.options.additionalStartupParameters.append(("application_name", "integration-hub"))
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.logger = logger
+    }
+
+    /// A database for a `postgres://user:password@host:port/database?sslmode=…` URL.
+    public convenience init(url: String, logger: Logger = Logger(label: "hub.postgres")) throws {
+        self.init(configuration: try Self.configuration(url: url), logger: logger)
+    }
+
+    /// Runs the client's connection pool until the task is cancelled.
+    public func run() async { await client.run() }
+
+    /// Parses a `postgres://` or `postgresql://` URL: user, password (percent-decoded), host, port (5432),
+    /// database, and `sslmode` (`disable`; `prefer`, the default; `require`).
+    /// - Throws: `validation(database_url)` naming what is wrong.
+    public static func configuration(url: String) throws -> PostgresClient.Configuration {
+        let field = "database_url"
+        guard let components = URLComponents(string: url),
+            let scheme = components.scheme, scheme == "postgres" || scheme == "postgresql"
+        else {
+            throw HubError.validation(field: field, reason: "must be a postgres:// URL")
+        }
+        guard let host = components.host, !host.isEmpty else {
+            throw HubError.validation(field: field, reason: "must name a host")
+        }
+        guard let user = components.user, !user.isEmpty else {
+            throw HubError.validation(field: field, reason: "must name a user")
+        }
+        let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        let mode = components.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "prefer"
+        let tls: PostgresClient.Configuration.TLS
+        switch mode {
+        case "disable": tls = .disable
+        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
+        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+        default: throw HubError.validation(field: field, reason: "sslmode must be disable, prefer or require")
+        }
+        return PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: user.removingPercentEncoding ?? user,
+            password: components.password.map { $0.removingPercentEncoding ?? $0 },
+            database: database.isEmpty ? nil : database, tls: tls)
+    }
+
+    public func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        do {
+            let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: Self.bindings(binds)), logger: logger)
+            return try await Self.collect(rows)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    public func transaction<T: Sendable>(_ body: (any SQLExecutor) async throws -> T) async throws -> T {
+        do {
+            return try await client.withTransaction(logger: logger) { connection in
+                try await body(ConnectionExecutor(connection: connection, logger: logger))
+            }
+        } catch let error as PostgresTransactionError {
+            // Surface the closure's own error (already mapped) rather than the wrapper.
+            if let closureError = error.closureError { throw Self.map(closureError) }
+            throw Self.map(error.commitError ?? error.beginError ?? error.rollbackError ?? error)
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// Statements of one transaction, on its leased connection.
+    private struct ConnectionExecutor: SQLExecutor, @unchecked Sendable {
+        let connection: PostgresConnection
+        let logger: Logger
+
+        func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+            do {
+                let rows = try await connection.query(
+                    PostgresQuery(unsafeSQL: sql, binds: PostgresDatabase.bindings(binds)), logger: logger)
+                return try await PostgresDatabase.collect(rows)
+            } catch {
+                throw PostgresDatabase.map(error)
+            }
+        }
+    }
+
+    // MARK: - Values
+
+    static func bindings(_ values: [SQLValue]) -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: values.count)
+        for value in values {
+            switch value {
+            case .null: bindings.appendNull()
+            case .int(let value): bindings.append(value)
+            case .double(let value): bindings.append(value)
+            case .text(let value): bindings.append(value)
+            case .uuid(let value): bindings.append(value)
+            case .timestamp(let date): bindings.append(Timestamp(microseconds: SQLValue.microseconds(date)))
+            case .json(let text): bindings.append(JSONB(text: text))
+            case .textArray(let elements): bindings.append(elements)
+            }
+        }
+        return bindings
+    }
+
+    static func collect(_ rows: PostgresRowSequence) async throws -> [SQLRow] {
+        var result: [SQLRow] = []
+        for try await row in rows {
+            var values: [String: SQLValue] = [:]
+            for cell in row { values[cell.columnName] = try decode(cell) }
+            result.append(SQLRow(values: values))
+        }
+        return result
+    }
+
+    private static func decode(_ cell: PostgresCell) throws -> SQLValue {
+        guard var bytes = cell.bytes else { return .null }
+        switch cell.dataType {
+        case .uuid: return .uuid(try cell.decode(UUID.self))
+        case .int2, .int4, .int8: return .int(try cell.decode(Int64.self))
+        case .float4, .float8: return .double(try cell.decode(Double.self))
+        case .numeric:
+            return .double(NSDecimalNumber(decimal: try cell.decode(Decimal.self)).doubleValue)
+        case .bool: return .int(try cell.decode(Bool.self) ? 1 : 0)
+        case .timestamptz, .timestamp:
+            guard cell.format == .binary, let micros = bytes.readInteger(as: Int64.self) else {
+                throw SQLError.decoding(column: cell.columnName)
+            }
+            return .timestamp(SQLValue.date(microseconds: micros + Timestamp.epochOffset))
+        case .jsonb, .json: return .json(try cell.decode(String.self))
+        case .textArray, .varcharArray: return .textArray(try cell.decode([String].self))
+        default: return .text(try cell.decode(String.self))
+        }
+    }
+
+    // MARK: - Errors
+
+    /// Maps driver errors onto ``SQLError``; domain errors pass through.
+    static func map(_ error: any Error) -> any Error {
+        if error is HubError || error is SQLError { return error }
+        if let error = error as? PSQLError {
+            switch error.code {
+            case .server:
+                let state = error.serverInfo?[.sqlState] ?? ""
+                let constraint = error.serverInfo?[.constraintName]
+                switch state {
+                case "23505": return SQLError.uniqueViolation(constraint: constraint)
+                case "23503": return SQLError.foreignKeyViolation(constraint: constraint)
+                case "23514": return SQLError.checkViolation(constraint: constraint)
+                case "40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300":
+                    return SQLError.unavailable
+                default:
+                    if state.hasPrefix("08") || state.hasPrefix("53") { return SQLError.unavailable }
+                    return SQLError.other(code: state)
+                }
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed,
+                .sslUnsupported, .failedToAddSSLHandler:
+                return SQLError.unavailable
+            default:
+                return SQLError.other(code: "\(error.code)")
+            }
+        }
+        if error is PostgresDecodingError { return SQLError.other(code: "decoding") }
+        if error is CancellationError { return error }
+        return SQLError.unavailable
+    }
+}
+
+/// A `timestamptz` bound from exact microseconds since 1970 (PostgresNIO's `Date` encoding truncates).
+struct Timestamp: PostgresNonThrowingEncodable {
+    /// Microseconds between 1970-01-01 and PostgreSQL's epoch, 2000-01-01.
+    static let epochOffset: Int64 = 946_684_800_000_000
+    let microseconds: Int64
+
+    static var psqlType: PostgresDataType { .timestamptz }
+    static var psqlFormat: PostgresFormat { .binary }
+
+    func encode<JSONEncoder: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+        byteBuffer.writeInteger(microseconds - Self.epochOffset)
+    }
+}
+
+/// JSON text bound as `jsonb`.
+struct JSONB: PostgresNonThrowingEncodable {
+    let text: String
+
+    static var psqlType: PostgresDataType { .jsonb }
+    static var psqlFormat: PostgresFormat { .binary }
+
+    func encode<JSONEncoder: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+        byteBuffer.writeInteger(UInt8(1))
+        byteBuffer.writeString(text)
+    }
+}

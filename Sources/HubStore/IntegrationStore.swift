@@ -1,0 +1,157 @@
+import Foundation
+import HubCore
+
+/// DAO-MDE-03-08-01 over any ``SQLDatabase``. The auth configuration is sealed with the row id as context.
+public struct IntegrationStore: ExternalSystemIntegrationDAO {
+    let database: any SQLDatabase
+    let sealer: SecretSealer
+    let clock: WallClock
+
+    public init(database: any SQLDatabase, sealer: SecretSealer, clock: WallClock = .system) {
+        self.database = database
+        self.sealer = sealer
+        self.clock = clock
+    }
+
+    static let columns = """
+        integration_id, system_id, integration_type, endpoint_url, auth_config, mapping_config, status, last_sync, \
+        error_count, config_version, last_tested_at, created_at, updated_at
+        """
+
+    public func register(_ registration: IntegrationRegistration) async throws -> Integration {
+        // Step 1: validate system_id, endpoint_url, auth_config; then insert with status 'active'.
+        let auth = try registration.validate()
+        let id = IntegrationID.generate()
+        let now = clock.now()
+        let sealed = try seal(auth, id: id)
+        let row = try await mapErrors {
+            try await database.queryOne(
+                """
+                INSERT INTO external_integrations (integration_id, system_id, integration_type, endpoint_url, \
+                auth_config, mapping_config, status, created_at, updated_at) \
+                VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) RETURNING \(Self.columns)
+                """,
+                [
+                    .uuid(id.uuid), .text(registration.systemID), .text(registration.integrationType),
+                    .text(registration.endpointURL), .json(JSONValue.string(sealed).jsonText),
+                    .optional(registration.mappingConfig.flatMap { $0 == .null ? nil : $0 }) { .json($0.jsonText) },
+                    .timestamp(now),
+                ])
+        }
+        return try decode(row!)
+    }
+
+    public func recordConnectivityTest(_ id: IntegrationID, reachable: Bool) async throws -> Integration {
+        // Step 2: status from the connectivity result; last_sync, error_count and config_version are kept
+        // (see docs/design-notes.md).
+        let status: IntegrationStatus = reachable ? .active : .error
+        let row = try await database.queryOne(
+            """
+            UPDATE external_integrations SET status = $1, last_tested_at = $2, updated_at = $2 \
+            WHERE integration_id = $3 RETURNING \(Self.columns)
+            """,
+            [.text(status.rawValue), .timestamp(clock.now()), .uuid(id.uuid)])
+        guard let row else { throw HubError.notFound(entity: "integration", id: id.description) }
+        return try decode(row)
+    }
+
+    public func get(_ id: IntegrationID) async throws -> Integration {
+        let row = try await database.queryOne(
+            "SELECT \(Self.columns) FROM external_integrations WHERE integration_id = $1", [.uuid(id.uuid)])
+        guard let row else { throw HubError.notFound(entity: "integration", id: id.description) }
+        return try decode(row)
+    }
+
+    public func list(_ page: PageRequest) async throws -> Page<Integration> {
+        let query = ListQuery(table: "external_integrations", idColumn: "integration_id", columns: Self.columns)
+        return try await query.run(on: database, page: page) { row in
+            let integration = try decode(row)
+            return (integration, PageCursor(createdAt: integration.createdAt, id: integration.id.uuid))
+        }
+    }
+
+    public func updateConfig(_ id: IntegrationID, _ update: IntegrationConfigUpdate) async throws -> Integration {
+        let auth = try update.validate()
+        let now = clock.now()
+        let sealed = try auth.map { try seal($0, id: id) }
+        // One statement: COALESCE patches, and the version bump computed from the row being updated.
+        let row = try await mapErrors {
+            try await database.queryOne(
+                """
+                UPDATE external_integrations SET \
+                integration_type = COALESCE($1, integration_type), endpoint_url = COALESCE($2, endpoint_url), \
+                auth_config = COALESCE($3, auth_config), mapping_config = COALESCE($4, mapping_config), \
+                status = COALESCE($5, status), config_revision = config_revision + 1, \
+                config_version = 'v1.' || (config_revision + 1), updated_at = $6 \
+                WHERE integration_id = $7 RETURNING \(Self.columns)
+                """,
+                [
+                    .optional(update.integrationType) { .text($0) }, .optional(update.endpointURL) { .text($0) },
+                    .optional(sealed) { .json(JSONValue.string($0).jsonText) },
+                    .optional(update.mappingConfig) { .json($0.jsonText) },
+                    .optional(update.status) { .text($0.rawValue) }, .timestamp(now), .uuid(id.uuid),
+                ])
+        }
+        guard let row else { throw HubError.notFound(entity: "integration", id: id.description) }
+        return try decode(row)
+    }
+
+    public func delete(_ id: IntegrationID) async throws {
+        let deleted = try await database.queryOne(
+            """
+            DELETE FROM external_integrations WHERE integration_id = $1 \
+            AND NOT EXISTS (SELECT 1 FROM sync_jobs WHERE integration_id = $1 AND status = 'running') \
+            RETURNING integration_id
+            """,
+            [.uuid(id.uuid)])
+        if deleted != nil { return }
+        _ = try await get(id)  // throws notFound when it does not exist
+        throw HubError.conflict(field: nil, reason: "the integration has a running sync job; cancel or finish it first")
+    }
+
+    public func authConfig(for id: IntegrationID) async throws -> AuthConfig {
+        let row = try await database.queryOne(
+            "SELECT auth_config FROM external_integrations WHERE integration_id = $1", [.uuid(id.uuid)])
+        guard let row else { throw HubError.notFound(entity: "integration", id: id.description) }
+        return try unseal(row, id: id)
+    }
+
+    // MARK: - Sealing and decoding
+
+    private func context(_ id: IntegrationID) -> String { "external_integrations.auth_config:\(id)" }
+
+    private func seal(_ auth: AuthConfig, id: IntegrationID) throws -> String {
+        try sealer.seal(auth.json.jsonText, context: context(id))
+    }
+
+    private func unseal(_ row: SQLRow, id: IntegrationID) throws -> AuthConfig {
+        guard let sealed = try row.json("auth_config").stringValue else {
+            throw HubError.sealing(reason: "stored auth_config is not sealed")
+        }
+        let text = try sealer.open(sealed, context: context(id))
+        return try AuthConfig(json: try JSONValue.parse(text, field: "auth_config"))
+    }
+
+    private func decode(_ row: SQLRow) throws -> Integration {
+        let id = IntegrationID(try row.uuid("integration_id"))
+        guard let status = IntegrationStatus(rawValue: try row.string("status")) else {
+            throw SQLError.decoding(column: "status")
+        }
+        return Integration(
+            id: id, systemID: try row.string("system_id"), integrationType: try row.string("integration_type"),
+            endpointURL: try row.string("endpoint_url"), maskedAuthConfig: try unseal(row, id: id).masked,
+            mappingConfig: try row.optionalJSON("mapping_config"), status: status,
+            lastSync: try row.optionalDate("last_sync"), errorCount: try row.int("error_count"),
+            configVersion: try row.string("config_version"), lastTestedAt: try row.optionalDate("last_tested_at"),
+            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+    }
+
+    private func mapErrors<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch SQLError.uniqueViolation {
+            throw HubError.conflict(
+                field: "system_id", reason: "an integration of this type is already registered for this system_id")
+        }
+    }
+}

@@ -1,0 +1,381 @@
+import Foundation
+import HubCore
+
+/// A numbered, named schema step. The list is append-only: a released migration is never edited, and both
+/// backends run the same list (each with its own DDL text).
+public struct Migration: Sendable {
+    public let version: Int
+    public let name: String
+    let postgres: [String]
+    let sqlite: [String]
+
+    func statements(for dialect: SQLDialect) -> [String] {
+        dialect == .postgres ? postgres : sqlite
+    }
+}
+
+/// Applies and checks migrations, recording each in `schema_migrations`.
+public struct Migrator: Sendable {
+    /// Every migration of this build, in order.
+    public static let all: [Migration] = [Migration.designTables]
+
+    let database: any SQLDatabase
+
+    public init(database: any SQLDatabase) { self.database = database }
+
+    /// The versions recorded in `schema_migrations` (empty for a new database).
+    public func appliedVersions() async throws -> [Int] {
+        try await ensureTable()
+        return try await database.query("SELECT version FROM schema_migrations ORDER BY version", [])
+            .map { Int(try $0.int("version")) }
+    }
+
+    /// Applies every pending migration, each in its own transaction. Safe to run from several processes at once:
+    /// on PostgreSQL an advisory lock serialises them, on SQLite the write lock does; a migration applied by
+    /// another process meanwhile is skipped. Returns the migrations applied by this call.
+    @discardableResult
+    public func migrate() async throws -> [Migration] {
+        try await ensureTable()
+        var applied: [Migration] = []
+        for migration in Self.all {
+            let didApply = try await database.transaction { executor in
+                if database.dialect == .postgres {
+                    _ = try await executor.query("SELECT pg_advisory_xact_lock(7264110382)", [])
+                }
+                let existing = try await executor.queryOne(
+                    "SELECT version FROM schema_migrations WHERE version = $1", [.int(Int64(migration.version))])
+                guard existing == nil else { return false }
+                for statement in migration.statements(for: database.dialect) {
+                    _ = try await executor.query(statement, [])
+                }
+                _ = try await executor.query(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                    [.int(Int64(migration.version)), .text(migration.name), .timestamp(WallClock.system.now())])
+                return true
+            }
+            if didApply { applied.append(migration) }
+        }
+        return applied
+    }
+
+    /// Throws `schemaMismatch` unless the database has exactly this build's migrations: pending ones mean
+    /// `hub migrate` has not run; unknown ones mean the database was migrated by a newer build.
+    public func check() async throws {
+        let applied = try await appliedVersions()
+        let known = Self.all.map(\.version)
+        if let unknown = applied.first(where: { !known.contains($0) }) {
+            throw HubError.schemaMismatch(reason: "the database has migration \(unknown), which this build does not know; upgrade hub")
+        }
+        let pending = known.filter { !applied.contains($0) }
+        if !pending.isEmpty {
+            throw HubError.schemaMismatch(
+                reason: "migrations \(pending.map(String.init).joined(separator: ", ")) are pending; run `hub migrate`")
+        }
+    }
+
+    private func ensureTable() async throws {
+        let type = database.dialect == .postgres ? "timestamptz" : "INTEGER"
+        _ = try await database.query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at \(type) NOT NULL)",
+            [])
+    }
+}
+
+extension Migration {
+    /// Migration 1: the nine tables of DAO-MDE-03-08 with the columns the design's statements name, plus
+    /// what the steps need (counts and sums for statistics, a one-running-job index, cascade rules).
+    static let designTables = Migration(
+        version: 1, name: "create_design_tables",
+        postgres: [
+            """
+            CREATE TABLE external_integrations (
+                integration_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                system_id text NOT NULL,
+                integration_type text NOT NULL,
+                endpoint_url text NOT NULL,
+                auth_config jsonb NOT NULL,
+                mapping_config jsonb,
+                status text NOT NULL DEFAULT 'active',
+                last_sync timestamptz,
+                error_count bigint NOT NULL DEFAULT 0,
+                config_version text NOT NULL DEFAULT 'v1.0',
+                config_revision integer NOT NULL DEFAULT 0,
+                last_tested_at timestamptz,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                CONSTRAINT external_integrations_system_type_key UNIQUE (system_id, integration_type)
+            )
+            """,
+            "CREATE INDEX external_integrations_created ON external_integrations (created_at DESC, integration_id DESC)",
+            """
+            CREATE TABLE sync_jobs (
+                sync_job_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                integration_id uuid NOT NULL REFERENCES external_integrations (integration_id) ON DELETE CASCADE,
+                sync_type text NOT NULL,
+                entity_type text NOT NULL,
+                filters jsonb,
+                batch_size integer NOT NULL DEFAULT 1000,
+                status text NOT NULL DEFAULT 'running',
+                records_processed bigint NOT NULL DEFAULT 0,
+                errors_count bigint NOT NULL DEFAULT 0,
+                started_at timestamptz NOT NULL DEFAULT now(),
+                last_batch_at timestamptz,
+                completed_at timestamptz,
+                created_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            "CREATE UNIQUE INDEX sync_jobs_one_running ON sync_jobs (integration_id, entity_type) WHERE status = 'running'",
+            "CREATE INDEX sync_jobs_created ON sync_jobs (created_at DESC, sync_job_id DESC)",
+            "CREATE INDEX sync_jobs_integration ON sync_jobs (integration_id, created_at DESC)",
+            """
+            CREATE TABLE sync_batches (
+                batch_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                sync_job_id uuid NOT NULL REFERENCES sync_jobs (sync_job_id) ON DELETE CASCADE,
+                batch_number integer NOT NULL,
+                records_count integer NOT NULL,
+                status text NOT NULL,
+                processed_at timestamptz NOT NULL DEFAULT now(),
+                CONSTRAINT sync_batches_job_number_key UNIQUE (sync_job_id, batch_number)
+            )
+            """,
+            """
+            CREATE TABLE api_operations (
+                operation_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                integration_id uuid REFERENCES external_integrations (integration_id) ON DELETE SET NULL,
+                operation_type text NOT NULL,
+                endpoint text NOT NULL,
+                headers jsonb,
+                payload jsonb,
+                timeout integer NOT NULL DEFAULT 30,
+                status text NOT NULL DEFAULT 'pending',
+                status_code integer,
+                response_data jsonb,
+                execution_time bigint,
+                error_message text,
+                started_at timestamptz NOT NULL DEFAULT now(),
+                completed_at timestamptz,
+                created_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            "CREATE INDEX api_operations_created ON api_operations (created_at DESC, operation_id DESC)",
+            "CREATE INDEX api_operations_integration ON api_operations (integration_id, created_at DESC)",
+            """
+            CREATE TABLE api_statistics (
+                endpoint text NOT NULL,
+                operation_type text NOT NULL,
+                stat_date text NOT NULL,
+                call_count bigint NOT NULL DEFAULT 0,
+                error_count bigint NOT NULL DEFAULT 0,
+                total_execution_time bigint NOT NULL DEFAULT 0,
+                min_execution_time bigint NOT NULL DEFAULT 0,
+                max_execution_time bigint NOT NULL DEFAULT 0,
+                last_status_code integer,
+                recorded_at timestamptz NOT NULL DEFAULT now(),
+                last_call_at timestamptz NOT NULL DEFAULT now(),
+                CONSTRAINT api_statistics_pkey PRIMARY KEY (endpoint, operation_type, stat_date)
+            )
+            """,
+            """
+            CREATE TABLE webhooks (
+                webhook_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                webhook_url text NOT NULL,
+                event_types text[] NOT NULL,
+                secret_key text,
+                retry_config jsonb,
+                headers jsonb,
+                status text NOT NULL DEFAULT 'active',
+                last_tested timestamptz,
+                test_result jsonb,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            "CREATE INDEX webhooks_created ON webhooks (created_at DESC, webhook_id DESC)",
+            """
+            CREATE TABLE webhook_statistics (
+                webhook_id uuid PRIMARY KEY REFERENCES webhooks (webhook_id) ON DELETE CASCADE,
+                success_count bigint NOT NULL DEFAULT 0,
+                failure_count bigint NOT NULL DEFAULT 0,
+                last_triggered timestamptz,
+                created_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            """
+            CREATE TABLE system_connections (
+                connection_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                system_name text NOT NULL,
+                connection_type text NOT NULL,
+                endpoint text NOT NULL,
+                credentials jsonb NOT NULL,
+                health_check_interval integer NOT NULL DEFAULT 5,
+                status text NOT NULL DEFAULT 'pending',
+                last_check timestamptz,
+                response_time bigint,
+                uptime_percentage numeric(5, 2),
+                avg_response_time bigint,
+                last_updated timestamptz,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                CONSTRAINT system_connections_system_name_key UNIQUE (system_name)
+            )
+            """,
+            "CREATE INDEX system_connections_created ON system_connections (created_at DESC, connection_id DESC)",
+            """
+            CREATE TABLE connection_health (
+                health_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                connection_id uuid NOT NULL REFERENCES system_connections (connection_id) ON DELETE CASCADE,
+                check_timestamp timestamptz NOT NULL DEFAULT now(),
+                status text NOT NULL,
+                response_time bigint,
+                created_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            "CREATE INDEX connection_health_connection ON connection_health (connection_id, created_at DESC, health_id DESC)",
+        ],
+        sqlite: [
+            """
+            CREATE TABLE external_integrations (
+                integration_id TEXT PRIMARY KEY,
+                system_id TEXT NOT NULL,
+                integration_type TEXT NOT NULL,
+                endpoint_url TEXT NOT NULL,
+                auth_config TEXT NOT NULL,
+                mapping_config TEXT,
+                status TEXT NOT NULL DEFAULT 'active',
+                last_sync INTEGER,
+                error_count INTEGER NOT NULL DEFAULT 0,
+                config_version TEXT NOT NULL DEFAULT 'v1.0',
+                config_revision INTEGER NOT NULL DEFAULT 0,
+                last_tested_at INTEGER,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                CONSTRAINT external_integrations_system_type_key UNIQUE (system_id, integration_type)
+            ) STRICT
+            """,
+            "CREATE INDEX external_integrations_created ON external_integrations (created_at DESC, integration_id DESC)",
+            """
+            CREATE TABLE sync_jobs (
+                sync_job_id TEXT PRIMARY KEY,
+                integration_id TEXT NOT NULL REFERENCES external_integrations (integration_id) ON DELETE CASCADE,
+                sync_type TEXT NOT NULL,
+                entity_type TEXT NOT NULL,
+                filters TEXT,
+                batch_size INTEGER NOT NULL DEFAULT 1000,
+                status TEXT NOT NULL DEFAULT 'running',
+                records_processed INTEGER NOT NULL DEFAULT 0,
+                errors_count INTEGER NOT NULL DEFAULT 0,
+                started_at INTEGER NOT NULL,
+                last_batch_at INTEGER,
+                completed_at INTEGER,
+                created_at INTEGER NOT NULL
+            ) STRICT
+            """,
+            "CREATE UNIQUE INDEX sync_jobs_one_running ON sync_jobs (integration_id, entity_type) WHERE status = 'running'",
+            "CREATE INDEX sync_jobs_created ON sync_jobs (created_at DESC, sync_job_id DESC)",
+            "CREATE INDEX sync_jobs_integration ON sync_jobs (integration_id, created_at DESC)",
+            """
+            CREATE TABLE sync_batches (
+                batch_id TEXT PRIMARY KEY,
+                sync_job_id TEXT NOT NULL REFERENCES sync_jobs (sync_job_id) ON DELETE CASCADE,
+                batch_number INTEGER NOT NULL,
+                records_count INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                processed_at INTEGER NOT NULL,
+                CONSTRAINT sync_batches_job_number_key UNIQUE (sync_job_id, batch_number)
+            ) STRICT
+            """,
+            """
+            CREATE TABLE api_operations (
+                operation_id TEXT PRIMARY KEY,
+                integration_id TEXT REFERENCES external_integrations (integration_id) ON DELETE SET NULL,
+                operation_type TEXT NOT NULL,
+                endpoint TEXT NOT NULL,
+                headers TEXT,
+                payload TEXT,
+                timeout INTEGER NOT NULL DEFAULT 30,
+                status TEXT NOT NULL DEFAULT 'pending',
+                status_code INTEGER,
+                response_data TEXT,
+                execution_time INTEGER,
+                error_message TEXT,
+                started_at INTEGER NOT NULL,
+                completed_at INTEGER,
+                created_at INTEGER NOT NULL
+            ) STRICT
+            """,
+            "CREATE INDEX api_operations_created ON api_operations (created_at DESC, operation_id DESC)",
+            "CREATE INDEX api_operations_integration ON api_operations (integration_id, created_at DESC)",
+            """
+            CREATE TABLE api_statistics (
+                endpoint TEXT NOT NULL,
+                operation_type TEXT NOT NULL,
+                stat_date TEXT NOT NULL,
+                call_count INTEGER NOT NULL DEFAULT 0,
+                error_count INTEGER NOT NULL DEFAULT 0,
+                total_execution_time INTEGER NOT NULL DEFAULT 0,
+                min_execution_time INTEGER NOT NULL DEFAULT 0,
+                max_execution_time INTEGER NOT NULL DEFAULT 0,
+                last_status_code INTEGER,
+                recorded_at INTEGER NOT NULL,
+                last_call_at INTEGER NOT NULL,
+                CONSTRAINT api_statistics_pkey PRIMARY KEY (endpoint, operation_type, stat_date)
+            ) STRICT
+            """,
+            """
+            CREATE TABLE webhooks (
+                webhook_id TEXT PRIMARY KEY,
+                webhook_url TEXT NOT NULL,
+                event_types TEXT NOT NULL,
+                secret_key TEXT,
+                retry_config TEXT,
+                headers TEXT,
+                status TEXT NOT NULL DEFAULT 'active',
+                last_tested INTEGER,
+                test_result TEXT,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL
+            ) STRICT
+            """,
+            "CREATE INDEX webhooks_created ON webhooks (created_at DESC, webhook_id DESC)",
+            """
+            CREATE TABLE webhook_statistics (
+                webhook_id TEXT PRIMARY KEY REFERENCES webhooks (webhook_id) ON DELETE CASCADE,
+                success_count INTEGER NOT NULL DEFAULT 0,
+                failure_count INTEGER NOT NULL DEFAULT 0,
+                last_triggered INTEGER,
+                created_at INTEGER NOT NULL
+            ) STRICT
+            """,
+            """
+            CREATE TABLE system_connections (
+                connection_id TEXT PRIMARY KEY,
+                system_name TEXT NOT NULL,
+                connection_type TEXT NOT NULL,
+                endpoint TEXT NOT NULL,
+                credentials TEXT NOT NULL,
+                health_check_interval INTEGER NOT NULL DEFAULT 5,
+                status TEXT NOT NULL DEFAULT 'pending',
+                last_check INTEGER,
+                response_time INTEGER,
+                uptime_percentage REAL,
+                avg_response_time INTEGER,
+                last_updated INTEGER,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                CONSTRAINT system_connections_system_name_key UNIQUE (system_name)
+            ) STRICT
+            """,
+            "CREATE INDEX system_connections_created ON system_connections (created_at DESC, connection_id DESC)",
+            """
+            CREATE TABLE connection_health (
+                health_id TEXT PRIMARY KEY,
+                connection_id TEXT NOT NULL REFERENCES system_connections (connection_id) ON DELETE CASCADE,
+                check_timestamp INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                response_time INTEGER,
+                created_at INTEGER NOT NULL
+            ) STRICT
+            """,
+            "CREATE INDEX connection_health_connection ON connection_health (connection_id, created_at DESC, health_id DESC)",
+        ])
+}

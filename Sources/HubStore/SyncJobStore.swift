@@ -1,0 +1,185 @@
+import Foundation
+import HubCore
+
+/// DAO-MDE-03-08-02 over any ``SQLDatabase``.
+public struct SyncJobStore: DataSynchronizationDAO {
+    let database: any SQLDatabase
+    let clock: WallClock
+
+    public init(database: any SQLDatabase, clock: WallClock = .system) {
+        self.database = database
+        self.clock = clock
+    }
+
+    static let columns = """
+        sync_job_id, integration_id, sync_type, entity_type, filters, batch_size, status, records_processed, \
+        errors_count, started_at, last_batch_at, completed_at, created_at
+        """
+
+    public func start(_ request: SyncJobRequest) async throws -> SyncJob {
+        // Step 1: validate sync_type and entity_type; integration_id's existence is checked by the foreign key,
+        // and the one-running-job rule by a partial unique index, so concurrent starts cannot both succeed.
+        try request.validate()
+        let now = clock.now()
+        do {
+            let row = try await database.queryOne(
+                """
+                INSERT INTO sync_jobs (sync_job_id, integration_id, sync_type, entity_type, filters, batch_size, \
+                status, started_at, created_at) VALUES ($1, $2, $3, $4, $5, COALESCE($6, 1000), 'running', $7, $7) \
+                RETURNING \(Self.columns)
+                """,
+                [
+                    .uuid(SyncJobID.generate().uuid), .uuid(request.integrationID.uuid), .text(request.syncType.rawValue),
+                    .text(request.entityType), .optional(request.filters.flatMap { $0 == .null ? nil : $0 }) { .json($0.jsonText) },
+                    .optional(request.batchSize) { .int(Int64($0)) }, .timestamp(now),
+                ])
+            return try decode(row!)
+        } catch SQLError.foreignKeyViolation {
+            throw HubError.invalidReference(field: "integration_id", reason: "no integration has this id")
+        } catch SQLError.uniqueViolation {
+            throw HubError.conflict(
+                field: "entity_type", reason: "a sync job for this integration and entity type is already running")
+        }
+    }
+
+    public func recordBatch(_ jobID: SyncJobID, batchNumber: Int, recordsCount: Int, status: SyncBatchStatus)
+        async throws -> BatchProgress
+    {
+        // Step 2: the batch row and the job's progress commit together or not at all.
+        try Validate.range(batchNumber, 1...Int(Int32.max), field: "batch_number")
+        try Validate.range(recordsCount, 0...Int(Int32.max), field: "records_count")
+        let now = clock.now()
+        let batchID = SyncBatchID.generate()
+        let binds: [SQLValue] = [
+            .uuid(jobID.uuid), .int(Int64(batchNumber)), .int(Int64(recordsCount)), .text(status.rawValue),
+            .timestamp(now), .uuid(batchID.uuid),
+        ]
+        do {
+            let progress: BatchProgress?
+            switch database.dialect {
+            case .postgres:
+                // The design's CTE, with the insert fed by the job update so that a batch is only recorded for a
+                // running job.
+                let row = try await database.queryOne(
+                    """
+                    WITH job_update AS (UPDATE sync_jobs SET records_processed = records_processed + $3, \
+                    last_batch_at = $5 WHERE sync_job_id = $1 AND status = 'running' \
+                    RETURNING sync_job_id, records_processed), \
+                    sync_progress AS (INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, \
+                    status, processed_at) SELECT $6, ju.sync_job_id, $2, $3, $4, $5 FROM job_update ju \
+                    RETURNING batch_id) \
+                    SELECT sp.batch_id, ju.records_processed FROM sync_progress sp, job_update ju
+                    """, binds)
+                progress = try row.map(Self.decodeProgress)
+            case .sqlite:
+                progress = try await database.transaction { executor in
+                    guard
+                        let job = try await executor.queryOne(
+                            """
+                            UPDATE sync_jobs SET records_processed = records_processed + $3, last_batch_at = $5 \
+                            WHERE sync_job_id = $1 AND status = 'running' RETURNING records_processed
+                            """, binds)
+                    else { return nil }
+                    _ = try await executor.query(
+                        """
+                        INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, status, \
+                        processed_at) VALUES ($6, $1, $2, $3, $4, $5)
+                        """, binds)
+                    return BatchProgress(batchID: batchID, recordsProcessed: try job.int("records_processed"))
+                }
+            }
+            if let progress { return progress }
+        } catch SQLError.uniqueViolation {
+            throw HubError.conflict(field: "batch_number", reason: "batch \(batchNumber) of this job is already recorded")
+        }
+        let job = try await get(jobID)
+        throw HubError.conflict(field: nil, reason: "the sync job is \(job.status.rawValue), not running")
+    }
+
+    public func finalize(_ jobID: SyncJobID, status: SyncJobStatus, errorsCount: Int) async throws -> SyncJob {
+        // Step 3, and the integration's last_sync and error_count, in one transaction.
+        guard status.isFinal else {
+            throw HubError.validation(field: "status", reason: "must be a final status, not running")
+        }
+        try Validate.range(errorsCount, 0...Int(Int32.max), field: "errors_count")
+        let now = clock.now()
+        let finished: SyncJob? = try await database.transaction { executor in
+            guard
+                let row = try await executor.queryOne(
+                    """
+                    UPDATE sync_jobs SET status = $1, completed_at = $2, errors_count = $3 \
+                    WHERE sync_job_id = $4 AND status = 'running' RETURNING \(Self.columns)
+                    """,
+                    [.text(status.rawValue), .timestamp(now), .int(Int64(errorsCount)), .uuid(jobID.uuid)])
+            else { return nil }
+            let job = try decode(row)
+            _ = try await executor.query(
+                """
+                UPDATE external_integrations SET last_sync = $1, error_count = error_count + $2, updated_at = $1 \
+                WHERE integration_id = $3
+                """,
+                [.timestamp(now), .int(Int64(errorsCount)), .uuid(job.integrationID.uuid)])
+            return job
+        }
+        if let finished { return finished }
+        let job = try await get(jobID)
+        throw HubError.conflict(field: nil, reason: "the sync job is already \(job.status.rawValue)")
+    }
+
+    public func get(_ jobID: SyncJobID) async throws -> SyncJob {
+        let row = try await database.queryOne(
+            "SELECT \(Self.columns) FROM sync_jobs WHERE sync_job_id = $1", [.uuid(jobID.uuid)])
+        guard let row else { throw HubError.notFound(entity: "sync job", id: jobID.description) }
+        return try decode(row)
+    }
+
+    public func batches(of jobID: SyncJobID) async throws -> [SyncBatch] {
+        _ = try await get(jobID)
+        return try await database.query(
+            """
+            SELECT batch_id, sync_job_id, batch_number, records_count, status, processed_at FROM sync_batches \
+            WHERE sync_job_id = $1 ORDER BY batch_number
+            """, [.uuid(jobID.uuid)]
+        ).map { row in
+            guard let status = SyncBatchStatus(rawValue: try row.string("status")) else {
+                throw SQLError.decoding(column: "status")
+            }
+            return SyncBatch(
+                id: SyncBatchID(try row.uuid("batch_id")), syncJobID: SyncJobID(try row.uuid("sync_job_id")),
+                batchNumber: Int(try row.int("batch_number")), recordsCount: Int(try row.int("records_count")),
+                status: status, processedAt: try row.date("processed_at"))
+        }
+    }
+
+    public func list(_ filter: SyncJobFilter, _ page: PageRequest) async throws -> Page<SyncJob> {
+        var query = ListQuery(table: "sync_jobs", idColumn: "sync_job_id", columns: Self.columns)
+        if let integrationID = filter.integrationID { query.filter("integration_id", .uuid(integrationID.uuid)) }
+        if let status = filter.status { query.filter("status", .text(status.rawValue)) }
+        if let entityType = filter.entityType { query.filter("entity_type", .text(entityType)) }
+        return try await query.run(on: database, page: page) { row in
+            let job = try decode(row)
+            return (job, PageCursor(createdAt: job.createdAt, id: job.id.uuid))
+        }
+    }
+
+    private static func decodeProgress(_ row: SQLRow) throws -> BatchProgress {
+        BatchProgress(
+            batchID: SyncBatchID(try row.uuid("batch_id")), recordsProcessed: try row.int("records_processed"))
+    }
+
+    private func decode(_ row: SQLRow) throws -> SyncJob {
+        guard let syncType = SyncType(rawValue: try row.string("sync_type")) else {
+            throw SQLError.decoding(column: "sync_type")
+        }
+        guard let status = SyncJobStatus(rawValue: try row.string("status")) else {
+            throw SQLError.decoding(column: "status")
+        }
+        return SyncJob(
+            id: SyncJobID(try row.uuid("sync_job_id")), integrationID: IntegrationID(try row.uuid("integration_id")),
+            syncType: syncType, entityType: try row.string("entity_type"), filters: try row.optionalJSON("filters"),
+            batchSize: Int(try row.int("batch_size")), status: status,
+            recordsProcessed: try row.int("records_processed"), errorsCount: try row.int("errors_count"),
+            startedAt: try row.date("started_at"), lastBatchAt: try row.optionalDate("last_batch_at"),
+            completedAt: try row.optionalDate("completed_at"), createdAt: try row.date("created_at"))
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import HubCore
+
+/// DAO-MDE-03-08-04 over any ``SQLDatabase``. The signing secret is sealed with the row id as context.
+public struct WebhookStore: WebhookManagementDAO {
+    let database: any SQLDatabase
+    let sealer: SecretSealer
+    let clock: WallClock
+
+    public init(database: any SQLDatabase, sealer: SecretSealer, clock: WallClock = .system) {
+        self.database = database
+        self.sealer = sealer
+        self.clock = clock
+    }
+
+    /// Webhook columns joined with their statistics (alias `w` for webhooks, `s` for webhook_statistics).
+    static let columns = """
+        w.webhook_id, w.webhook_url, w.event_types, w.retry_config, w.headers, w.status, w.last_tested, \
+        w.test_result, w.created_at, w.updated_at, s.success_count, s.failure_count, s.last_triggered
+        """
+    static let joined = "webhooks w JOIN webhook_statistics s ON s.webhook_id = w.webhook_id"
+
+    public func register(_ registration: WebhookRegistration) async throws -> RegisteredWebhook {
+        // Step 1's validation: webhook_url, event_types, retry_config (and secret and headers).
+        try registration.validate()
+        let id = WebhookID.generate()
+        let secret = registration.secretKey ?? WebhookSecret.generate()
+        let sealed = try sealer.seal(secret, context: context(id))
+        let now = clock.now()
+        try await database.transaction { executor in
+            // Step 1: register the endpoint.
+            _ = try await executor.query(
+                """
+                INSERT INTO webhooks (webhook_id, webhook_url, event_types, secret_key, retry_config, headers, status, \
+                created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) RETURNING webhook_id
+                """,
+                [
+                    .uuid(id.uuid), .text(registration.webhookURL), .textArray(registration.eventTypes), .text(sealed),
+                    .optional(registration.retryConfig.flatMap { $0 == .null ? nil : $0 }) { .json($0.jsonText) },
+                    .optional(registration.headers.flatMap { $0 == .null ? nil : $0 }) { .json($0.jsonText) },
+                    .timestamp(now),
+                ])
+            // Step 3: initialise its statistics in the same transaction, so every webhook has a row to count into.
+            _ = try await executor.query(
+                """
+                INSERT INTO webhook_statistics (webhook_id, success_count, failure_count, last_triggered, created_at) \
+                VALUES ($1, 0, 0, NULL, $2) RETURNING webhook_id, success_count, failure_count, last_triggered
+                """, [.uuid(id.uuid), .timestamp(now)])
+        }
+        return RegisteredWebhook(webhook: try await get(id), secret: secret)
+    }
+
+    public func recordTestResult(_ id: WebhookID, passed: Bool, result: JSONValue) async throws -> Webhook {
+        // Step 2: status from the test, with its details.
+        let status: WebhookStatus = passed ? .active : .failing
+        let row = try await database.queryOne(
+            """
+            UPDATE webhooks SET status = $1, last_tested = $2, test_result = $3, updated_at = $2 \
+            WHERE webhook_id = $4 AND status <> 'disabled' RETURNING webhook_id
+            """, [.text(status.rawValue), .timestamp(clock.now()), .json(result.jsonText), .uuid(id.uuid)])
+        let webhook = try await get(id)
+        if row == nil {
+            throw HubError.conflict(field: "status", reason: "the webhook is disabled; enable it before testing")
+        }
+        return webhook
+    }
+
+    public func recordDelivery(_ id: WebhookID, succeeded: Bool) async throws -> Webhook {
+        let row = try await database.queryOne(
+            """
+            UPDATE webhook_statistics SET success_count = success_count + $1, failure_count = failure_count + $2, \
+            last_triggered = $3 WHERE webhook_id = $4 RETURNING webhook_id
+            """, [.int(succeeded ? 1 : 0), .int(succeeded ? 0 : 1), .timestamp(clock.now()), .uuid(id.uuid)])
+        guard row != nil else { throw HubError.notFound(entity: "webhook", id: id.description) }
+        return try await get(id)
+    }
+
+    public func get(_ id: WebhookID) async throws -> Webhook {
+        let row = try await database.queryOne(
+            "SELECT \(Self.columns) FROM \(Self.joined) WHERE w.webhook_id = $1", [.uuid(id.uuid)])
+        guard let row else { throw HubError.notFound(entity: "webhook", id: id.description) }
+        return try decode(row)
+    }
+
+    public func list(_ page: PageRequest) async throws -> Page<Webhook> {
+        // The join as a derived table, so the list orders by the webhook's own created_at and id.
+        let query = ListQuery(
+            table: "(SELECT \(Self.columns) FROM \(Self.joined)) AS l", idColumn: "webhook_id", columns: "*")
+        return try await query.run(on: database, page: page) { row in
+            let webhook = try decode(row)
+            return (webhook, PageCursor(createdAt: webhook.createdAt, id: webhook.id.uuid))
+        }
+    }
+
+    public func update(_ id: WebhookID, _ update: WebhookUpdate) async throws -> Webhook {
+        try update.validate()
+        let row = try await database.queryOne(
+            """
+            UPDATE webhooks SET webhook_url = COALESCE($1, webhook_url), event_types = COALESCE($2, event_types), \
+            retry_config = COALESCE($3, retry_config), headers = COALESCE($4, headers), \
+            status = COALESCE($5, status), updated_at = $6 WHERE webhook_id = $7 RETURNING webhook_id
+            """,
+            [
+                .optional(update.webhookURL) { .text($0) }, .optional(update.eventTypes) { .textArray($0) },
+                .optional(update.retryConfig) { .json($0.jsonText) }, .optional(update.headers) { .json($0.jsonText) },
+                .optional(update.status) { .text($0.rawValue) }, .timestamp(clock.now()), .uuid(id.uuid),
+            ])
+        guard row != nil else { throw HubError.notFound(entity: "webhook", id: id.description) }
+        return try await get(id)
+    }
+
+    public func delete(_ id: WebhookID) async throws {
+        let row = try await database.queryOne(
+            "DELETE FROM webhooks WHERE webhook_id = $1 RETURNING webhook_id", [.uuid(id.uuid)])
+        guard row != nil else { throw HubError.notFound(entity: "webhook", id: id.description) }
+    }
+
+    public func signingSecret(for id: WebhookID) async throws -> String {
+        let row = try await database.queryOne(
+            "SELECT secret_key FROM webhooks WHERE webhook_id = $1", [.uuid(id.uuid)])
+        guard let row else { throw HubError.notFound(entity: "webhook", id: id.description) }
+        guard let sealed = try row.optionalString("secret_key") else {
+            throw HubError.sealing(reason: "the webhook has no stored secret")
+        }
+        return try sealer.open(sealed, context: context(id))
+    }
+
+    private func context(_ id: WebhookID) -> String { "webhooks.secret_key:\(id)" }
+
+    private func decode(_ row: SQLRow) throws -> Webhook {
+        guard let status = WebhookStatus(rawValue: try row.string("status")) else {
+            throw SQLError.decoding(column: "status")
+        }
+        return Webhook(
+            id: WebhookID(try row.uuid("webhook_id")), webhookURL: try row.string("webhook_url"),
+            eventTypes: try row.stringArray("event_types"), retryConfig: try row.optionalJSON("retry_config"),
+            headers: try row.optionalJSON("headers"), status: status, lastTested: try row.optionalDate("last_tested"),
+            testResult: try row.optionalJSON("test_result"), successCount: try row.int("success_count"),
+            failureCount: try row.int("failure_count"), lastTriggered: try row.optionalDate("last_triggered"),
+            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import HubCore
+import HubPostgres
+import HubSQLite
+import HubStore
+import Testing
+
+/// The backends every contract test runs on.
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    var testDescription: String { rawValue }
+}
+
+/// A clock the test moves by hand.
+final class ManualClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: Date
+
+    init(_ start: Date = Date(timeIntervalSince1970: 1_790_000_000)) { current = start }
+
+    var wallClock: WallClock { WallClock { [self] in lock.withLock { current } } }
+
+    func advance(by seconds: TimeInterval) { lock.withLock { current += seconds } }
+}
+
+enum TestEnvironment {
+    /// One sealing key ring for the whole test process.
+    static let sealer = try! SecretSealer(keyRing: "1:\(SecretSealer.generateKey())")
+
+    /// The URL exported by scripts/test.sh.
+    static var postgresURL: String? { ProcessInfo.processInfo.environment["HUB_TEST_DATABASE_URL"] }
+
+    /// One PostgreSQL client for the process, running in the background, migrated once.
+    static let sharedPostgres: Task<PostgresDatabase, any Error> = Task {
+        guard let url = postgresURL else {
+            throw TestSetupError(
+                "HUB_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh, which starts PostgreSQL")
+        }
+        var configuration = try PostgresDatabase.configuration(url: url)
+        configuration.options.maximumConnections = 40
+        let database = PostgresDatabase(configuration: configuration)
+        Task.detached { await database.run() }
+        try await Migrator(database: database).migrate()
+        return database
+    }
+
+    /// A migrated database of `backend`: a fresh in-memory SQLite, or the shared PostgreSQL.
+    static func database(_ backend: Backend) async throws -> any SQLDatabase {
+        switch backend {
+        case .sqlite:
+            let database = try await SQLiteDatabase.open(path: nil)
+            try await Migrator(database: database).migrate()
+            return database
+        case .postgres:
+            return try await sharedPostgres.value
+        }
+    }
+
+    /// The five DAOs on `backend`.
+    static func stores(_ backend: Backend, clock: WallClock = .system) async throws -> HubStores {
+        HubStores(database: try await database(backend), sealer: sealer, clock: clock)
+    }
+}
+
+struct TestSetupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Expects `body` to throw `HubError.validation` for `field`.
+func expectValidation(
+    _ field: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void
+) async {
+    do {
+        try await body()
+        Issue.record("expected a validation error for \(field), but the call succeeded", sourceLocation: sourceLocation)
+    } catch let HubError.validation(actual, _) {
+        #expect(actual == field, sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("expected a validation error for \(field), got \(error)", sourceLocation: sourceLocation)
+    }
+}
+
+/// Expects `body` to throw exactly `expected`-shaped `HubError` (compared by case via `matches`).
+func expectHubError(
+    sourceLocation: SourceLocation = #_sourceLocation, _ matches: (HubError) -> Bool,
+    _ body: () async throws -> Void
+) async {
+    do {
+        try await body()
+        Issue.record("expected an error, but the call succeeded", sourceLocation: sourceLocation)
+    } catch let error as HubError {
+        #expect(matches(error), "unexpected error \(error)", sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("expected a HubError, got \(error)", sourceLocation: sourceLocation)
+    }
+}
+
+/// A unique suffix for names, so tests sharing the PostgreSQL database never collide.
+func unique(_ prefix: String) -> String {
+    "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+}
+
+/// Counts rows of `table` matching `condition` (with `$1` bound to `value`), straight from the database.
+func count(_ database: any SQLDatabase, _ table: String, where condition: String, _ value: SQLValue) async throws -> Int64 {
+    try await database.queryOne("SELECT COUNT(*) AS n FROM \(table) WHERE \(condition)", [value])!.int("n")
+}
+
+extension HubError {
+    var isNotFound: Bool { if case .notFound = self { true } else { false } }
+    var isConflict: Bool { if case .conflict = self { true } else { false } }
+    var isInvalidReference: Bool { if case .invalidReference = self { true } else { false } }
+}
