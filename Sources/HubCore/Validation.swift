@@ -101,7 +101,7 @@ public enum Validate {
             else {
                 throw HubError.validation(field: "\(field).\(name)", reason: "is not a valid header name")
             }
-            guard !headerValue.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
+            guard !headerValue.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
                 throw HubError.validation(field: "\(field).\(name)", reason: "must not contain line breaks")
             }
         }

@@ -1,7 +1,8 @@
 import Foundation
 import HubCore
 
-/// DAO-MDE-03-08-05 over any ``SQLDatabase``. Credentials are sealed with the row id as context.
+/// DAO-MDE-03-08-05 over any ``SQLDatabase``. Credentials are sealed with the row id as context; a masked copy is
+/// stored beside them, so reads never open the secret.
 public struct ConnectionStore: SystemConnectivityDAO {
     let database: any SQLDatabase
     let sealer: SecretSealer
@@ -14,9 +15,15 @@ public struct ConnectionStore: SystemConnectivityDAO {
     }
 
     static let columns = """
-        connection_id, system_name, connection_type, endpoint, credentials, health_check_interval, status, \
+        connection_id, system_name, connection_type, endpoint, credentials_masked, health_check_interval, status, \
         last_check, response_time, uptime_percentage, avg_response_time, last_updated, created_at, updated_at
         """
+
+    /// ``columns`` qualified by table, for the step-4 update whose FROM clause also has a connection_id.
+    static let qualifiedColumns = columns.split(separator: ",")
+        .map { $0.trimmingCharacters(in: .whitespaces) }
+        .map { "system_connections.\($0) AS \($0)" }
+        .joined(separator: ", ")
 
     public func create(_ registration: ConnectionRegistration) async throws -> SystemConnection {
         // Step 1: validate connection_type (typed), endpoint format and interval; system_name uniqueness is the
@@ -29,13 +36,14 @@ public struct ConnectionStore: SystemConnectivityDAO {
             let row = try await database.queryOne(
                 """
                 INSERT INTO system_connections (connection_id, system_name, connection_type, endpoint, credentials, \
-                health_check_interval, status, created_at, updated_at) \
-                VALUES ($1, $2, $3, $4, $5, COALESCE($6, 5), 'pending', $7, $7) RETURNING \(Self.columns)
+                credentials_masked, health_check_interval, status, created_at, updated_at) \
+                VALUES ($1, $2, $3, $4, $5, $8, COALESCE($6, 5), 'pending', $7, $7) RETURNING \(Self.columns)
                 """,
                 [
                     .uuid(id.uuid), .text(registration.systemName), .text(registration.connectionType.rawValue),
                     .text(registration.endpoint), .json(JSONValue.string(sealed).jsonText),
                     .optional(registration.healthCheckInterval) { .int(Int64($0)) }, .timestamp(now),
+                    .json(SystemConnection.mask(credentials: registration.credentials).jsonText),
                 ])
             return try decode(row!)
         } catch SQLError.uniqueViolation {
@@ -82,7 +90,7 @@ public struct ConnectionStore: SystemConnectivityDAO {
                 FROM connection_health WHERE connection_id = $1 GROUP BY connection_id) \
                 UPDATE system_connections SET uptime_percentage = ROUND(uc.healthy_checks * 100.0 / uc.total_checks, 2), \
                 avg_response_time = ROUND(uc.avg_response), last_updated = $2 FROM uptime_calc uc \
-                WHERE system_connections.connection_id = uc.connection_id RETURNING \(Self.columns)
+                WHERE system_connections.connection_id = uc.connection_id RETURNING \(Self.qualifiedColumns)
                 """, [.uuid(id.uuid), .timestamp(now)])
         }
         guard let row else { throw HubError.notFound(entity: "connection", id: id.description) }
@@ -155,7 +163,7 @@ public struct ConnectionStore: SystemConnectivityDAO {
         return SystemConnection(
             id: id, systemName: try row.string("system_name"), connectionType: type,
             endpoint: try row.string("endpoint"),
-            maskedCredentials: SystemConnection.mask(credentials: try unseal(row, id: id)),
+            maskedCredentials: try row.json("credentials_masked"),
             healthCheckInterval: Int(try row.int("health_check_interval")), status: status,
             lastCheck: try row.optionalDate("last_check"), responseTime: try row.optionalInt("response_time"),
             uptimePercentage: try row.optionalDouble("uptime_percentage"),

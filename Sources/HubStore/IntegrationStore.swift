@@ -1,7 +1,8 @@
 import Foundation
 import HubCore
 
-/// DAO-MDE-03-08-01 over any ``SQLDatabase``. The auth configuration is sealed with the row id as context.
+/// DAO-MDE-03-08-01 over any ``SQLDatabase``. The auth configuration is sealed with the row id as context; a
+/// masked copy (``AuthConfig/masked``) is stored beside it, so reads never open the secret.
 public struct IntegrationStore: ExternalSystemIntegrationDAO {
     let database: any SQLDatabase
     let sealer: SecretSealer
@@ -14,7 +15,7 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
     }
 
     static let columns = """
-        integration_id, system_id, integration_type, endpoint_url, auth_config, mapping_config, status, last_sync, \
+        integration_id, system_id, integration_type, endpoint_url, auth_config_masked, mapping_config, status, last_sync, \
         error_count, config_version, last_tested_at, created_at, updated_at
         """
 
@@ -28,14 +29,14 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
             try await database.queryOne(
                 """
                 INSERT INTO external_integrations (integration_id, system_id, integration_type, endpoint_url, \
-                auth_config, mapping_config, status, created_at, updated_at) \
-                VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) RETURNING \(Self.columns)
+                auth_config, auth_config_masked, mapping_config, status, created_at, updated_at) \
+                VALUES ($1, $2, $3, $4, $5, $8, $6, 'active', $7, $7) RETURNING \(Self.columns)
                 """,
                 [
                     .uuid(id.uuid), .text(registration.systemID), .text(registration.integrationType),
                     .text(registration.endpointURL), .json(JSONValue.string(sealed).jsonText),
                     .optional(registration.mappingConfig.flatMap { $0 == .null ? nil : $0 }) { .json($0.jsonText) },
-                    .timestamp(now),
+                    .timestamp(now), .json(auth.masked.jsonText),
                 ])
         }
         return try decode(row!)
@@ -80,7 +81,7 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
                 """
                 UPDATE external_integrations SET \
                 integration_type = COALESCE($1, integration_type), endpoint_url = COALESCE($2, endpoint_url), \
-                auth_config = COALESCE($3, auth_config), mapping_config = COALESCE($4, mapping_config), \
+                auth_config = COALESCE($3, auth_config), auth_config_masked = COALESCE($8, auth_config_masked), mapping_config = COALESCE($4, mapping_config), \
                 status = COALESCE($5, status), config_revision = config_revision + 1, \
                 config_version = 'v1.' || (config_revision + 1), updated_at = $6 \
                 WHERE integration_id = $7 RETURNING \(Self.columns)
@@ -90,6 +91,7 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
                     .optional(sealed) { .json(JSONValue.string($0).jsonText) },
                     .optional(update.mappingConfig) { .json($0.jsonText) },
                     .optional(update.status) { .text($0.rawValue) }, .timestamp(now), .uuid(id.uuid),
+                    .optional(auth) { .json($0.masked.jsonText) },
                 ])
         }
         guard let row else { throw HubError.notFound(entity: "integration", id: id.description) }
@@ -139,7 +141,7 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
         }
         return Integration(
             id: id, systemID: try row.string("system_id"), integrationType: try row.string("integration_type"),
-            endpointURL: try row.string("endpoint_url"), maskedAuthConfig: try unseal(row, id: id).masked,
+            endpointURL: try row.string("endpoint_url"), maskedAuthConfig: try row.json("auth_config_masked"),
             mappingConfig: try row.optionalJSON("mapping_config"), status: status,
             lastSync: try row.optionalDate("last_sync"), errorCount: try row.int("error_count"),
             configVersion: try row.string("config_version"), lastTestedAt: try row.optionalDate("last_tested_at"),

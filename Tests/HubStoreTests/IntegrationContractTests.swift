@@ -171,7 +171,7 @@ struct IntegrationContractTests {
         var created: [IntegrationID] = []
         for _ in 0..<7 {
             created.append(try await stores.integrations.register(Self.registration()).id)
-            clock.advance(by: 0.000_001)
+            clock.advance(by: 0.001)
         }
         var seen: [IntegrationID] = []
         var cursor: String?
