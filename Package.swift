@@ -63,7 +63,10 @@ let package = Package(
         ),
         .testTarget(
             name: "HubStoreTests",
-            dependencies: ["HubCore", "HubStore", "HubPostgres", "HubSQLite"]
+            dependencies: [
+                "HubCore", "HubStore", "HubPostgres", "HubSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ]
 )

@@ -26,9 +26,12 @@ public struct SecretSealer: Sendable {
     /// `HUB_SEALING_KEYS` and of the key file). Blank lines and lines starting with `#` are ignored.
     public init(keyRing text: String) throws {
         var keys: [UInt32: Data] = [:]
-        for entry in text.split(whereSeparator: { $0 == "," || $0 == "\n" }) {
+        let entries = text.split(separator: "\n")
+            .filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("#") }
+            .flatMap { $0.split(separator: ",") }
+        for entry in entries {
             let line = entry.trimmingCharacters(in: .whitespaces)
-            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line.isEmpty { continue }
             let parts = line.split(separator: ":", maxSplits: 1)
             guard parts.count == 2, let version = UInt32(parts[0]), let key = Data(base64Encoded: String(parts[1]))
             else {

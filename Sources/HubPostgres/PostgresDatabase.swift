@@ -14,6 +14,7 @@ import PostgresNIO
 public final class PostgresDatabase: SQLDatabase {
     public let client: PostgresClient
     private let logger: Logger
+    private let started = StartFlag()
 
     public var dialect: SQLDialect { .postgres }
 
@@ -32,7 +33,20 @@ public final class PostgresDatabase: SQLDatabase {
     }
 
     /// Runs the client's connection pool until the task is cancelled.
-    public func run() async { await client.run() }
+    public func run() async {
+        started.set()
+        await client.run()
+    }
+
+    /// Waits (up to a second) for ``run()`` to start, so a query issued in the same breath as `run()` neither
+    /// races it nor logs PostgresNIO's "run() hasn't been called yet" warning.
+    private func awaitRunning() async {
+        var waited = 0
+        while !started.isSet, waited < 1000 {
+            try? await Task.sleep(for: .milliseconds(1))
+            waited += 1
+        }
+    }
 
     /// Parses a `postgres://` or `postgresql://` URL: user, password (percent-decoded), host, port (5432),
     /// database, and `sslmode` (`disable`; `prefer`, the default; `require`).
@@ -66,6 +80,7 @@ public final class PostgresDatabase: SQLDatabase {
     }
 
     public func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        await awaitRunning()
         do {
             let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: Self.bindings(binds)), logger: logger)
             return try await Self.collect(rows)
@@ -75,6 +90,7 @@ public final class PostgresDatabase: SQLDatabase {
     }
 
     public func transaction<T: Sendable>(_ body: (any SQLExecutor) async throws -> T) async throws -> T {
+        await awaitRunning()
         do {
             return try await client.withTransaction(logger: logger) { connection in
                 try await body(ConnectionExecutor(connection: connection, logger: logger))
@@ -184,6 +200,15 @@ public final class PostgresDatabase: SQLDatabase {
         if error is CancellationError { return error }
         return SQLError.unavailable
     }
+}
+
+/// A flag set once, readable from any thread.
+private final class StartFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }
 
 /// A `timestamptz` bound from exact microseconds since 1970 (PostgresNIO's `Date` encoding truncates).

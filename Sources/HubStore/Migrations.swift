@@ -39,9 +39,7 @@ public struct Migrator: Sendable {
         var applied: [Migration] = []
         for migration in Self.all {
             let didApply = try await database.transaction { executor in
-                if database.dialect == .postgres {
-                    _ = try await executor.query("SELECT pg_advisory_xact_lock(7264110382)", [])
-                }
+                try await lock(executor)
                 let existing = try await executor.queryOne(
                     "SELECT version FROM schema_migrations WHERE version = $1", [.int(Int64(migration.version))])
                 guard existing == nil else { return false }
@@ -75,9 +73,21 @@ public struct Migrator: Sendable {
 
     private func ensureTable() async throws {
         let type = database.dialect == .postgres ? "timestamptz" : "INTEGER"
-        _ = try await database.query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at \(type) NOT NULL)",
-            [])
+        // Under the migration lock: concurrent `CREATE TABLE IF NOT EXISTS` races on PostgreSQL's catalog.
+        try await database.transaction { executor in
+            try await lock(executor)
+            _ = try await executor.query(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at \(type) NOT NULL)",
+                [])
+        }
+    }
+
+    /// Serialises migrators: an advisory lock held until the transaction ends on PostgreSQL (SQLite's
+    /// `BEGIN IMMEDIATE` already holds the write lock).
+    private func lock(_ executor: any SQLExecutor) async throws {
+        if database.dialect == .postgres {
+            _ = try await executor.query("SELECT pg_advisory_xact_lock(7264110382)", [])
+        }
     }
 }
 

@@ -183,6 +183,26 @@ public protocol SQLDatabase: SQLExecutor {
     func transaction<T: Sendable>(_ body: (any SQLExecutor) async throws -> T) async throws -> T
 }
 
+extension SQLDatabase {
+    /// Checks that the database answers `SELECT 1` within `timeout`.
+    /// - Throws: ``SQLError/unavailable`` when it does not (a pool that keeps retrying a refused connection would
+    ///   otherwise make the caller wait for minutes).
+    public func ping(timeout: Duration = .seconds(5)) async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                _ = try await self.query("SELECT 1 AS one", [])
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return false
+            }
+            defer { group.cancelAll() }
+            guard let answered = try await group.next(), answered else { throw SQLError.unavailable }
+        }
+    }
+}
+
 extension SQLExecutor {
     /// Runs a statement that returns at most one row.
     public func queryOne(_ sql: String, _ binds: [SQLValue]) async throws -> SQLRow? {

@@ -4,7 +4,7 @@ import HubStore
 import Testing
 
 /// DAO-MDE-03-08-03 contract, on both backends.
-@Suite("API Operation DAO")
+@Suite("API Operation DAO", .timeLimit(.minutes(3)))
 struct APIOperationContractTests {
     @Test("step 1 logs a pending operation, timeout 30 by default, credentials redacted", arguments: Backend.allCases)
     func log(backend: Backend) async throws {

@@ -1,0 +1,138 @@
+import Foundation
+import Logging
+import HubCore
+import HubPostgres
+@testable import HubSQLite
+import HubStore
+import Testing
+
+@Suite("Migrations", .timeLimit(.minutes(2)))
+struct MigrationTests {
+    @Test("a new database is reported as pending, then migrated once, then up to date")
+    func sqliteLifecycle() async throws {
+        let database = try await SQLiteDatabase.open(path: nil)
+        let migrator = Migrator(database: database)
+        await expectHubError({ if case .schemaMismatch = $0 { true } else { false } }) { try await migrator.check() }
+        #expect(try await migrator.migrate().map(\.version) == Migrator.all.map(\.version))
+        #expect(try await migrator.migrate().isEmpty)
+        try await migrator.check()
+        #expect(try await migrator.appliedVersions() == Migrator.all.map(\.version))
+    }
+
+    @Test("migration versions are numbered 1, 2, … in order with unique names")
+    func numbering() {
+        #expect(Migrator.all.map(\.version) == Array(1...Migrator.all.count))
+        #expect(Set(Migrator.all.map(\.name)).count == Migrator.all.count)
+    }
+
+    @Test("a database migrated by a newer build is refused", arguments: Backend.allCases)
+    func unknownVersion(backend: Backend) async throws {
+        // SQLite only: adding a fake version to the shared PostgreSQL database would break the other tests.
+        guard backend == .sqlite else { return }
+        let database = try await SQLiteDatabase.open(path: nil)
+        try await Migrator(database: database).migrate()
+        _ = try await database.query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)", [])
+        await expectHubError({ if case .schemaMismatch(let reason) = $0 { reason.contains("999") } else { false } }) {
+            try await Migrator(database: database).check()
+        }
+    }
+
+    @Test("concurrent migrators on one PostgreSQL database apply each migration once")
+    func concurrentPostgres() async throws {
+        let url = try #require(TestEnvironment.postgresURL, "HUB_TEST_DATABASE_URL must be set (scripts/test.sh)")
+        let shared = try await TestEnvironment.database(.postgres)
+        let schema = "mig_\(UUID().uuidString.prefix(8).lowercased())"
+        _ = try await shared.query("CREATE SCHEMA \(schema)", [])
+        var configuration = try PostgresDatabase.configuration(url: url)
+        configuration.options.additionalStartupParameters.append(("search_path", schema))
+        configuration.options.maximumConnections = 4
+        let database = PostgresDatabase(configuration: configuration)
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            group.addTask { await database.run(); return -1 }
+            for _ in 0..<4 {
+                group.addTask { try await Migrator(database: database).migrate().count }
+            }
+            var applied = 0
+            for _ in 0..<4 { applied += try await group.next()! }
+            #expect(applied == Migrator.all.count)
+            try await Migrator(database: database).check()
+            group.cancelAll()
+        }
+        _ = try await shared.query("DROP SCHEMA \(schema) CASCADE", [])
+    }
+
+    @Test("an SQLite file is migrated by one process and checked by another open")
+    func sqliteFile() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("hub-\(UUID().uuidString).sqlite").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let first = try await SQLiteDatabase.open(path: path)
+        try await Migrator(database: first).migrate()
+        try await first.close()
+        let second = try await SQLiteDatabase.open(path: path)
+        try await Migrator(database: second).check()
+        #expect(try await second.queryOne("PRAGMA journal_mode", [])?.string("journal_mode") == "wal")
+        #expect(try await second.queryOne("PRAGMA foreign_keys", [])?.int("foreign_keys") == 1)
+        try await second.close()
+    }
+}
+
+@Suite("Driver errors", .timeLimit(.minutes(2)))
+struct DriverErrorTests {
+    @Test("an unreachable PostgreSQL is reported as unavailable, with no driver text")
+    func unreachable() async throws {
+        var quiet = Logger(label: "test.unreachable")
+        quiet.logLevel = .critical
+        let database = try PostgresDatabase(url: "postgres://hub:secret-pw@127.0.0.1:1/nowhere?sslmode=disable", logger: quiet)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await database.run() }
+            do {
+                try await database.ping(timeout: .seconds(1))
+                Issue.record("a closed port answered")
+            } catch {
+                #expect(error as? SQLError == .unavailable)
+                #expect(!"\(error)".contains("secret-pw"))
+            }
+            group.cancelAll()
+        }
+    }
+
+    @Test("a bad URL names the field")
+    func badURL() async throws {
+        await expectValidation("database_url") { _ = try PostgresDatabase.configuration(url: "mysql://x") }
+        await expectValidation("database_url") { _ = try PostgresDatabase.configuration(url: "postgres://127.0.0.1/db") }
+        await expectValidation("database_url") { _ = try PostgresDatabase.configuration(url: "postgres://u@h/db?sslmode=maybe") }
+        let configuration = try PostgresDatabase.configuration(url: "postgresql://a%40b:p%3Aw@db.example.com:6543/hr?sslmode=disable")
+        #expect(configuration.username == "a@b")
+        #expect(configuration.password == "p:w")
+        #expect(configuration.port == 6543)
+        #expect(configuration.database == "hr")
+    }
+
+    @Test("SQLite turns $n placeholders into numbered parameters and binds only what a statement names")
+    func placeholders() async throws {
+        #expect(SQLiteDatabase.rewritePlaceholders("SELECT $1, $12, '$' || $2") == ("SELECT ?1, ?12, '$' || ?2", 12))
+        let database = try await SQLiteDatabase.open(path: nil)
+        let row = try await database.queryOne("SELECT $2 AS b, $1 AS a", [.int(1), .text("two"), .int(3)])
+        #expect(try row?.string("b") == "two")
+        #expect(try row?.int("a") == 1)
+    }
+
+    @Test("a failed transaction writes nothing", arguments: Backend.allCases)
+    func rollback(backend: Backend) async throws {
+        let stores = try await TestEnvironment.stores(backend)
+        let name = unique("rollback")
+        do {
+            _ = try await stores.database.transaction { executor in
+                _ = try await executor.query(
+                    "INSERT INTO system_connections (connection_id, system_name, connection_type, endpoint, credentials, created_at, updated_at) VALUES ($1, $2, 'TCP', 'h:1', $3, $4, $4)",
+                    [.uuid(UUID()), .text(name), .json("{}"), .timestamp(Date())])
+                throw HubError.conflict(field: nil, reason: "abort")
+            }
+            Issue.record("the transaction did not throw")
+        } catch let error as HubError {
+            #expect(error == .conflict(field: nil, reason: "abort"))
+        }
+        #expect(try await count(stores.database, "system_connections", where: "system_name = $1", .text(name)) == 0)
+    }
+}

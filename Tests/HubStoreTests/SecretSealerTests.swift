@@ -1,0 +1,68 @@
+import Foundation
+import HubCore
+import Testing
+
+@Suite("Secret sealing")
+struct SecretSealerTests {
+    @Test("a sealed value opens with its context only")
+    func roundTrip() throws {
+        let sealer = try SecretSealer(keyRing: "1:\(SecretSealer.generateKey())")
+        let sealed = try sealer.seal("s3cret", context: "webhooks.secret_key:a")
+        #expect(sealed.hasPrefix("sealed:v1:1:"))
+        #expect(!sealed.contains("s3cret"))
+        #expect(try sealer.open(sealed, context: "webhooks.secret_key:a") == "s3cret")
+        #expect(throws: HubError.sealing(reason: "sealed secret failed authentication")) {
+            try sealer.open(sealed, context: "webhooks.secret_key:b")
+        }
+        #expect(try sealer.seal("s3cret", context: "x") != sealer.seal("s3cret", context: "x"))
+    }
+
+    @Test("tampered ciphertext and foreign keys are refused")
+    func tamper() throws {
+        let sealer = try SecretSealer(keyRing: "1:\(SecretSealer.generateKey())")
+        let sealed = try sealer.seal("s3cret", context: "c")
+        var bytes = Data(base64Encoded: String(sealed.split(separator: ":")[3]))!
+        bytes[bytes.count / 2] ^= 0x01
+        let tampered = "sealed:v1:1:" + bytes.base64EncodedString()
+        #expect(throws: HubError.self) { try sealer.open(tampered, context: "c") }
+        let other = try SecretSealer(keyRing: "1:\(SecretSealer.generateKey())")
+        #expect(throws: HubError.self) { try other.open(sealed, context: "c") }
+        #expect(throws: HubError.sealing(reason: "stored value is not a sealed secret")) { try sealer.open("plain", context: "c") }
+    }
+
+    @Test("rotation: the newest key seals, older keys still open")
+    func rotation() throws {
+        let oldKey = SecretSealer.generateKey()
+        let old = try SecretSealer(keyRing: "1:\(oldKey)")
+        let sealedWithOld = try old.seal("v", context: "c")
+        let rotated = try SecretSealer(keyRing: "# comment\n1:\(oldKey)\n2:\(SecretSealer.generateKey())\n")
+        #expect(rotated.currentVersion == 2)
+        #expect(try rotated.open(sealedWithOld, context: "c") == "v")
+        #expect(rotated.needsResealing(sealedWithOld))
+        #expect(try rotated.seal("v", context: "c").hasPrefix("sealed:v1:2:"))
+        #expect(throws: HubError.sealing(reason: "sealing key version 1 is not configured")) {
+            try SecretSealer(keyRing: "2:\(SecretSealer.generateKey())").open(sealedWithOld, context: "c")
+        }
+    }
+
+    @Test("bad key rings are refused")
+    func badRings() {
+        #expect(throws: HubError.self) { try SecretSealer(keyRing: "") }
+        #expect(throws: HubError.self) { try SecretSealer(keyRing: "one:abc") }
+        #expect(throws: HubError.self) { try SecretSealer(keyRing: "1:c2hvcnQ=") }
+    }
+
+    @Test("the key file is created once with mode 0600 and refused when others can read it")
+    func keyFile() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("sealing.keys").path
+        let first = try SecretSealer.loadOrCreateKeyFile(at: path)
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber
+        #expect(mode?.intValue == 0o600)
+        let sealed = try first.seal("v", context: "c")
+        #expect(try SecretSealer.loadOrCreateKeyFile(at: path).open(sealed, context: "c") == "v")
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+        #expect(throws: HubError.self) { try SecretSealer.loadOrCreateKeyFile(at: path) }
+    }
+}
