@@ -61,6 +61,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .executableTarget(
+            name: "hub-bench",
+            dependencies: ["HubCore", "HubStore", "HubPostgres", "HubSQLite"],
+            path: "Benchmarks/HubBench"
+        ),
         .testTarget(
             name: "HubStoreTests",
             dependencies: [

@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 HUB_TEST_DATABASE_URL="$(scripts/postgres.sh)"
 export HUB_TEST_DATABASE_URL
-exec swift test "$@"
+# Build everything first (tests run the `hub` executable as a subprocess), then run the tests.
+swift build --build-tests
+exec swift test --skip-build "$@"

@@ -74,9 +74,9 @@ struct Migrate: AsyncParsableCommand {
     var check = false
 
     func run() async throws {
-        let location = try database.location()
         let check = self.check
         try await reportingErrors {
+            let location = try database.location()
             try await location.withDatabase(logger: makeLogger()) { database in
                 let migrator = Migrator(database: database)
                 if check {

@@ -1,0 +1,108 @@
+import Foundation
+import HubCore
+import HubPostgres
+import HubSQLite
+import HubStore
+
+/// `swift run -c release hub-bench [sqlite|postgres|all]`: DAO throughput and latency on both backends.
+///
+/// PostgreSQL comes from `HUB_BENCH_DATABASE_URL` (or `HUB_TEST_DATABASE_URL`, as `scripts/postgres.sh` prints);
+/// SQLite is a new file in a temporary directory. Each scenario is bounded in count and stops by itself.
+@main
+struct HubBench {
+    static func main() async throws {
+        let which = CommandLine.arguments.dropFirst().first ?? "all"
+        let sealer = try SecretSealer(keyRing: "1:\(SecretSealer.generateKey())")
+        print("hub-bench on \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        if which == "all" || which == "sqlite" {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("hub-bench-\(UUID().uuidString).sqlite").path
+            defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+            let database = try await SQLiteDatabase.open(path: path)
+            try await run(backend: "sqlite (file, WAL)", database: database, sealer: sealer)
+            try await database.close()
+        }
+        if which == "all" || which == "postgres" {
+            let environment = ProcessInfo.processInfo.environment
+            guard let url = environment["HUB_BENCH_DATABASE_URL"] ?? environment["HUB_TEST_DATABASE_URL"] else {
+                print("postgres: set HUB_BENCH_DATABASE_URL (scripts/postgres.sh prints one)")
+                return
+            }
+            let database = try PostgresDatabase(url: url)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await database.run() }
+                try await run(backend: "postgres", database: database, sealer: sealer)
+                group.cancelAll()
+            }
+        }
+    }
+
+    static func run(backend: String, database: any SQLDatabase, sealer: SecretSealer) async throws {
+        try await Migrator(database: database).migrate()
+        let hub = HubStores(database: database, sealer: sealer)
+        print("\n## \(backend)")
+
+        // API operations: log + complete (steps 1-3) from 8 concurrent writers into one statistics row.
+        let endpoint = "https://bench.example.com/\(UUID().uuidString.prefix(8))"
+        let operations = 4000
+        let (opsSeconds, opsLatencies) = try await timed(total: operations, concurrency: 8) { _ in
+            let operation = try await hub.apiOperations.log(APIOperationRequest(operationType: .GET, endpoint: endpoint))
+            _ = try await hub.apiOperations.complete(operation.id, APIOperationOutcome(statusCode: 200, executionTime: 5))
+        }
+        report("api operation log+complete+statistics, 8 writers", operations, opsSeconds, opsLatencies)
+
+        // Sync batches: step 2 for one job, 8 concurrent writers.
+        let integration = try await hub.integrations.register(IntegrationRegistration(
+            systemID: "bench-\(UUID().uuidString.prefix(8))", integrationType: "HR",
+            endpointURL: "https://hr.example.com", authConfig: ["type": "bearer", "token": "t"]))
+        let job = try await hub.syncJobs.start(SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "users"))
+        let batches = 4000
+        let (batchSeconds, batchLatencies) = try await timed(total: batches, concurrency: 8) { index in
+            _ = try await hub.syncJobs.recordBatch(job.id, batchNumber: index + 1, recordsCount: 1000, status: .completed)
+        }
+        report("sync batch record (step 2), 8 writers", batches, batchSeconds, batchLatencies)
+
+        // Connection checks: steps 2-4 on one connection; step 4 re-reads all of its checks, so cost grows.
+        let connection = try await hub.connections.create(ConnectionRegistration(
+            systemName: "bench-\(UUID().uuidString.prefix(8))", connectionType: .TCP, endpoint: "127.0.0.1:9", credentials: [:]))
+        for size in [1000, 1000, 1000] {
+            let (seconds, latencies) = try await timed(total: size, concurrency: 1) { index in
+                _ = try await hub.connections.recordCheck(connection.id, status: index % 10 == 0 ? .down : .healthy, responseTime: 12)
+            }
+            report("connection check (steps 2-4), next \(size) checks", size, seconds, latencies)
+        }
+    }
+
+    /// Runs `body(index)` for indexes 0..<total from `concurrency` tasks; returns wall seconds and per-call latencies.
+    static func timed(total: Int, concurrency: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws
+        -> (Double, [Double])
+    {
+        let start = ContinuousClock.now
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for worker in 0..<concurrency {
+                group.addTask {
+                    var mine: [Double] = []
+                    var index = worker
+                    while index < total {
+                        let began = ContinuousClock.now
+                        try await body(index)
+                        mine.append((ContinuousClock.now - began).seconds * 1000)
+                        index += concurrency
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: [Double]()) { $0 += $1 }
+        }
+        return ((ContinuousClock.now - start).seconds, latencies.sorted())
+    }
+
+    static func report(_ name: String, _ count: Int, _ seconds: Double, _ latencies: [Double]) {
+        func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        print(String(format: "%@: %d calls in %.2f s = %.0f/s; latency p50 %.2f ms, p99 %.2f ms",
+                     name, count, seconds, Double(count) / seconds, percentile(0.5), percentile(0.99)))
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+
+/// Runs the built `hub` executable as a subprocess.
+enum HubProcess {
+    static var executable: URL {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/hub")
+    }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Output {
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw TestSetupError("\(executable.path) is missing: build it with `swift build` (scripts/test.sh does)")
+        }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        var merged = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HUB_") }
+        merged.merge(environment) { _, new in new }
+        process.environment = merged
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite("hub migrate", .timeLimit(.minutes(2)))
+struct MigrateCommandTests {
+    @Test("the embedded default: --check fails before, migrate applies, --check passes after")
+    func embedded() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hub-cli-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let before = try HubProcess.run(["migrate", "--check", "--data-dir", directory])
+        #expect(before.status == 6)
+        #expect(before.stderr.contains("pending"))
+        let applied = try HubProcess.run(["migrate"], environment: ["HUB_DATA_DIR": directory])
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stdout.contains("applied 1 create_design_tables"))
+        #expect(FileManager.default.fileExists(atPath: directory + "/hub.sqlite"))
+        let again = try HubProcess.run(["migrate", "--data-dir", directory])
+        #expect(again.status == 0)
+        #expect(!again.stdout.contains("applied"))
+        #expect(try HubProcess.run(["migrate", "--check", "--database-url", "sqlite://\(directory)/hub.sqlite"]).status == 0)
+    }
+
+    @Test("PostgreSQL by URL, with the password never printed")
+    func postgres() throws {
+        let url = try #require(TestEnvironment.postgresURL, "HUB_TEST_DATABASE_URL must be set (scripts/test.sh)")
+        let result = try HubProcess.run(["migrate"], environment: ["HUB_DATABASE_URL": url])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("schema is up to date"))
+        #expect(!result.stdout.contains("hub-test-password"))
+        #expect(try HubProcess.run(["migrate", "--check", "--database-url", url]).status == 0)
+    }
+
+    @Test("bad input exits 2 naming the field; an unreachable database exits 5")
+    func failures() throws {
+        let bad = try HubProcess.run(["migrate", "--database-url", "mysql://db/x"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("database_url"))
+        let down = try HubProcess.run(["migrate", "--database-url", "postgres://hub:pw-never-shown@127.0.0.1:1/x?sslmode=disable"])
+        #expect(down.status == 5)
+        #expect(down.stderr.contains("unavailable"))
+        #expect(!down.stderr.contains("pw-never-shown"))
+    }
+}
