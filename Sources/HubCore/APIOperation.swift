@@ -2,18 +2,23 @@ import Foundation
 
 /// HTTP methods accepted as operation_type.
 public enum HTTPMethod: String, Sendable, Codable, CaseIterable {
+    /// The five HTTP methods, stored and shown by name (`GET`, `POST`, `PUT`, `PATCH`, `DELETE`).
     case GET, POST, PUT, PATCH, DELETE
 }
 
 /// Status of an API operation: `pending` from step 1 until step 2 records the outcome.
 public enum APIOperationStatus: String, Sendable, Codable, CaseIterable {
+    /// Logged by step 1; no outcome recorded yet.
     case pending
+    /// Step 2 recorded a status code below 400 and no error message.
     case completed
+    /// Step 2 recorded a status code of 400 or more, no response, or an error message.
     case failed
 }
 
 /// The arguments of DAO-MDE-03-08-03 (API Operation).
 public struct APIOperationRequest: Sendable, Hashable {
+    /// The HTTP method of the call (operation_type).
     public var operationType: HTTPMethod
     /// An absolute http(s) URL, or a path starting with `/` relative to an integration's endpoint.
     public var endpoint: String
@@ -26,6 +31,7 @@ public struct APIOperationRequest: Sendable, Hashable {
     /// The integration the call belongs to, if any.
     public var integrationID: IntegrationID?
 
+    /// Creates a request with every member given; nothing is validated until ``validate()``.
     public init(
         operationType: HTTPMethod, endpoint: String, headers: JSONValue? = nil, payload: JSONValue? = nil,
         timeout: Int? = nil, integrationID: IntegrationID? = nil
@@ -51,24 +57,38 @@ public struct APIOperationRequest: Sendable, Hashable {
 /// An API operation: the design's returns (operation_id, status_code, response_data, execution_time,
 /// error_message) and its request.
 public struct APIOperation: Sendable, Hashable {
+    /// The operation's id (operation_id).
     public var id: OperationID
+    /// The integration the call belongs to; `nil` when none was given or that integration was deleted.
     public var integrationID: IntegrationID?
+    /// The HTTP method of the call (operation_type).
     public var operationType: HTTPMethod
+    /// The endpoint as given: an absolute http(s) URL or a path starting with `/`.
     public var endpoint: String
     /// The request headers as stored: credential-bearing values are `[REDACTED]`.
     public var headers: JSONValue?
+    /// The request payload as given (any JSON), or `nil` when there was none.
     public var payload: JSONValue?
+    /// Timeout in seconds, 1…300 (30 when the request gave none).
     public var timeout: Int
+    /// `pending` until step 2 records the outcome, then `completed` or `failed`.
     public var status: APIOperationStatus
+    /// The HTTP status code (100…599); `nil` while pending or when no response arrived.
     public var statusCode: Int?
+    /// The response data (any JSON); `nil` while pending or when none was recorded.
     public var responseData: JSONValue?
     /// Execution time in milliseconds.
     public var executionTime: Int64?
+    /// Why the call failed; `nil` while pending or when no error was recorded.
     public var errorMessage: String?
+    /// When step 1 logged the operation.
     public var startedAt: Date
+    /// When step 2 recorded the outcome; `nil` while pending.
     public var completedAt: Date?
+    /// When the row was inserted (the same instant as `startedAt`); lists are ordered by it.
     public var createdAt: Date
 
+    /// Creates a value with every member given; nothing is validated.
     public init(
         id: OperationID, integrationID: IntegrationID?, operationType: HTTPMethod, endpoint: String,
         headers: JSONValue?, payload: JSONValue?, timeout: Int, status: APIOperationStatus, statusCode: Int?,
@@ -131,11 +151,14 @@ public struct APIOperation: Sendable, Hashable {
 public struct APIOperationOutcome: Sendable, Hashable {
     /// The HTTP status code, or `nil` when no response arrived (timeout, connection error, refused by policy).
     public var statusCode: Int?
+    /// The response data (any JSON), or `nil`.
     public var responseData: JSONValue?
     /// Execution time in milliseconds (≥ 0).
     public var executionTime: Int64
+    /// Why the call failed, or `nil`; a message makes the outcome `failed` whatever the status code.
     public var errorMessage: String?
 
+    /// Creates an outcome with every member given; nothing is validated until ``validate()``.
     public init(statusCode: Int?, responseData: JSONValue? = nil, executionTime: Int64, errorMessage: String? = nil) {
         self.statusCode = statusCode
         self.responseData = responseData
@@ -160,20 +183,28 @@ public struct APIOperationOutcome: Sendable, Hashable {
 
 /// Daily statistics of one endpoint and method (UTC day), stored as counts and sums; averages are derived.
 public struct APIStatistics: Sendable, Hashable {
+    /// The endpoint as logged (URL or path).
     public var endpoint: String
+    /// The HTTP method.
     public var operationType: HTTPMethod
     /// The UTC day, `YYYY-MM-DD`.
     public var day: String
+    /// Calls completed on this day (≥ 1).
     public var callCount: Int64
     /// Calls that failed (status ≥ 400 or no response).
     public var errorCount: Int64
     /// Sum of execution times in milliseconds.
     public var totalExecutionTime: Int64
+    /// Shortest execution time of the day's calls, in milliseconds.
     public var minExecutionTime: Int64
+    /// Longest execution time of the day's calls, in milliseconds.
     public var maxExecutionTime: Int64
+    /// Status code of the call folded in last; `nil` when that call got no response.
     public var lastStatusCode: Int?
+    /// Latest completion time among the day's calls.
     public var lastCallAt: Date
 
+    /// Creates a value with every member given.
     public init(
         endpoint: String, operationType: HTTPMethod, day: String, callCount: Int64, errorCount: Int64,
         totalExecutionTime: Int64, minExecutionTime: Int64, maxExecutionTime: Int64, lastStatusCode: Int?,
@@ -199,11 +230,16 @@ public struct APIStatistics: Sendable, Hashable {
 
 /// A statistics query: all filters optional; days are inclusive `YYYY-MM-DD` (UTC).
 public struct APIStatisticsQuery: Sendable, Hashable {
+    /// Only rows for exactly this endpoint; `nil` for every endpoint.
     public var endpoint: String?
+    /// Only rows for this method; `nil` for every method.
     public var operationType: HTTPMethod?
+    /// First day included (`YYYY-MM-DD`, UTC); `nil` for no lower bound.
     public var fromDay: String?
+    /// Last day included (`YYYY-MM-DD`, UTC); `nil` for no upper bound.
     public var toDay: String?
 
+    /// Creates a query with every member given; `nil` members do not filter.
     public init(endpoint: String? = nil, operationType: HTTPMethod? = nil, fromDay: String? = nil, toDay: String? = nil) {
         self.endpoint = endpoint
         self.operationType = operationType
@@ -250,9 +286,12 @@ public enum UTCDay {
 
 /// Filters for listing operations.
 public struct APIOperationFilter: Sendable, Hashable {
+    /// Only operations of this integration; `nil` for all.
     public var integrationID: IntegrationID?
+    /// Only operations with this status; `nil` for all.
     public var status: APIOperationStatus?
 
+    /// Creates a filter with every member given; `nil` members do not filter.
     public init(integrationID: IntegrationID? = nil, status: APIOperationStatus? = nil) {
         self.integrationID = integrationID
         self.status = status

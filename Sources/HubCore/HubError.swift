@@ -16,6 +16,7 @@ public enum HubError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The database does not have the schema this build expects.
     case schemaMismatch(reason: String)
 
+    /// A one-line message for callers and logs: the field (or entity and id), then the reason.
     public var description: String {
         switch self {
         case .validation(let field, let reason): "\(field): \(reason)"

@@ -22,10 +22,12 @@ public struct Identifier<Entity>: Hashable, Sendable, Codable, CustomStringConve
     /// Lower-case canonical text, as stored and as shown in the API.
     public var description: String { uuid.uuidString.lowercased() }
 
+    /// Decodes the canonical text form (either letter case). - Throws: `DecodingError` when it is not a UUID.
     public init(from decoder: any Decoder) throws {
         self.uuid = try decoder.singleValueContainer().decode(UUID.self)
     }
 
+    /// Encodes the lower-case canonical text, as ``description``.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)

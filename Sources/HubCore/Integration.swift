@@ -23,6 +23,7 @@ public struct IntegrationRegistration: Sendable, Hashable {
     /// Optional data mapping configuration (a JSON object).
     public var mappingConfig: JSONValue?
 
+    /// Creates a registration with every member given; nothing is validated until ``validate()``.
     public init(
         systemID: String, integrationType: String, endpointURL: String, authConfig: JSONValue,
         mappingConfig: JSONValue? = nil
@@ -48,12 +49,18 @@ public struct IntegrationRegistration: Sendable, Hashable {
 /// A change to an integration's configuration. `nil` members stay as they are; any change bumps
 /// `config_version` (`v1.0` → `v1.1` → …).
 public struct IntegrationConfigUpdate: Sendable, Hashable {
+    /// New integration type (2–32 of `A–Z`, `0–9`, `_`, such as `HR`), or `nil` to keep it.
     public var integrationType: String?
+    /// New absolute http(s) URL, or `nil` to keep it.
     public var endpointURL: String?
+    /// New authentication configuration (see ``AuthConfig``), sealed at rest, or `nil` to keep it.
     public var authConfig: JSONValue?
+    /// New mapping configuration (a JSON object), or `nil` to keep it.
     public var mappingConfig: JSONValue?
+    /// New status, or `nil` to keep it.
     public var status: IntegrationStatus?
 
+    /// Creates an update with every member given; ``validate()`` requires at least one non-nil member.
     public init(
         integrationType: String? = nil, endpointURL: String? = nil, authConfig: JSONValue? = nil,
         mappingConfig: JSONValue? = nil, status: IntegrationStatus? = nil
@@ -86,13 +93,19 @@ public struct IntegrationConfigUpdate: Sendable, Hashable {
 /// An external integration as stored: the design's returns (integration_id, status, last_sync, error_count,
 /// config_version) and the registration, with the auth configuration masked.
 public struct Integration: Sendable, Hashable {
+    /// The integration's id (integration_id).
     public var id: IntegrationID
+    /// External system identifier (system_id).
     public var systemID: String
+    /// Type of integration, an upper-case code such as `HR`.
     public var integrationType: String
+    /// Absolute http(s) URL of the external system.
     public var endpointURL: String
     /// The auth configuration with secret values masked (``AuthConfig/masked``).
     public var maskedAuthConfig: JSONValue
+    /// Data mapping configuration (a JSON object), or `nil` when none was given.
     public var mappingConfig: JSONValue?
+    /// `active` at registration; set by connectivity tests (`active` or `error`) and by config updates.
     public var status: IntegrationStatus
     /// When the last sync of this integration finished (set by the Data Synchronization DAO's step 3).
     public var lastSync: Date?
@@ -102,9 +115,12 @@ public struct Integration: Sendable, Hashable {
     public var configVersion: String
     /// When connectivity was last tested, and whether the test passed.
     public var lastTestedAt: Date?
+    /// When the integration was registered; lists are ordered by it.
     public var createdAt: Date
+    /// When the row last changed: registration, connectivity test, config update or a finalized sync job.
     public var updatedAt: Date
 
+    /// Creates a value with every member given; nothing is validated.
     public init(
         id: IntegrationID, systemID: String, integrationType: String, endpointURL: String,
         maskedAuthConfig: JSONValue, mappingConfig: JSONValue?, status: IntegrationStatus, lastSync: Date?,
@@ -139,10 +155,12 @@ public struct Integration: Sendable, Hashable {
 
 /// One page of a list, newest first (creation time, then id). Pass `nextCursor` back to get the following page.
 public struct Page<Item: Sendable>: Sendable {
+    /// This page's items, at most the requested limit.
     public var items: [Item]
     /// Opaque cursor for the next page; `nil` on the last page.
     public var nextCursor: String?
 
+    /// Creates a page with every member given.
     public init(items: [Item], nextCursor: String?) {
         self.items = items
         self.nextCursor = nextCursor
@@ -151,9 +169,12 @@ public struct Page<Item: Sendable>: Sendable {
 
 /// A page request: at most `limit` items (1…500) after `cursor`.
 public struct PageRequest: Sendable, Hashable {
+    /// Maximum number of items, 1…500 (default 50).
     public var limit: Int
+    /// The `nextCursor` of the previous page; `nil` for the first page.
     public var cursor: String?
 
+    /// Creates a request with every member given; by default the first 50 items.
     public init(limit: Int = 50, cursor: String? = nil) {
         self.limit = limit
         self.cursor = cursor

@@ -5,14 +5,22 @@ import Foundation
 /// Integers and fractional numbers are kept apart so that identifiers and counts round-trip exactly.
 /// Object keys are serialised in sorted order, so the same value always produces the same text.
 public enum JSONValue: Sendable, Hashable, Codable {
+    /// JSON `null`.
     case null
+    /// JSON `true` or `false`.
     case bool(Bool)
+    /// A number held as a 64-bit integer.
     case int(Int64)
+    /// A number held as a double; decoding uses it only for numbers that do not decode as Int64.
     case double(Double)
+    /// A JSON string.
     case string(String)
+    /// A JSON array, in order.
     case array([JSONValue])
+    /// A JSON object; serialised with its keys sorted.
     case object([String: JSONValue])
 
+    /// Decodes any JSON value, trying in turn null, boolean, Int64, Double, string, array, then object.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
@@ -32,6 +40,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
         }
     }
 
+    /// Encodes the value as the JSON it holds.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
@@ -106,13 +115,20 @@ public enum JSONValue: Sendable, Hashable, Codable {
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
     ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral, ExpressibleByFloatLiteral
 {
+    /// Creates `.string(value)`.
     public init(stringLiteral value: String) { self = .string(value) }
+    /// Creates `.int(value)`.
     public init(integerLiteral value: Int64) { self = .int(value) }
+    /// Creates `.bool(value)`.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+    /// Creates `.double(value)`.
     public init(floatLiteral value: Double) { self = .double(value) }
+    /// Creates `.array(elements)`.
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    /// Creates `.object` of the pairs; of duplicate keys the last wins.
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
         self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }
+    /// Creates `.null`.
     public init(nilLiteral: ()) { self = .null }
 }

@@ -2,16 +2,23 @@ import Foundation
 
 /// The kinds of synchronization of DAO-MDE-03-08-02.
 public enum SyncType: String, Sendable, Codable, CaseIterable {
+    /// A full synchronization of the entity type.
     case full
+    /// An incremental synchronization (changes only).
     case incremental
 }
 
 /// Status of a sync job. Only `running` jobs accept batches; the others are final.
 public enum SyncJobStatus: String, Sendable, Codable, CaseIterable {
+    /// Started and accepting batches; at most one per integration and entity type.
     case running
+    /// Final: finished successfully.
     case completed
+    /// Final: finished, with errors (stored as `completed_with_errors`).
     case completedWithErrors = "completed_with_errors"
+    /// Final: the job failed.
     case failed
+    /// Final: the job was cancelled.
     case cancelled
 
     /// Whether the status is final.
@@ -20,7 +27,9 @@ public enum SyncJobStatus: String, Sendable, Codable, CaseIterable {
 
 /// The arguments of DAO-MDE-03-08-02 (Data Synchronization).
 public struct SyncJobRequest: Sendable, Hashable {
+    /// The integration to synchronize; it must exist (enforced by the insert's foreign key).
     public var integrationID: IntegrationID
+    /// Full or incremental.
     public var syncType: SyncType
     /// Entity type: 1–64 of lower-case letters, digits and `_`, starting with a letter (`users`, `groups`, …).
     public var entityType: String
@@ -29,6 +38,7 @@ public struct SyncJobRequest: Sendable, Hashable {
     /// Records per batch, 1…10000; `nil` means the design's default of 1000.
     public var batchSize: Int?
 
+    /// Creates a request with every member given; nothing is validated until ``validate()``.
     public init(
         integrationID: IntegrationID, syncType: SyncType, entityType: String, filters: JSONValue? = nil,
         batchSize: Int? = nil
@@ -51,21 +61,34 @@ public struct SyncJobRequest: Sendable, Hashable {
 /// A sync job: the design's returns (sync_job_id, status, records_processed, errors_count, completion_time)
 /// and its arguments.
 public struct SyncJob: Sendable, Hashable {
+    /// The job's id (sync_job_id).
     public var id: SyncJobID
+    /// The integration the job synchronizes.
     public var integrationID: IntegrationID
+    /// Full or incremental.
     public var syncType: SyncType
+    /// The entity type synchronized (`users`, `groups`, …).
     public var entityType: String
+    /// Filters as given (a JSON object), or `nil`.
     public var filters: JSONValue?
+    /// Records per batch, 1…10000 (1000 when the request gave none).
     public var batchSize: Int
+    /// `running` from step 1 until step 3 sets a final status.
     public var status: SyncJobStatus
+    /// Sum of the records counts of every recorded batch, completed or failed.
     public var recordsProcessed: Int64
+    /// Errors reported by step 3; 0 while running.
     public var errorsCount: Int64
+    /// When step 1 started the job.
     public var startedAt: Date
+    /// When the last batch was recorded; `nil` before the first.
     public var lastBatchAt: Date?
     /// The design's completion_time.
     public var completedAt: Date?
+    /// When the row was inserted (the same instant as `startedAt`); lists are ordered by it.
     public var createdAt: Date
 
+    /// Creates a value with every member given; nothing is validated.
     public init(
         id: SyncJobID, integrationID: IntegrationID, syncType: SyncType, entityType: String, filters: JSONValue?,
         batchSize: Int, status: SyncJobStatus, recordsProcessed: Int64, errorsCount: Int64, startedAt: Date,
@@ -99,19 +122,28 @@ public struct SyncJob: Sendable, Hashable {
 
 /// Status of one batch.
 public enum SyncBatchStatus: String, Sendable, Codable, CaseIterable {
+    /// The batch was processed.
     case completed
+    /// The batch failed; its records still count towards the job's records_processed.
     case failed
 }
 
 /// A processed batch of a sync job.
 public struct SyncBatch: Sendable, Hashable {
+    /// The batch's id (batch_id).
     public var id: SyncBatchID
+    /// The job the batch belongs to.
     public var syncJobID: SyncJobID
+    /// The batch's number, ≥ 1 and unique within its job.
     public var batchNumber: Int
+    /// Records in the batch, ≥ 0.
     public var recordsCount: Int
+    /// Whether the batch completed or failed.
     public var status: SyncBatchStatus
+    /// When step 2 recorded the batch.
     public var processedAt: Date
 
+    /// Creates a value with every member given.
     public init(
         id: SyncBatchID, syncJobID: SyncJobID, batchNumber: Int, recordsCount: Int, status: SyncBatchStatus,
         processedAt: Date
@@ -127,9 +159,12 @@ public struct SyncBatch: Sendable, Hashable {
 
 /// What step 2 returns: the new batch's id and the job's running total.
 public struct BatchProgress: Sendable, Hashable {
+    /// The id of the batch just recorded.
     public var batchID: SyncBatchID
+    /// The job's records_processed including this batch.
     public var recordsProcessed: Int64
 
+    /// Creates a value with every member given.
     public init(batchID: SyncBatchID, recordsProcessed: Int64) {
         self.batchID = batchID
         self.recordsProcessed = recordsProcessed
@@ -138,10 +173,14 @@ public struct BatchProgress: Sendable, Hashable {
 
 /// Filters for listing sync jobs.
 public struct SyncJobFilter: Sendable, Hashable {
+    /// Only jobs of this integration; `nil` for all.
     public var integrationID: IntegrationID?
+    /// Only jobs with this status; `nil` for all.
     public var status: SyncJobStatus?
+    /// Only jobs of exactly this entity type; `nil` for all.
     public var entityType: String?
 
+    /// Creates a filter with every member given; `nil` members do not filter.
     public init(integrationID: IntegrationID? = nil, status: SyncJobStatus? = nil, entityType: String? = nil) {
         self.integrationID = integrationID
         self.status = status

@@ -2,14 +2,19 @@ import Foundation
 
 /// Connection types of DAO-MDE-03-08-05.
 public enum ConnectionType: String, Sendable, Codable, CaseIterable {
+    /// HTTP API, PostgreSQL database, FTP, SFTP and plain TCP; each type has its own endpoint format.
     case API, DB, FTP, SFTP, TCP
 }
 
 /// Status of a connection: `pending` until its first check.
 public enum ConnectionStatus: String, Sendable, Codable, CaseIterable {
+    /// Created and not yet checked.
     case pending
+    /// The last check found the system healthy; only healthy checks count towards uptime.
     case healthy
+    /// The last check found the system degraded; it does not count towards uptime.
     case degraded
+    /// The last check found the system down; it does not count towards uptime.
     case down
 }
 
@@ -17,6 +22,7 @@ public enum ConnectionStatus: String, Sendable, Codable, CaseIterable {
 public struct ConnectionRegistration: Sendable, Hashable {
     /// Unique name, 1–128 characters.
     public var systemName: String
+    /// The kind of system, which decides the endpoint's format.
     public var connectionType: ConnectionType
     /// Per type: API `http(s)://host[:port]/…`; DB `postgres://host[:port][/database]`; FTP `ftp://host[:port]`
     /// or `host:port`; SFTP `sftp://host[:port]` or `host:port`; TCP `host:port` or `tcp://host:port`.
@@ -26,6 +32,7 @@ public struct ConnectionRegistration: Sendable, Hashable {
     /// Minutes between health checks, 1…1440; `nil` means the design's default of 5.
     public var healthCheckInterval: Int?
 
+    /// Creates a registration with every member given; nothing is validated until ``validate()``.
     public init(
         systemName: String, connectionType: ConnectionType, endpoint: String, credentials: JSONValue,
         healthCheckInterval: Int? = nil
@@ -54,14 +61,21 @@ public struct ConnectionRegistration: Sendable, Hashable {
 /// A system connection: the design's returns (connection_id, status, last_check, uptime_percentage,
 /// avg_response_time) and its registration, credentials masked.
 public struct SystemConnection: Sendable, Hashable {
+    /// The connection's id (connection_id).
     public var id: ConnectionID
+    /// Unique name, 1–128 characters.
     public var systemName: String
+    /// The kind of system, which decides the endpoint's format.
     public var connectionType: ConnectionType
+    /// The endpoint as given, in the format of its ``connectionType``.
     public var endpoint: String
     /// Credentials with every value masked except `username`, `user`, `database` and `header`.
     public var maskedCredentials: JSONValue
+    /// Minutes between health checks, 1…1440 (5 when the registration gave none).
     public var healthCheckInterval: Int
+    /// `pending` until the first check, then the status the last check reported.
     public var status: ConnectionStatus
+    /// When the last check was recorded; `nil` before the first.
     public var lastCheck: Date?
     /// Response time of the last check, in milliseconds.
     public var responseTime: Int64?
@@ -69,10 +83,14 @@ public struct SystemConnection: Sendable, Hashable {
     public var uptimePercentage: Double?
     /// Average response time of all checks that measured one, in milliseconds.
     public var avgResponseTime: Int64?
+    /// When uptime and average response time were last recomputed (at every check); `nil` before the first.
     public var lastUpdated: Date?
+    /// When the connection was created; lists are ordered by it.
     public var createdAt: Date
+    /// When the row last changed: creation or a check.
     public var updatedAt: Date
 
+    /// Creates a value with every member given; nothing is validated.
     public init(
         id: ConnectionID, systemName: String, connectionType: ConnectionType, endpoint: String,
         maskedCredentials: JSONValue, healthCheckInterval: Int, status: ConnectionStatus, lastCheck: Date?,
@@ -183,13 +201,18 @@ public struct SystemConnection: Sendable, Hashable {
 
 /// One health check of a connection (a `connection_health` row).
 public struct HealthCheck: Sendable, Hashable {
+    /// The check's id (health_id).
     public var id: HealthCheckID
+    /// The connection checked.
     public var connectionID: ConnectionID
+    /// When the check was recorded.
     public var checkTimestamp: Date
+    /// The status the check reported (never `pending`).
     public var status: ConnectionStatus
     /// Milliseconds, `nil` when the check got no answer.
     public var responseTime: Int64?
 
+    /// Creates a value with every member given.
     public init(
         id: HealthCheckID, connectionID: ConnectionID, checkTimestamp: Date, status: ConnectionStatus,
         responseTime: Int64?

@@ -14,8 +14,11 @@ public enum WebhookStatus: String, Sendable, Codable, CaseIterable {
 ///
 /// `{"max_attempts": 1…20, "backoff_seconds": [0…604800, …] (1–20 entries), "timeout_seconds": 1…60}`
 public struct RetryConfig: Sendable, Hashable {
+    /// Maximum delivery attempts, 1…20; `nil` when not given.
     public var maxAttempts: Int?
+    /// Backoff delays in seconds, 1–20 entries of 0…604800; `nil` when not given.
     public var backoffSeconds: [Int]?
+    /// Timeout of a delivery in seconds, 1…60; `nil` when not given.
     public var timeoutSeconds: Int?
 
     /// Validates and parses `json`; errors name the member, e.g. `retry_config.max_attempts`.
@@ -50,10 +53,12 @@ public struct WebhookRegistration: Sendable, Hashable {
     public var eventTypes: [String]
     /// `whsec_` + base64 of 24–64 bytes (Standard Webhooks); generated when `nil`.
     public var secretKey: String?
+    /// Retry settings (see ``RetryConfig``), or `nil`.
     public var retryConfig: JSONValue?
     /// Custom request headers; they may not override the signature headers, Content-Type or Host.
     public var headers: JSONValue?
 
+    /// Creates a registration with every member given; nothing is validated until ``validate()``.
     public init(
         webhookURL: String, eventTypes: [String], secretKey: String? = nil, retryConfig: JSONValue? = nil,
         headers: JSONValue? = nil
@@ -77,12 +82,18 @@ public struct WebhookRegistration: Sendable, Hashable {
 
 /// A change to a webhook; `nil` members stay as they are.
 public struct WebhookUpdate: Sendable, Hashable {
+    /// New absolute http(s) URL, or `nil` to keep it.
     public var webhookURL: String?
+    /// New event types (same rules as registration), or `nil` to keep them.
     public var eventTypes: [String]?
+    /// New retry settings (see ``RetryConfig``), or `nil` to keep them.
     public var retryConfig: JSONValue?
+    /// New custom headers (same rules as registration), or `nil` to keep them.
     public var headers: JSONValue?
+    /// New status, or `nil` to keep it.
     public var status: WebhookStatus?
 
+    /// Creates an update with every member given; ``validate()`` requires at least one non-nil member.
     public init(
         webhookURL: String? = nil, eventTypes: [String]? = nil, retryConfig: JSONValue? = nil,
         headers: JSONValue? = nil, status: WebhookStatus? = nil
@@ -109,20 +120,34 @@ public struct WebhookUpdate: Sendable, Hashable {
 /// A webhook: the design's returns (webhook_id, status, last_triggered, success_count, failure_count) and its
 /// registration. The secret is never part of it.
 public struct Webhook: Sendable, Hashable {
+    /// The webhook's id (webhook_id).
     public var id: WebhookID
+    /// Absolute http(s) URL that receives deliveries.
     public var webhookURL: String
+    /// Subscribed event types: exact dotted names, prefixes (`sync.*`) or `*`.
     public var eventTypes: [String]
+    /// Retry settings (see ``RetryConfig``), or `nil`.
     public var retryConfig: JSONValue?
+    /// Custom request headers (a JSON object of strings), or `nil`.
     public var headers: JSONValue?
+    /// `active` at registration; set by endpoint tests (`active` or `failing`) and by updates.
     public var status: WebhookStatus
+    /// When the last endpoint test was recorded; `nil` if never tested.
     public var lastTested: Date?
+    /// Details of the last endpoint test as recorded; `nil` if never tested.
     public var testResult: JSONValue?
+    /// Deliveries counted as succeeded.
     public var successCount: Int64
+    /// Deliveries counted as failed.
     public var failureCount: Int64
+    /// When the last delivery was counted; `nil` before the first.
     public var lastTriggered: Date?
+    /// When the webhook was registered; lists are ordered by it.
     public var createdAt: Date
+    /// When the registration last changed: registration, test or update (deliveries do not count).
     public var updatedAt: Date
 
+    /// Creates a value with every member given; nothing is validated.
     public init(
         id: WebhookID, webhookURL: String, eventTypes: [String], retryConfig: JSONValue?, headers: JSONValue?,
         status: WebhookStatus, lastTested: Date?, testResult: JSONValue?, successCount: Int64, failureCount: Int64,
@@ -192,10 +217,12 @@ public struct Webhook: Sendable, Hashable {
 
 /// What registration returns: the webhook and its signing secret, shown this once.
 public struct RegisteredWebhook: Sendable, Hashable {
+    /// The registered webhook.
     public var webhook: Webhook
     /// The signing secret (`whsec_…`). It is not returned again by any read.
     public var secret: String
 
+    /// Creates a value with every member given.
     public init(webhook: Webhook, secret: String) {
         self.webhook = webhook
         self.secret = secret

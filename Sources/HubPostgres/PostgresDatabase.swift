@@ -12,10 +12,12 @@ import PostgresNIO
 /// wait for it). Every session is pinned to UTC. Driver errors are mapped onto ``SQLError``; no driver text or
 /// bound value reaches an error message.
 public final class PostgresDatabase: SQLDatabase {
+    /// The connection pool; queries proceed only while ``run()`` runs.
     public let client: PostgresClient
     private let logger: Logger
     private let started = StartFlag()
 
+    /// Always ``SQLDialect/postgres``.
     public var dialect: SQLDialect { .postgres }
 
     /// A database over a new client for `configuration`.
@@ -79,6 +81,8 @@ public final class PostgresDatabase: SQLDatabase {
             database: database.isEmpty ? nil : database, tls: tls)
     }
 
+    /// Runs one statement on a pooled connection, first waiting up to a second for ``run()`` to start.
+    /// - Throws: ``SQLError``.
     public func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
         await awaitRunning()
         do {
@@ -89,6 +93,8 @@ public final class PostgresDatabase: SQLDatabase {
         }
     }
 
+    /// Runs `body` in a transaction on one leased connection: committed when it returns, rolled back when it throws.
+    /// - Throws: `body`'s ``HubError`` or ``SQLError`` unchanged; anything else mapped onto ``SQLError``.
     public func transaction<T: Sendable>(_ body: (any SQLExecutor) async throws -> T) async throws -> T {
         await awaitRunning()
         do {

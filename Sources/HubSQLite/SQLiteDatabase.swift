@@ -13,7 +13,9 @@ import SQLiteNIO
 public final class SQLiteDatabase: SQLDatabase {
     private let connection: SQLiteConnection
     private let lock = SerialLock()
+    private let closed = OnceFlag()
 
+    /// Always ``SQLDialect/sqlite``.
     public var dialect: SQLDialect { .sqlite }
 
     private init(connection: SQLiteConnection) {
@@ -40,17 +42,20 @@ public final class SQLiteDatabase: SQLDatabase {
     }
 
     deinit {
-        // SQLiteNIO requires a closed connection at deinit; the close keeps the connection alive until it is done.
-        _ = connection.close()
+        // SQLiteNIO requires a closed connection at deinit, and closing twice crashes it: close only if nobody did.
+        // The close keeps the connection alive until it is done.
+        if !closed.isSet { _ = connection.close() }
     }
 
     /// Closes the connection; no call may follow.
     public func close() async throws {
         await lock.acquire()
         defer { Task { await lock.release() } }
+        guard closed.setOnce() else { return }
         try await connection.close()
     }
 
+    /// Runs one statement once the lock is free (`$n` placeholders become `?n`). - Throws: ``SQLError``.
     public func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
         await lock.acquire()
         do {
@@ -63,6 +68,8 @@ public final class SQLiteDatabase: SQLDatabase {
         }
     }
 
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction, holding the lock throughout: committed when it returns,
+    /// rolled back when it throws. - Throws: `body`'s error unchanged, or ``SQLError``.
     public func transaction<T: Sendable>(_ body: (any SQLExecutor) async throws -> T) async throws -> T {
         await lock.acquire()
         do {
@@ -163,6 +170,22 @@ public final class SQLiteDatabase: SQLDatabase {
         case .constraintCheckFailed: return SQLError.checkViolation(constraint: nil)
         case .busy, .locked, .ioError, .full, .cantOpen, .readOnly: return SQLError.unavailable
         default: return SQLError.other(code: "\(error.reason)")
+        }
+    }
+}
+
+/// A flag that is set once, readable from any thread (deinit included).
+final class OnceFlag: @unchecked Sendable {
+    private let mutex = NSLock()
+    private var value = false
+
+    var isSet: Bool { mutex.withLock { value } }
+
+    /// Sets the flag; returns whether this call set it.
+    func setOnce() -> Bool {
+        mutex.withLock {
+            defer { value = true }
+            return !value
         }
     }
 }

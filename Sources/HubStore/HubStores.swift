@@ -2,11 +2,17 @@ import HubCore
 
 /// The five DAOs over one database, sealer and clock: what the server, the workers and the CLI use.
 public struct HubStores: Sendable {
+    /// The database every DAO runs on.
     public let database: any SQLDatabase
+    /// DAO-MDE-03-08-01, External System Integration.
     public let integrations: any ExternalSystemIntegrationDAO
+    /// DAO-MDE-03-08-02, Data Synchronization.
     public let syncJobs: any DataSynchronizationDAO
+    /// DAO-MDE-03-08-03, API Operation.
     public let apiOperations: any APIOperationDAO
+    /// DAO-MDE-03-08-04, Webhook Management.
     public let webhooks: any WebhookManagementDAO
+    /// DAO-MDE-03-08-05, System Connectivity.
     public let connections: any SystemConnectivityDAO
 
     /// The DAOs over `database`. Secrets are sealed with `sealer`; timestamps come from `clock`.

@@ -4,7 +4,9 @@ import HubCore
 /// A numbered, named schema step. The list is append-only: a released migration is never edited, and both
 /// backends run the same list (each with its own DDL text).
 public struct Migration: Sendable {
+    /// The migration's number, unique and ascending; recorded in `schema_migrations`.
     public let version: Int
+    /// A short snake_case name, recorded beside the version.
     public let name: String
     let postgres: [String]
     let sqlite: [String]
@@ -21,6 +23,7 @@ public struct Migrator: Sendable {
 
     let database: any SQLDatabase
 
+    /// A migrator for `database`.
     public init(database: any SQLDatabase) { self.database = database }
 
     /// The versions recorded in `schema_migrations` (empty for a new database).

@@ -4,16 +4,23 @@ import HubCore
 /// The SQL dialects the stores speak. Statements are written once with `$n` placeholders; where the dialects
 /// differ (types in migrations, data-modifying CTEs), the store picks the text by dialect.
 public enum SQLDialect: Sendable, Hashable {
+    /// PostgreSQL: `uuid`, `timestamptz`, `jsonb` and `text[]` columns.
     case postgres
+    /// SQLite: UUIDs as text, timestamps as integer microseconds, JSON as text.
     case sqlite
 }
 
 /// A value bound to, or read from, a statement. Each backend maps it onto its own wire types.
 public enum SQLValue: Sendable, Hashable {
+    /// SQL NULL.
     case null
+    /// A 64-bit integer.
     case int(Int64)
+    /// A double-precision number.
     case double(Double)
+    /// Text.
     case text(String)
+    /// A UUID (PostgreSQL `uuid`; SQLite lower-case text).
     case uuid(UUID)
     /// A point in time with microsecond precision (PostgreSQL `timestamptz`; SQLite integer microseconds).
     case timestamp(Date)
@@ -41,14 +48,18 @@ public enum SQLValue: Sendable, Hashable {
 /// One result row, read by column name. Accessors convert between the backends' representations (a UUID is
 /// text in SQLite, a timestamp an integer) and throw ``SQLError/decoding(column:)`` on a type mismatch.
 public struct SQLRow: Sendable {
+    /// The row's values by column name.
     public let values: [String: SQLValue]
 
+    /// Creates a row with every value given.
     public init(values: [String: SQLValue]) { self.values = values }
 
     private func value(_ column: String) -> SQLValue { values[column] ?? .null }
 
+    /// Whether the column is NULL or absent from the row.
     public func isNull(_ column: String) -> Bool { value(column) == .null }
 
+    /// The column as a UUID (PostgreSQL `uuid` or text). - Throws: `decoding` otherwise, NULL included.
     public func uuid(_ column: String) throws -> UUID {
         switch value(column) {
         case .uuid(let uuid): return uuid
@@ -58,19 +69,23 @@ public struct SQLRow: Sendable {
         throw SQLError.decoding(column: column)
     }
 
+    /// The column as a UUID, `nil` when NULL. - Throws: `decoding` otherwise.
     public func optionalUUID(_ column: String) throws -> UUID? {
         isNull(column) ? nil : try uuid(column)
     }
 
+    /// The column as text. - Throws: `decoding` otherwise, NULL included.
     public func string(_ column: String) throws -> String {
         guard case .text(let text) = value(column) else { throw SQLError.decoding(column: column) }
         return text
     }
 
+    /// The column as text, `nil` when NULL. - Throws: `decoding` otherwise.
     public func optionalString(_ column: String) throws -> String? {
         isNull(column) ? nil : try string(column)
     }
 
+    /// The column as an integer (an integral double is accepted). - Throws: `decoding` otherwise.
     public func int(_ column: String) throws -> Int64 {
         switch value(column) {
         case .int(let value): return value
@@ -79,10 +94,12 @@ public struct SQLRow: Sendable {
         }
     }
 
+    /// The column as an integer, `nil` when NULL. - Throws: `decoding` otherwise.
     public func optionalInt(_ column: String) throws -> Int64? {
         isNull(column) ? nil : try int(column)
     }
 
+    /// The column as a double (an integer is converted). - Throws: `decoding` otherwise.
     public func double(_ column: String) throws -> Double {
         switch value(column) {
         case .double(let value): return value
@@ -91,10 +108,13 @@ public struct SQLRow: Sendable {
         }
     }
 
+    /// The column as a double, `nil` when NULL. - Throws: `decoding` otherwise.
     public func optionalDouble(_ column: String) throws -> Double? {
         isNull(column) ? nil : try double(column)
     }
 
+    /// The column as a date: a PostgreSQL timestamp or SQLite integer microseconds since 1970 (UTC).
+    /// - Throws: `decoding` otherwise, NULL included.
     public func date(_ column: String) throws -> Date {
         switch value(column) {
         case .timestamp(let date): return date
@@ -103,6 +123,7 @@ public struct SQLRow: Sendable {
         }
     }
 
+    /// The column as a date, `nil` when NULL. - Throws: `decoding` otherwise.
     public func optionalDate(_ column: String) throws -> Date? {
         isNull(column) ? nil : try date(column)
     }
@@ -115,6 +136,7 @@ public struct SQLRow: Sendable {
         }
     }
 
+    /// The column's JSON text parsed. - Throws: `decoding` when it is not JSON text.
     public func json(_ column: String) throws -> JSONValue {
         do {
             return try JSONDecoder().decode(JSONValue.self, from: Data(try jsonText(column).utf8))
@@ -123,10 +145,13 @@ public struct SQLRow: Sendable {
         }
     }
 
+    /// The column's JSON parsed, `nil` when NULL. - Throws: `decoding` otherwise.
     public func optionalJSON(_ column: String) throws -> JSONValue? {
         isNull(column) ? nil : try json(column)
     }
 
+    /// The column as strings: PostgreSQL `text[]` or a JSON array of strings (SQLite).
+    /// - Throws: `decoding` otherwise.
     public func stringArray(_ column: String) throws -> [String] {
         switch value(column) {
         case .textArray(let elements): return elements
@@ -155,6 +180,7 @@ public enum SQLError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Any other database error; `code` is the SQLSTATE (PostgreSQL) or result code name (SQLite).
     case other(code: String)
 
+    /// A short message naming the constraint, column or code; never driver text.
     public var description: String {
         switch self {
         case .uniqueViolation(let name): "unique constraint violated (\(name ?? "unnamed"))"
@@ -176,6 +202,7 @@ public protocol SQLExecutor: Sendable {
 /// A database: an executor that also runs transactions and names its dialect. Implementations must be safe to
 /// use from many tasks at once.
 public protocol SQLDatabase: SQLExecutor {
+    /// The dialect the stores write statements in.
     var dialect: SQLDialect { get }
 
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws. Statements of the

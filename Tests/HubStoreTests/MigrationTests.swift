@@ -136,3 +136,20 @@ struct DriverErrorTests {
         #expect(try await count(stores.database, "system_connections", where: "system_name = $1", .text(name)) == 0)
     }
 }
+
+@Suite("SQLite lifecycle")
+struct SQLiteLifecycleTests {
+    @Test("closing a database and then releasing it does not close it twice")
+    func closeThenRelease() async throws {
+        for _ in 0..<20 {
+            let database = try await SQLiteDatabase.open(path: nil)
+            _ = try await database.query("SELECT 1 AS one", [])
+            try await database.close()
+            try await database.close()
+        }
+        // Released databases close on SQLiteNIO's thread pool; give it a moment, then prove the process is alive.
+        try await Task.sleep(for: .milliseconds(100))
+        let database = try await SQLiteDatabase.open(path: nil)
+        #expect(try await database.queryOne("SELECT 2 AS two", [])?.int("two") == 2)
+    }
+}
