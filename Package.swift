@@ -17,6 +17,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Models, typed IDs, validation, the domain error, the five DAO protocols, secret sealing.
@@ -53,10 +57,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The HTTP API: routes, API-key auth, problem+json, OpenAPI document, metrics.
+        .target(
+            name: "HubServer",
+            dependencies: [
+                "HubCore", "HubStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "hub",
             dependencies: [
-                "HubCore", "HubStore", "HubPostgres", "HubSQLite",
+                "HubCore", "HubStore", "HubPostgres", "HubSQLite", "HubServer",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -67,9 +85,10 @@ let package = Package(
             path: "Benchmarks/HubBench"
         ),
         .testTarget(
-            name: "HubStoreTests",
+            name: "HubTests",
             dependencies: [
-                "HubCore", "HubStore", "HubPostgres", "HubSQLite",
+                "HubCore", "HubStore", "HubPostgres", "HubSQLite", "HubServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -14,6 +14,8 @@ public struct HubStores: Sendable {
     public let webhooks: any WebhookManagementDAO
     /// DAO-MDE-03-08-05, System Connectivity.
     public let connections: any SystemConnectivityDAO
+    /// API keys of the HTTP API.
+    public let apiKeys: any APIKeyDAO
 
     /// The DAOs over `database`. Secrets are sealed with `sealer`; timestamps come from `clock`.
     public init(database: any SQLDatabase, sealer: SecretSealer, clock: WallClock = .system) {
@@ -23,6 +25,7 @@ public struct HubStores: Sendable {
         apiOperations = APIOperationStore(database: database, clock: clock)
         webhooks = WebhookStore(database: database, sealer: sealer, clock: clock)
         connections = ConnectionStore(database: database, sealer: sealer, clock: clock)
+        apiKeys = APIKeyStore(database: database, clock: clock)
     }
 
     /// Applies pending migrations (see ``Migrator``).

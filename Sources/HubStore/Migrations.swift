@@ -19,7 +19,7 @@ public struct Migration: Sendable {
 /// Applies and checks migrations, recording each in `schema_migrations`.
 public struct Migrator: Sendable {
     /// Every migration of this build, in order.
-    public static let all: [Migration] = [Migration.designTables]
+    public static let all: [Migration] = [Migration.designTables, Migration.apiKeys]
 
     let database: any SQLDatabase
 
@@ -394,5 +394,37 @@ extension Migration {
             ) STRICT
             """,
             "CREATE INDEX connection_health_connection ON connection_health (connection_id, created_at DESC, health_id DESC)",
+        ])
+}
+
+extension Migration {
+    /// Migration 2: API keys of the HTTP API, stored as SHA-256 hashes.
+    static let apiKeys = Migration(
+        version: 2, name: "create_api_keys",
+        postgres: [
+            """
+            CREATE TABLE api_keys (
+                key_id text PRIMARY KEY,
+                name text NOT NULL,
+                key_hash text NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                last_used_at timestamptz,
+                revoked_at timestamptz,
+                CONSTRAINT api_keys_name_key UNIQUE (name)
+            )
+            """
+        ],
+        sqlite: [
+            """
+            CREATE TABLE api_keys (
+                key_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                key_hash TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                last_used_at INTEGER,
+                revoked_at INTEGER,
+                CONSTRAINT api_keys_name_key UNIQUE (name)
+            ) STRICT
+            """
         ])
 }

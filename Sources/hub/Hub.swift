@@ -10,7 +10,7 @@ struct Hub: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hub",
         abstract: "IntegrationHub: integrations, synchronization, API operations, webhooks and connectivity.",
-        subcommands: [Migrate.self])
+        subcommands: [Serve.self, Migrate.self, Keys.self])
 }
 
 /// Options every command that touches the database shares.

@@ -1,5 +1,6 @@
 import Foundation
 import HubCore
+import HubStore
 import Testing
 
 @Suite("Secret sealing")
@@ -64,5 +65,37 @@ struct SecretSealerTests {
         #expect(try SecretSealer.loadOrCreateKeyFile(at: path).open(sealed, context: "c") == "v")
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
         #expect(throws: HubError.self) { try SecretSealer.loadOrCreateKeyFile(at: path) }
+    }
+}
+
+/// API keys, on both backends.
+@Suite("API keys", .timeLimit(.minutes(2)))
+struct APIKeyContractTests {
+    @Test("a created key authenticates until revoked; only its hash is stored", arguments: Backend.allCases)
+    func lifecycle(backend: Backend) async throws {
+        let stores = try await TestEnvironment.stores(backend)
+        let name = unique("ci")
+        let (key, token) = try await stores.apiKeys.create(name: name)
+        #expect(token.hasPrefix("hub_\(key.keyID)_"))
+        #expect(try await stores.apiKeys.authenticate(token)?.name == name)
+        let raw = try await stores.database.query("SELECT key_hash FROM api_keys WHERE name = $1", [.text(name)])
+        #expect(try raw.first?.string("key_hash") == APIKey.hash(token))
+        #expect(try !(raw.first?.string("key_hash").contains(token) ?? true))
+        #expect(try await stores.apiKeys.authenticate(token.dropLast() + "x") == nil)
+        #expect(try await stores.apiKeys.authenticate("hub_000000000000_" + String(repeating: "a", count: 43)) == nil)
+        #expect(try await stores.apiKeys.authenticate("Bearer nonsense") == nil)
+        await expectHubError({ $0.isConflict }) { _ = try await stores.apiKeys.create(name: name) }
+        await expectValidation("name") { _ = try await stores.apiKeys.create(name: "has space") }
+        #expect(try await stores.apiKeys.revoke(name).revokedAt != nil)
+        #expect(try await stores.apiKeys.authenticate(token) == nil)
+        #expect(try await stores.apiKeys.list().contains { $0.name == name && $0.revokedAt != nil })
+        await expectHubError({ $0.isNotFound }) { _ = try await stores.apiKeys.revoke(unique("none")) }
+    }
+
+    @Test("hash comparison is exact")
+    func compare() {
+        #expect(APIKey.constantTimeEquals("abc", "abc"))
+        #expect(!APIKey.constantTimeEquals("abc", "abd"))
+        #expect(!APIKey.constantTimeEquals("abc", "abcd"))
     }
 }

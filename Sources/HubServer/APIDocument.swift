@@ -1,0 +1,208 @@
+import HTTPTypes
+import HubCore
+import Hummingbird
+
+/// One documented route: what `/openapi.json` says about it. Routes are registered through ``APIRoutes/add``, so
+/// every route is documented and every documented route exists.
+struct RouteSpec: Sendable {
+    var method: HTTPRequest.Method
+    /// OpenAPI path template, e.g. `/v1/integrations/{id}`.
+    var path: String
+    var summary: String
+    var tag: String
+    var requestSchema: String?
+    var query: [(name: String, description: String)]
+    var successStatus: Int
+    /// Component name of the success body; `nil` for an empty body (204).
+    var successSchema: String?
+    var errorStatuses: [Int]
+    var authenticated: Bool
+}
+
+/// Builds the OpenAPI 3.1 document from the registered routes and the component schemas.
+enum APIDocument {
+    static func build(routes: [RouteSpec]) -> JSONValue {
+        var paths: [String: [String: JSONValue]] = [:]
+        for route in routes {
+            var responses: [String: JSONValue] = [:]
+            if let schema = route.successSchema {
+                responses["\(route.successStatus)"] = [
+                    "description": "Success",
+                    "content": ["application/json": ["schema": ["$ref": .string("#/components/schemas/\(schema)")]]],
+                ]
+            } else {
+                responses["\(route.successStatus)"] = ["description": "Success, no body"]
+            }
+            var errors = route.errorStatuses
+            if route.authenticated { errors.append(401) }
+            errors.append(500)
+            for status in Set(errors).sorted() {
+                responses["\(status)"] = [
+                    "description": .string(HTTPResponse.Status(code: status).reasonPhrase),
+                    "content": ["application/problem+json": ["schema": ["$ref": "#/components/schemas/Problem"]]],
+                ]
+            }
+            var operation: [String: JSONValue] = [
+                "summary": .string(route.summary), "tags": [.string(route.tag)],
+                "operationId": .string("\(route.method.rawValue.lowercased())\(route.path.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "{", with: "").replacingOccurrences(of: "}", with: "").replacingOccurrences(of: "-", with: "_"))"),
+                "responses": .object(responses),
+            ]
+            var parameters: [JSONValue] = route.path.split(separator: "/").filter { $0.hasPrefix("{") }.map { segment in
+                ["name": .string(String(segment.dropFirst().dropLast())), "in": "path", "required": true, "schema": ["type": "string"]]
+            }
+            parameters += route.query.map { item in
+                ["name": .string(item.name), "in": "query", "required": false, "description": .string(item.description), "schema": ["type": "string"]]
+            }
+            if !parameters.isEmpty { operation["parameters"] = .array(parameters) }
+            if let schema = route.requestSchema {
+                operation["requestBody"] = [
+                    "required": true,
+                    "content": ["application/json": ["schema": ["$ref": .string("#/components/schemas/\(schema)")]]],
+                ]
+            }
+            if !route.authenticated { operation["security"] = [] }
+            paths[route.path, default: [:]][route.method.rawValue.lowercased()] = .object(operation)
+        }
+        return [
+            "openapi": "3.1.0",
+            "info": [
+                "title": "IntegrationHub API", "version": "1.0.0",
+                "description": "Integrations, synchronization jobs, API operations, webhooks and connectivity (DAO-MDE-03-08). Timestamps are RFC 3339 UTC; lists are paginated with `limit` (1-500, default 50) and the opaque `cursor` from `next_cursor`; errors are RFC 9457 problem+json.",
+            ],
+            "servers": [["url": "/"]],
+            "security": [["bearerAuth": []]],
+            "paths": .object(paths.mapValues { .object($0) }),
+            "components": ["securitySchemes": ["bearerAuth": ["type": "http", "scheme": "bearer", "description": "An API key from `hub keys create`"]], "schemas": .object(Schemas.all)],
+        ]
+    }
+}
+
+/// Component schemas of the document.
+enum Schemas {
+    static func object(_ properties: [String: JSONValue], required: [String], additional: Bool = false) -> JSONValue {
+        ["type": "object", "properties": .object(properties), "required": .array(required.map(JSONValue.string)), "additionalProperties": .bool(additional)]
+    }
+    static let string: JSONValue = ["type": "string"]
+    static let nullableString: JSONValue = ["type": ["string", "null"]]
+    static let timestamp: JSONValue = ["type": "string", "format": "date-time"]
+    static let nullableTimestamp: JSONValue = ["type": ["string", "null"], "format": "date-time"]
+    static let integer: JSONValue = ["type": "integer"]
+    static let nullableInteger: JSONValue = ["type": ["integer", "null"]]
+    static let uuid: JSONValue = ["type": "string", "format": "uuid"]
+    static let anyObject: JSONValue = ["type": "object"]
+    static let nullableObject: JSONValue = ["type": ["object", "null"]]
+    static let anyJSON: JSONValue = [:]
+    static func enumeration(_ values: [String]) -> JSONValue { ["type": "string", "enum": .array(values.map(JSONValue.string))] }
+    static func page(_ item: String) -> JSONValue {
+        object(["items": ["type": "array", "items": ["$ref": .string("#/components/schemas/\(item)")]], "next_cursor": nullableString], required: ["items", "next_cursor"])
+    }
+
+    /// `base` with `properties` added (and required).
+    static func extend(_ base: String, _ properties: [String: JSONValue]) -> JSONValue {
+        guard case .object(var schema) = core[base], case .object(var existing) = schema["properties"],
+            case .array(var required) = schema["required"]
+        else { return core[base] ?? [:] }
+        for (key, value) in properties {
+            existing[key] = value
+            required.append(.string(key))
+        }
+        schema["properties"] = .object(existing)
+        schema["required"] = .array(required)
+        return .object(schema)
+    }
+
+    static var all: [String: JSONValue] { core.merging(extended) { first, _ in first } }
+
+    static let extended: [String: JSONValue] = [
+        "SyncJobDetail": extend("SyncJob", ["batches": ["type": "array", "items": ["$ref": "#/components/schemas/SyncBatch"]]]),
+        "WebhookCreated": extend("Webhook", ["secret": ["type": "string", "description": "The signing secret, shown only in this response"]]),
+    ]
+
+    static let core: [String: JSONValue] = [
+        "Problem": object(
+            ["type": string, "title": string, "status": integer, "detail": string, "field": string, "request_id": string],
+            required: ["type", "title", "status", "detail"]),
+        "IntegrationCreate": object(
+            ["system_id": string, "integration_type": string, "endpoint_url": string, "auth_config": anyObject, "mapping_config": nullableObject],
+            required: ["system_id", "integration_type", "endpoint_url", "auth_config"]),
+        "IntegrationUpdate": object(
+            ["integration_type": string, "endpoint_url": string, "auth_config": anyObject, "mapping_config": anyObject,
+             "status": enumeration(IntegrationStatus.allCases.map(\.rawValue))], required: []),
+        "Integration": object(
+            ["integration_id": uuid, "system_id": string, "integration_type": string, "endpoint_url": string,
+             "auth_config": anyObject, "mapping_config": nullableObject, "status": enumeration(IntegrationStatus.allCases.map(\.rawValue)),
+             "last_sync": nullableTimestamp, "error_count": integer, "config_version": string, "last_tested_at": nullableTimestamp,
+             "created_at": timestamp, "updated_at": timestamp],
+            required: ["integration_id", "system_id", "integration_type", "endpoint_url", "auth_config", "mapping_config", "status",
+                       "last_sync", "error_count", "config_version", "last_tested_at", "created_at", "updated_at"]),
+        "IntegrationPage": page("Integration"),
+        "SyncJobCreate": object(
+            ["integration_id": uuid, "sync_type": enumeration(SyncType.allCases.map(\.rawValue)), "entity_type": string,
+             "filters": nullableObject, "batch_size": integer], required: ["integration_id", "sync_type", "entity_type"]),
+        "SyncJob": object(
+            ["sync_job_id": uuid, "integration_id": uuid, "sync_type": enumeration(SyncType.allCases.map(\.rawValue)), "entity_type": string,
+             "filters": nullableObject, "batch_size": integer, "status": enumeration(SyncJobStatus.allCases.map(\.rawValue)),
+             "records_processed": integer, "errors_count": integer, "started_at": timestamp, "last_batch_at": nullableTimestamp,
+             "completion_time": nullableTimestamp, "created_at": timestamp],
+            required: ["sync_job_id", "integration_id", "sync_type", "entity_type", "filters", "batch_size", "status", "records_processed",
+                       "errors_count", "started_at", "last_batch_at", "completion_time", "created_at"]),
+        "SyncBatch": object(
+            ["batch_id": uuid, "batch_number": integer, "records_count": integer, "status": enumeration(SyncBatchStatus.allCases.map(\.rawValue)),
+             "processed_at": timestamp], required: ["batch_id", "batch_number", "records_count", "status", "processed_at"]),
+        "SyncJobPage": page("SyncJob"),
+        "APIOperation": object(
+            ["operation_id": uuid, "integration_id": ["type": ["string", "null"], "format": "uuid"], "operation_type": enumeration(HTTPMethod.allCases.map(\.rawValue)),
+             "endpoint": string, "headers": nullableObject, "payload": anyJSON, "timeout": integer,
+             "status": enumeration(APIOperationStatus.allCases.map(\.rawValue)), "status_code": nullableInteger, "response_data": anyJSON,
+             "execution_time": nullableInteger, "error_message": nullableString, "started_at": timestamp, "completed_at": nullableTimestamp,
+             "created_at": timestamp],
+            required: ["operation_id", "integration_id", "operation_type", "endpoint", "headers", "payload", "timeout", "status", "status_code",
+                       "response_data", "execution_time", "error_message", "started_at", "completed_at", "created_at"]),
+        "APIOperationPage": page("APIOperation"),
+        "APIStatistics": object(
+            ["endpoint": string, "operation_type": enumeration(HTTPMethod.allCases.map(\.rawValue)), "day": string, "call_count": integer,
+             "error_count": integer, "total_execution_time": integer, "avg_execution_time": ["type": "number"],
+             "min_execution_time": integer, "max_execution_time": integer, "last_status_code": nullableInteger, "last_call_at": timestamp],
+            required: ["endpoint", "operation_type", "day", "call_count", "error_count", "total_execution_time", "avg_execution_time",
+                       "min_execution_time", "max_execution_time", "last_status_code", "last_call_at"]),
+        "APIStatisticsList": object(["items": ["type": "array", "items": ["$ref": "#/components/schemas/APIStatistics"]]], required: ["items"]),
+        "WebhookCreate": object(
+            ["webhook_url": string, "event_types": ["type": "array", "items": string], "secret_key": string, "retry_config": nullableObject,
+             "headers": nullableObject], required: ["webhook_url", "event_types"]),
+        "WebhookUpdate": object(
+            ["webhook_url": string, "event_types": ["type": "array", "items": string], "retry_config": anyObject, "headers": anyObject,
+             "status": enumeration(WebhookStatus.allCases.map(\.rawValue))], required: []),
+        "Webhook": object(
+            ["webhook_id": uuid, "webhook_url": string, "event_types": ["type": "array", "items": string], "retry_config": nullableObject,
+             "headers": nullableObject, "status": enumeration(WebhookStatus.allCases.map(\.rawValue)), "last_tested": nullableTimestamp,
+             "test_result": anyJSON, "success_count": integer, "failure_count": integer, "last_triggered": nullableTimestamp,
+             "created_at": timestamp, "updated_at": timestamp],
+            required: ["webhook_id", "webhook_url", "event_types", "retry_config", "headers", "status", "last_tested", "test_result",
+                       "success_count", "failure_count", "last_triggered", "created_at", "updated_at"]),
+        "WebhookPage": page("Webhook"),
+        "WebhookStatistics": object(
+            ["webhook_id": uuid, "success_count": integer, "failure_count": integer, "last_triggered": nullableTimestamp],
+            required: ["webhook_id", "success_count", "failure_count", "last_triggered"]),
+        "ConnectionCreate": object(
+            ["system_name": string, "connection_type": enumeration(ConnectionType.allCases.map(\.rawValue)), "endpoint": string,
+             "credentials": anyObject, "health_check_interval": integer], required: ["system_name", "connection_type", "endpoint", "credentials"]),
+        "Connection": object(
+            ["connection_id": uuid, "system_name": string, "connection_type": enumeration(ConnectionType.allCases.map(\.rawValue)),
+             "endpoint": string, "credentials": anyObject, "health_check_interval": integer,
+             "status": enumeration(ConnectionStatus.allCases.map(\.rawValue)), "last_check": nullableTimestamp, "response_time": nullableInteger,
+             "uptime_percentage": ["type": ["number", "null"]], "avg_response_time": nullableInteger, "last_updated": nullableTimestamp,
+             "created_at": timestamp, "updated_at": timestamp],
+            required: ["connection_id", "system_name", "connection_type", "endpoint", "credentials", "health_check_interval", "status",
+                       "last_check", "response_time", "uptime_percentage", "avg_response_time", "last_updated", "created_at", "updated_at"]),
+        "ConnectionPage": page("Connection"),
+        "HealthCheck": object(
+            ["health_id": uuid, "connection_id": uuid, "check_timestamp": timestamp, "status": enumeration(ConnectionStatus.allCases.map(\.rawValue)),
+             "response_time": nullableInteger], required: ["health_id", "connection_id", "check_timestamp", "status", "response_time"]),
+        "HealthCheckPage": page("HealthCheck"),
+        "Uptime": object(
+            ["connection_id": uuid, "status": enumeration(ConnectionStatus.allCases.map(\.rawValue)), "last_check": nullableTimestamp,
+             "uptime_percentage": ["type": ["number", "null"]], "avg_response_time": nullableInteger],
+            required: ["connection_id", "status", "last_check", "uptime_percentage", "avg_response_time"]),
+        "Status": object(["status": string], required: ["status"]),
+    ]
+}

@@ -1,0 +1,273 @@
+import Foundation
+import HTTPTypes
+import HubCore
+import HubStore
+import Hummingbird
+
+/// Registers every route of the API on a router and records it for `/openapi.json`.
+final class APIRoutes: @unchecked Sendable {
+    private(set) var specs: [RouteSpec] = []
+    let router: Router<HubRequestContext>
+    let stores: HubStores
+    let bodyLimit: Int
+
+    init(router: Router<HubRequestContext>, stores: HubStores, bodyLimit: Int) {
+        self.router = router
+        self.stores = stores
+        self.bodyLimit = bodyLimit
+    }
+
+    typealias Handler = @Sendable (Request, HubRequestContext) async throws -> Response
+
+    /// Adds a route under `group` (`nil` for public routes) and documents it.
+    func add(
+        _ method: HTTPRequest.Method, _ path: String, on group: RouterGroup<HubRequestContext>?, summary: String, tag: String,
+        request: String? = nil, query: [(String, String)] = [], success: Int = 200, response: String?, errors: [Int] = [],
+        handler: @escaping Handler
+    ) {
+        // Grouped routes are registered relative to the group (`/v1`).
+        let segments = path.split(separator: "/").dropFirst(group == nil ? 0 : 1)
+        let hummingbirdPath = segments.map { $0.hasPrefix("{") ? ":" + $0.dropFirst().dropLast() : $0 }.joined(separator: "/")
+        let routePath = RouterPath("/" + hummingbirdPath)
+        if let group {
+            group.on(routePath, method: method, use: handler)
+        } else {
+            router.on(routePath, method: method, use: handler)
+        }
+        var statuses = errors
+        if request != nil { statuses += [400, 413, 415, 422] }
+        if group != nil { statuses.append(503) }
+        specs.append(RouteSpec(
+            method: method, path: path, summary: summary, tag: tag, requestSchema: request,
+            query: query.map { (name: $0.0, description: $0.1) }, successStatus: success, successSchema: response,
+            errorStatuses: statuses, authenticated: group != nil))
+    }
+
+    /// Registers the `/v1` routes behind API-key authentication.
+    func registerV1() {
+        let v1 = router.group("v1").add(middleware: APIKeyMiddleware(keys: stores.apiKeys))
+        registerIntegrations(v1)
+        registerSyncJobs(v1)
+        registerAPIOperations(v1)
+        registerWebhooks(v1)
+        registerConnections(v1)
+    }
+
+    /// Reads a JSON object body with this server's limit.
+    func body(_ request: Request) async throws -> JSONBody { try await JSONBody.read(request, limit: bodyLimit) }
+
+    /// Parses the `{id}` path parameter; an id that is not a UUID cannot exist, so it is a 404.
+    static func id<Entity>(_ context: HubRequestContext, _ entity: String) throws -> Identifier<Entity> {
+        let text = context.parameters.get("id") ?? ""
+        guard let uuid = UUID(uuidString: text) else { throw HubError.notFound(entity: entity, id: text) }
+        return Identifier(uuid)
+    }
+
+    // MARK: - Integrations (DAO-MDE-03-08-01)
+
+    func registerIntegrations(_ v1: RouterGroup<HubRequestContext>) {
+        let stores = self.stores
+        let tag = "Integrations"
+        add(.post, "/v1/integrations", on: v1, summary: "Register an external system (design step 1)", tag: tag,
+            request: "IntegrationCreate", success: 201, response: "Integration", errors: [409]) { request, _ in
+            let body = try await self.body(request)
+            try body.allowOnly(["system_id", "integration_type", "endpoint_url", "auth_config", "mapping_config"])
+            let integration = try await stores.integrations.register(IntegrationRegistration(
+                systemID: try body.string("system_id"), integrationType: try body.string("integration_type"),
+                endpointURL: try body.string("endpoint_url"), authConfig: try body.json("auth_config"),
+                mappingConfig: body.optionalJSON("mapping_config")))
+            return integration.json.response(status: .created)
+        }
+        add(.get, "/v1/integrations", on: v1, summary: "List integrations, newest first", tag: tag,
+            query: [("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")], response: "IntegrationPage",
+            errors: [422]) { request, _ in
+            try await stores.integrations.list(try request.pageRequest()).json(\.json).response()
+        }
+        add(.get, "/v1/integrations/{id}", on: v1, summary: "Get an integration (auth_config masked)", tag: tag,
+            response: "Integration", errors: [404]) { _, context in
+            try await stores.integrations.get(try Self.id(context, "integration")).json.response()
+        }
+        add(.patch, "/v1/integrations/{id}", on: v1, summary: "Update the configuration (bumps config_version)", tag: tag,
+            request: "IntegrationUpdate", response: "Integration", errors: [404, 409]) { request, context in
+            let id: IntegrationID = try Self.id(context, "integration")
+            let body = try await self.body(request)
+            try body.allowOnly(["integration_type", "endpoint_url", "auth_config", "mapping_config", "status"])
+            let update = IntegrationConfigUpdate(
+                integrationType: try body.optionalString("integration_type"), endpointURL: try body.optionalString("endpoint_url"),
+                authConfig: body.optionalJSON("auth_config"), mappingConfig: body.optionalJSON("mapping_config"),
+                status: try body.optionalEnum("status", IntegrationStatus.self))
+            return try await stores.integrations.updateConfig(id, update).json.response()
+        }
+        add(.delete, "/v1/integrations/{id}", on: v1, summary: "Delete an integration with its sync jobs", tag: tag,
+            success: 204, response: nil, errors: [404, 409]) { _, context in
+            try await stores.integrations.delete(try Self.id(context, "integration"))
+            return Response(status: .noContent)
+        }
+    }
+
+    // MARK: - Sync jobs (DAO-MDE-03-08-02)
+
+    func registerSyncJobs(_ v1: RouterGroup<HubRequestContext>) {
+        let stores = self.stores
+        let tag = "Sync jobs"
+        add(.post, "/v1/sync-jobs", on: v1, summary: "Start a sync job (design step 1)", tag: tag,
+            request: "SyncJobCreate", success: 201, response: "SyncJob", errors: [409]) { request, _ in
+            let body = try await self.body(request)
+            try body.allowOnly(["integration_id", "sync_type", "entity_type", "filters", "batch_size"])
+            let integrationID = try IntegrationID(parsing: try body.string("integration_id"), field: "integration_id")
+            guard let syncType = try body.optionalEnum("sync_type", SyncType.self) else {
+                throw HubError.validation(field: "sync_type", reason: "is required")
+            }
+            let job = try await stores.syncJobs.start(SyncJobRequest(
+                integrationID: integrationID, syncType: syncType, entityType: try body.string("entity_type"),
+                filters: body.optionalJSON("filters"), batchSize: try body.optionalInt("batch_size")))
+            return job.json.response(status: .created)
+        }
+        add(.get, "/v1/sync-jobs", on: v1, summary: "List sync jobs, newest first", tag: tag,
+            query: [("integration_id", "only this integration's jobs"), ("status", "running, completed, completed_with_errors, failed or cancelled"),
+                    ("entity_type", "only this entity type"), ("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")],
+            response: "SyncJobPage", errors: [422]) { request, _ in
+            var filter = SyncJobFilter()
+            if let text = request.query("integration_id") { filter.integrationID = try IntegrationID(parsing: text, field: "integration_id") }
+            if let text = request.query("status") { filter.status = try Validate.oneOf(text, as: SyncJobStatus.self, field: "status") }
+            filter.entityType = request.query("entity_type")
+            return try await stores.syncJobs.list(filter, try request.pageRequest()).json(\.json).response()
+        }
+        add(.get, "/v1/sync-jobs/{id}", on: v1, summary: "Get a sync job with its batches", tag: tag,
+            response: "SyncJobDetail", errors: [404]) { _, context in
+            let id: SyncJobID = try Self.id(context, "sync job")
+            let job = try await stores.syncJobs.get(id)
+            let batches = try await stores.syncJobs.batches(of: id)
+            guard case .object(var members) = job.json else { return job.json.response() }
+            members["batches"] = .array(batches.map(\.json))
+            return JSONValue.object(members).response()
+        }
+        add(.post, "/v1/sync-jobs/{id}/cancel", on: v1, summary: "Cancel a running sync job (design step 3, status cancelled)", tag: tag,
+            response: "SyncJob", errors: [404, 409]) { _, context in
+            let id: SyncJobID = try Self.id(context, "sync job")
+            let job = try await stores.syncJobs.get(id)
+            return try await stores.syncJobs.finalize(id, status: .cancelled, errorsCount: Int(job.errorsCount)).json.response()
+        }
+    }
+
+    // MARK: - API operations (DAO-MDE-03-08-03)
+
+    func registerAPIOperations(_ v1: RouterGroup<HubRequestContext>) {
+        let stores = self.stores
+        let tag = "API operations"
+        add(.get, "/v1/api-operations", on: v1, summary: "List API operations, newest first", tag: tag,
+            query: [("integration_id", "only this integration's calls"), ("status", "pending, completed or failed"),
+                    ("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")],
+            response: "APIOperationPage", errors: [422]) { request, _ in
+            var filter = APIOperationFilter()
+            if let text = request.query("integration_id") { filter.integrationID = try IntegrationID(parsing: text, field: "integration_id") }
+            if let text = request.query("status") { filter.status = try Validate.oneOf(text, as: APIOperationStatus.self, field: "status") }
+            return try await stores.apiOperations.list(filter, try request.pageRequest()).json(\.json).response()
+        }
+        add(.get, "/v1/api-operations/{id}", on: v1, summary: "Get an API operation (credential headers redacted)", tag: tag,
+            response: "APIOperation", errors: [404]) { _, context in
+            try await stores.apiOperations.get(try Self.id(context, "API operation")).json.response()
+        }
+        add(.get, "/v1/api-statistics", on: v1, summary: "Daily statistics by endpoint and method (design step 3)", tag: tag,
+            query: [("endpoint", "exact endpoint"), ("method", "GET, POST, PUT, PATCH or DELETE"), ("from", "first UTC day, YYYY-MM-DD"),
+                    ("to", "last UTC day, YYYY-MM-DD")],
+            response: "APIStatisticsList", errors: [422]) { request, _ in
+            var query = APIStatisticsQuery(endpoint: request.query("endpoint"), fromDay: request.query("from"), toDay: request.query("to"))
+            if let text = request.query("method") { query.operationType = try Validate.oneOf(text, as: HTTPMethod.self, field: "method") }
+            let rows = try await stores.apiOperations.statistics(query)
+            return JSONValue.object(["items": .array(rows.map(\.json))]).response()
+        }
+    }
+
+    // MARK: - Webhooks (DAO-MDE-03-08-04)
+
+    func registerWebhooks(_ v1: RouterGroup<HubRequestContext>) {
+        let stores = self.stores
+        let tag = "Webhooks"
+        add(.post, "/v1/webhooks", on: v1, summary: "Register a webhook (design steps 1 and 3); the secret is shown only here", tag: tag,
+            request: "WebhookCreate", success: 201, response: "WebhookCreated") { request, _ in
+            let body = try await self.body(request)
+            try body.allowOnly(["webhook_url", "event_types", "secret_key", "retry_config", "headers"])
+            guard let eventTypes = try body.optionalStringArray("event_types") else {
+                throw HubError.validation(field: "event_types", reason: "is required")
+            }
+            let registered = try await stores.webhooks.register(WebhookRegistration(
+                webhookURL: try body.string("webhook_url"), eventTypes: eventTypes, secretKey: try body.optionalString("secret_key"),
+                retryConfig: body.optionalJSON("retry_config"), headers: body.optionalJSON("headers")))
+            guard case .object(var members) = registered.webhook.json else { return registered.webhook.json.response() }
+            members["secret"] = .string(registered.secret)
+            return JSONValue.object(members).response(status: .created)
+        }
+        add(.get, "/v1/webhooks", on: v1, summary: "List webhooks, newest first", tag: tag,
+            query: [("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")], response: "WebhookPage",
+            errors: [422]) { request, _ in
+            try await stores.webhooks.list(try request.pageRequest()).json(\.json).response()
+        }
+        add(.get, "/v1/webhooks/{id}", on: v1, summary: "Get a webhook (never its secret)", tag: tag,
+            response: "Webhook", errors: [404]) { _, context in
+            try await stores.webhooks.get(try Self.id(context, "webhook")).json.response()
+        }
+        add(.patch, "/v1/webhooks/{id}", on: v1, summary: "Update a webhook", tag: tag,
+            request: "WebhookUpdate", response: "Webhook", errors: [404]) { request, context in
+            let id: WebhookID = try Self.id(context, "webhook")
+            let body = try await self.body(request)
+            try body.allowOnly(["webhook_url", "event_types", "retry_config", "headers", "status"])
+            let update = WebhookUpdate(
+                webhookURL: try body.optionalString("webhook_url"), eventTypes: try body.optionalStringArray("event_types"),
+                retryConfig: body.optionalJSON("retry_config"), headers: body.optionalJSON("headers"),
+                status: try body.optionalEnum("status", WebhookStatus.self))
+            return try await stores.webhooks.update(id, update).json.response()
+        }
+        add(.delete, "/v1/webhooks/{id}", on: v1, summary: "Delete a webhook and its statistics", tag: tag,
+            success: 204, response: nil, errors: [404]) { _, context in
+            try await stores.webhooks.delete(try Self.id(context, "webhook"))
+            return Response(status: .noContent)
+        }
+        add(.get, "/v1/webhooks/{id}/statistics", on: v1, summary: "Delivery statistics of a webhook", tag: tag,
+            response: "WebhookStatistics", errors: [404]) { _, context in
+            try await stores.webhooks.get(try Self.id(context, "webhook")).statisticsJSON.response()
+        }
+    }
+
+    // MARK: - Connections (DAO-MDE-03-08-05)
+
+    func registerConnections(_ v1: RouterGroup<HubRequestContext>) {
+        let stores = self.stores
+        let tag = "Connections"
+        add(.post, "/v1/connections", on: v1, summary: "Create a system connection (design step 1)", tag: tag,
+            request: "ConnectionCreate", success: 201, response: "Connection", errors: [409]) { request, _ in
+            let body = try await self.body(request)
+            try body.allowOnly(["system_name", "connection_type", "endpoint", "credentials", "health_check_interval"])
+            guard let type = try body.optionalEnum("connection_type", ConnectionType.self) else {
+                throw HubError.validation(field: "connection_type", reason: "is required")
+            }
+            let connection = try await stores.connections.create(ConnectionRegistration(
+                systemName: try body.string("system_name"), connectionType: type, endpoint: try body.string("endpoint"),
+                credentials: try body.json("credentials"), healthCheckInterval: try body.optionalInt("health_check_interval")))
+            return connection.json.response(status: .created)
+        }
+        add(.get, "/v1/connections", on: v1, summary: "List connections, newest first", tag: tag,
+            query: [("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")], response: "ConnectionPage",
+            errors: [422]) { request, _ in
+            try await stores.connections.list(try request.pageRequest()).json(\.json).response()
+        }
+        add(.get, "/v1/connections/{id}", on: v1, summary: "Get a connection (credentials masked)", tag: tag,
+            response: "Connection", errors: [404]) { _, context in
+            try await stores.connections.get(try Self.id(context, "connection")).json.response()
+        }
+        add(.delete, "/v1/connections/{id}", on: v1, summary: "Delete a connection and its checks", tag: tag,
+            success: 204, response: nil, errors: [404]) { _, context in
+            try await stores.connections.delete(try Self.id(context, "connection"))
+            return Response(status: .noContent)
+        }
+        add(.get, "/v1/connections/{id}/health", on: v1, summary: "Health check history, newest first", tag: tag,
+            query: [("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")], response: "HealthCheckPage",
+            errors: [404, 422]) { request, context in
+            try await stores.connections.healthHistory(try Self.id(context, "connection"), try request.pageRequest()).json(\.json).response()
+        }
+        add(.get, "/v1/connections/{id}/uptime", on: v1, summary: "Uptime percentage and average response time (design step 4)", tag: tag,
+            response: "Uptime", errors: [404]) { _, context in
+            try await stores.connections.get(try Self.id(context, "connection")).uptimeJSON.response()
+        }
+    }
+}

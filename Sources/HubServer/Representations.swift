@@ -1,0 +1,110 @@
+import HubCore
+
+/// The API's JSON shape of each model: snake_case names as in the design, RFC 3339 UTC timestamps, secrets masked.
+extension Integration {
+    var json: JSONValue {
+        [
+            "integration_id": .string(id.description), "system_id": .string(systemID), "integration_type": .string(integrationType),
+            "endpoint_url": .string(endpointURL), "auth_config": maskedAuthConfig, "mapping_config": mappingConfig ?? .null,
+            "status": .string(status.rawValue), "last_sync": .timestamp(lastSync), "error_count": .int(errorCount),
+            "config_version": .string(configVersion), "last_tested_at": .timestamp(lastTestedAt),
+            "created_at": .timestamp(createdAt), "updated_at": .timestamp(updatedAt),
+        ]
+    }
+}
+
+extension SyncJob {
+    var json: JSONValue {
+        [
+            "sync_job_id": .string(id.description), "integration_id": .string(integrationID.description),
+            "sync_type": .string(syncType.rawValue), "entity_type": .string(entityType), "filters": filters ?? .null,
+            "batch_size": .int(Int64(batchSize)), "status": .string(status.rawValue), "records_processed": .int(recordsProcessed),
+            "errors_count": .int(errorsCount), "started_at": .timestamp(startedAt), "last_batch_at": .timestamp(lastBatchAt),
+            "completion_time": .timestamp(completedAt), "created_at": .timestamp(createdAt),
+        ]
+    }
+}
+
+extension SyncBatch {
+    var json: JSONValue {
+        [
+            "batch_id": .string(id.description), "batch_number": .int(Int64(batchNumber)), "records_count": .int(Int64(recordsCount)),
+            "status": .string(status.rawValue), "processed_at": .timestamp(processedAt),
+        ]
+    }
+}
+
+extension APIOperation {
+    var json: JSONValue {
+        [
+            "operation_id": .string(id.description), "integration_id": integrationID.map { .string($0.description) } ?? .null,
+            "operation_type": .string(operationType.rawValue), "endpoint": .string(endpoint), "headers": headers ?? .null,
+            "payload": payload ?? .null, "timeout": .int(Int64(timeout)), "status": .string(status.rawValue),
+            "status_code": statusCode.map { .int(Int64($0)) } ?? .null, "response_data": responseData ?? .null,
+            "execution_time": executionTime.map(JSONValue.int) ?? .null, "error_message": errorMessage.map(JSONValue.string) ?? .null,
+            "started_at": .timestamp(startedAt), "completed_at": .timestamp(completedAt), "created_at": .timestamp(createdAt),
+        ]
+    }
+}
+
+extension APIStatistics {
+    var json: JSONValue {
+        [
+            "endpoint": .string(endpoint), "operation_type": .string(operationType.rawValue), "day": .string(day),
+            "call_count": .int(callCount), "error_count": .int(errorCount), "total_execution_time": .int(totalExecutionTime),
+            "avg_execution_time": .double(averageExecutionTime), "min_execution_time": .int(minExecutionTime),
+            "max_execution_time": .int(maxExecutionTime), "last_status_code": lastStatusCode.map { .int(Int64($0)) } ?? .null,
+            "last_call_at": .timestamp(lastCallAt),
+        ]
+    }
+}
+
+extension Webhook {
+    var json: JSONValue {
+        [
+            "webhook_id": .string(id.description), "webhook_url": .string(webhookURL), "event_types": .array(eventTypes.map(JSONValue.string)),
+            "retry_config": retryConfig ?? .null, "headers": headers ?? .null, "status": .string(status.rawValue),
+            "last_tested": .timestamp(lastTested), "test_result": testResult ?? .null, "success_count": .int(successCount),
+            "failure_count": .int(failureCount), "last_triggered": .timestamp(lastTriggered), "created_at": .timestamp(createdAt),
+            "updated_at": .timestamp(updatedAt),
+        ]
+    }
+
+    var statisticsJSON: JSONValue {
+        [
+            "webhook_id": .string(id.description), "success_count": .int(successCount), "failure_count": .int(failureCount),
+            "last_triggered": .timestamp(lastTriggered),
+        ]
+    }
+}
+
+extension SystemConnection {
+    var json: JSONValue {
+        [
+            "connection_id": .string(id.description), "system_name": .string(systemName), "connection_type": .string(connectionType.rawValue),
+            "endpoint": .string(endpoint), "credentials": maskedCredentials, "health_check_interval": .int(Int64(healthCheckInterval)),
+            "status": .string(status.rawValue), "last_check": .timestamp(lastCheck), "response_time": responseTime.map(JSONValue.int) ?? .null,
+            "uptime_percentage": uptimePercentage.map(JSONValue.double) ?? .null,
+            "avg_response_time": avgResponseTime.map(JSONValue.int) ?? .null, "last_updated": .timestamp(lastUpdated),
+            "created_at": .timestamp(createdAt), "updated_at": .timestamp(updatedAt),
+        ]
+    }
+
+    var uptimeJSON: JSONValue {
+        [
+            "connection_id": .string(id.description), "status": .string(status.rawValue), "last_check": .timestamp(lastCheck),
+            "uptime_percentage": uptimePercentage.map(JSONValue.double) ?? .null,
+            "avg_response_time": avgResponseTime.map(JSONValue.int) ?? .null,
+        ]
+    }
+}
+
+extension HealthCheck {
+    var json: JSONValue {
+        [
+            "health_id": .string(id.description), "connection_id": .string(connectionID.description),
+            "check_timestamp": .timestamp(checkTimestamp), "status": .string(status.rawValue),
+            "response_time": responseTime.map(JSONValue.int) ?? .null,
+        ]
+    }
+}

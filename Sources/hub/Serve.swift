@@ -1,0 +1,173 @@
+import ArgumentParser
+import Foundation
+import HubCore
+import HubServer
+import HubStore
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// Where the sealing key ring comes from: `HUB_SEALING_KEYS` (entries `version:base64key`), else the key file
+/// (`--key-file`, `HUB_KEY_FILE`, default `<data dir>/sealing.keys`, created with mode 0600 on first use).
+struct SealingOptions: ParsableArguments {
+    @Option(name: .long, help: "Sealing key ring file (env HUB_KEY_FILE, default <data dir>/sealing.keys).")
+    var keyFile: String?
+
+    func sealer(dataDirectory: String) throws -> SecretSealer {
+        let environment = ProcessInfo.processInfo.environment
+        if let ring = environment["HUB_SEALING_KEYS"], !ring.isEmpty { return try SecretSealer(keyRing: ring) }
+        let path = keyFile ?? environment["HUB_KEY_FILE"] ?? (dataDirectory as NSString).appendingPathComponent("sealing.keys")
+        return try SecretSealer.loadOrCreateKeyFile(at: path)
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the HTTP API (embedded SQLite in ./hub-data by default; --database-url postgres://… for PostgreSQL).")
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var sealing: SealingOptions
+
+    @Option(help: "Address to listen on (env HUB_HOST, default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Port to listen on (env HUB_PORT, default 8080; 0 picks a free port).")
+    var port: Int?
+
+    @Option(help: "Largest request body in bytes (env HUB_BODY_LIMIT, default 1048576).")
+    var bodyLimit: Int?
+
+    @Option(help: "At start-up, `apply` pending migrations or only `check` that none is pending (env HUB_MIGRATE, default apply).")
+    var migrate: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        try await reportingErrors {
+            let location = try database.location()
+            let dataDirectory = database.resolvedDataDirectory
+            var configuration = ServerConfiguration()
+            configuration.host = host ?? environment["HUB_HOST"] ?? configuration.host
+            if let port = try port ?? environment["HUB_PORT"].map({ try Self.integer($0, field: "port") }) { configuration.port = port }
+            if let limit = try bodyLimit ?? environment["HUB_BODY_LIMIT"].map({ try Self.integer($0, field: "body_limit") }) {
+                configuration.bodyLimit = limit
+            }
+            guard (0...65535).contains(configuration.port) else {
+                throw HubError.validation(field: "port", reason: "must be between 0 and 65535")
+            }
+            guard configuration.bodyLimit >= 1024 else { throw HubError.validation(field: "body_limit", reason: "must be at least 1024") }
+            let mode = migrate ?? environment["HUB_MIGRATE"] ?? "apply"
+            guard mode == "apply" || mode == "check" else { throw HubError.validation(field: "migrate", reason: "must be apply or check") }
+            if case .sqlite = location { try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true) }
+            let sealer = try sealing.sealer(dataDirectory: dataDirectory)
+            var logger = Logger(label: "hub")
+            logger.logLevel = Logger.Level(rawValue: environment["HUB_LOG_LEVEL"] ?? "") ?? .info
+
+            let serverConfiguration = configuration
+            let serverLogger = logger
+            try await location.withDatabase(logger: logger) { database in
+                let configuration = serverConfiguration
+                let logger = serverLogger
+                let migrator = Migrator(database: database)
+                if mode == "apply" { try await migrator.migrate() } else { try await migrator.check() }
+                let stores = HubStores(database: database, sealer: sealer)
+                if try await stores.apiKeys.activeCount() == 0 {
+                    if case .sqlite = location {
+                        let (_, token) = try await stores.apiKeys.create(name: "admin")
+                        say("First start: created the API key 'admin'. It is shown this once; keep it:\n\(token)")
+                    } else {
+                        say("No API key exists yet: create one with `hub keys create --name NAME`.")
+                    }
+                }
+                let host = configuration.host
+                let app = HubServer.application(stores: stores, configuration: configuration, logger: logger) { port in
+                    say("IntegrationHub listening on http://\(host):\(port) (\(location.redacted))")
+                }
+                let group = ServiceGroup(
+                    configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                try await group.run()
+            }
+        }
+    }
+
+    static func integer(_ text: String, field: String) throws -> Int {
+        guard let value = Int(text) else { throw HubError.validation(field: field, reason: "must be an integer") }
+        return value
+    }
+}
+
+/// Writes a line to stdout at once (stdout may be a pipe, where `print` would buffer).
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage API keys of the HTTP API.", subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key; the key alone is printed on the last line.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Unique name of the key.") var name: String
+
+        func run() async throws {
+            let name = self.name
+            try await reportingErrors {
+                try await database.location().withDatabase(logger: makeLogger()) { database in
+                    try await Migrator(database: database).check()
+                    let (key, token) = try await APIKeyStore(database: database).create(name: name)
+                    say("created API key '\(key.name)' (id \(key.keyID)); it is shown this once:")
+                    say(token)
+                }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List keys (never the keys themselves).")
+        @OptionGroup var database: DatabaseOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let json = self.json
+            try await reportingErrors {
+                try await database.location().withDatabase(logger: makeLogger()) { database in
+                    try await Migrator(database: database).check()
+                    let keys = try await APIKeyStore(database: database).list()
+                    if json {
+                        let items: [JSONValue] = keys.map { key in
+                            [
+                                "name": .string(key.name), "key_id": .string(key.keyID),
+                                "created_at": .string(key.createdAt.formatted(.iso8601)),
+                                "last_used_at": key.lastUsedAt.map { .string($0.formatted(.iso8601)) } ?? .null,
+                                "revoked_at": key.revokedAt.map { .string($0.formatted(.iso8601)) } ?? .null,
+                            ]
+                        }
+                        say(JSONValue.array(items).jsonText)
+                    } else {
+                        say("NAME\tKEY ID\tCREATED\tSTATUS")
+                        for key in keys {
+                            say("\(key.name)\t\(key.keyID)\t\(key.createdAt.formatted(.iso8601))\t\(key.revokedAt == nil ? "active" : "revoked")")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a key by name or key id.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "Name or key id.") var key: String
+
+        func run() async throws {
+            let key = self.key
+            try await reportingErrors {
+                try await database.location().withDatabase(logger: makeLogger()) { database in
+                    try await Migrator(database: database).check()
+                    let revoked = try await APIKeyStore(database: database).revoke(key)
+                    say("revoked API key '\(revoked.name)'")
+                }
+            }
+        }
+    }
+}
