@@ -1,0 +1,100 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// `hub serve` and `hub keys`, run as subprocesses of the built executable.
+@Suite("hub serve and hub keys", .timeLimit(.minutes(2)))
+struct ServeCommandTests {
+    /// Reads the child's stdout line by line until `predicate` matches or 30 s pass.
+    final class LineReader: @unchecked Sendable {
+        private let lock = NSLock()
+        private var buffer = ""
+        init(_ pipe: Pipe) {
+            pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+                let data = handle.availableData
+                guard let self, !data.isEmpty else { return }
+                self.lock.withLock { self.buffer += String(decoding: data, as: UTF8.self) }
+            }
+        }
+        var text: String { lock.withLock { buffer } }
+        func wait(for needle: String) async throws -> String {
+            for _ in 0..<300 {
+                if text.contains(needle) { return text }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            throw TestSetupError("timed out waiting for '\(needle)'; output so far: \(text)")
+        }
+    }
+
+    static func get(_ url: String, token: String?) async throws -> (Int, String) {
+        var request = URLRequest(url: URL(string: url)!)
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("the embedded default starts with no set-up, prints where it listens and an admin key once, stops on SIGTERM")
+    func embedded() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hub-serve-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func start() throws -> (Process, LineReader) {
+            let process = Process()
+            process.executableURL = HubProcess.executable
+            process.arguments = ["serve", "--port", "0", "--data-dir", directory]
+            process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HUB_") }
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            let reader = LineReader(out)
+            try process.run()
+            return (process, reader)
+        }
+        let (process, reader) = try start()
+        let output = try await reader.wait(for: "listening on")
+        let lines = output.split(separator: "\n").map(String.init)
+        let keyLine = try #require(lines.firstIndex { $0.hasPrefix("First start") })
+        let token = lines[keyLine + 1]
+        #expect(token.hasPrefix("hub_"))
+        let listening = try #require(lines.first { $0.contains("listening on") })
+        let base = try #require(listening.split(separator: " ").first { $0.hasPrefix("http://") }).description
+        #expect(base.hasPrefix("http://127.0.0.1:"))
+        #expect(try await Self.get(base + "/v1/integrations", token: token).0 == 200)
+        #expect(try await Self.get(base + "/v1/integrations", token: nil).0 == 401)
+        #expect(try await Self.get(base + "/healthz", token: nil).0 == 200)
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let keyFile = directory + "/sealing.keys"
+        let mode = try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? NSNumber
+        #expect(mode?.intValue == 0o600)
+
+        // A second start keeps the key and prints no new one.
+        let (again, againReader) = try start()
+        let secondOutput = try await againReader.wait(for: "listening on")
+        #expect(!secondOutput.contains("First start"))
+        let secondBase = try #require(secondOutput.split(separator: " ").first { $0.hasPrefix("http://") }).description
+        #expect(try await Self.get(secondBase + "/v1/integrations", token: token).0 == 200)
+        again.terminate()
+        again.waitUntilExit()
+    }
+
+    @Test("keys create prints the key alone on the last line; list never shows it; revoke stops it")
+    func keys() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hub-keys-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(try HubProcess.run(["migrate", "--data-dir", directory]).status == 0)
+        let created = try HubProcess.run(["keys", "create", "--name", "ci", "--data-dir", directory])
+        #expect(created.status == 0)
+        let token = try #require(created.stdout.split(separator: "\n").last.map(String.init))
+        #expect(token.hasPrefix("hub_") && !token.contains(" "))
+        let listed = try HubProcess.run(["keys", "list", "--json", "--data-dir", directory])
+        #expect(listed.stdout.contains("\"name\":\"ci\""))
+        #expect(!listed.stdout.contains(token))
+        #expect(try HubProcess.run(["keys", "create", "--name", "ci", "--data-dir", directory]).status == 4)
+        #expect(try HubProcess.run(["keys", "revoke", "ci", "--data-dir", directory]).status == 0)
+        #expect(try HubProcess.run(["keys", "list", "--data-dir", directory]).stdout.contains("revoked"))
+        #expect(try HubProcess.run(["keys", "revoke", "nobody", "--data-dir", directory]).status == 3)
+    }
+}
