@@ -130,7 +130,7 @@ extension Request {
 
 extension Page {
     /// `{"items": […], "next_cursor": …}`.
-    func json(_ item: (Item) -> JSONValue) -> JSONValue {
+    public func json(_ item: (Item) -> JSONValue) -> JSONValue {
         ["items": .array(items.map(item)), "next_cursor": nextCursor.map(JSONValue.string) ?? .null]
     }
 }

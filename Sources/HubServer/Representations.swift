@@ -1,8 +1,9 @@
 import HubCore
 
-/// The API's JSON shape of each model: snake_case names as in the design, RFC 3339 UTC timestamps, secrets masked.
+/// The API's JSON shape of each model (also printed by the CLI's `--json`): snake_case names as in the design, RFC 3339 UTC timestamps, secrets masked.
 extension Integration {
-    var json: JSONValue {
+    /// The JSON representation the API returns (snake_case, RFC 3339 UTC, secrets masked).
+    public var json: JSONValue {
         [
             "integration_id": .string(id.description), "system_id": .string(systemID), "integration_type": .string(integrationType),
             "endpoint_url": .string(endpointURL), "auth_config": maskedAuthConfig, "mapping_config": mappingConfig ?? .null,
@@ -14,7 +15,8 @@ extension Integration {
 }
 
 extension SyncJob {
-    var json: JSONValue {
+    /// The JSON representation the API returns (snake_case, RFC 3339 UTC, secrets masked).
+    public var json: JSONValue {
         [
             "sync_job_id": .string(id.description), "integration_id": .string(integrationID.description),
             "sync_type": .string(syncType.rawValue), "entity_type": .string(entityType), "filters": filters ?? .null,
@@ -26,7 +28,8 @@ extension SyncJob {
 }
 
 extension SyncBatch {
-    var json: JSONValue {
+    /// The JSON representation the API returns (snake_case, RFC 3339 UTC, secrets masked).
+    public var json: JSONValue {
         [
             "batch_id": .string(id.description), "batch_number": .int(Int64(batchNumber)), "records_count": .int(Int64(recordsCount)),
             "status": .string(status.rawValue), "processed_at": .timestamp(processedAt),
@@ -35,7 +38,8 @@ extension SyncBatch {
 }
 
 extension APIOperation {
-    var json: JSONValue {
+    /// The JSON representation the API returns (snake_case, RFC 3339 UTC, secrets masked).
+    public var json: JSONValue {
         [
             "operation_id": .string(id.description), "integration_id": integrationID.map { .string($0.description) } ?? .null,
             "operation_type": .string(operationType.rawValue), "endpoint": .string(endpoint), "headers": headers ?? .null,
@@ -48,7 +52,8 @@ extension APIOperation {
 }
 
 extension APIStatistics {
-    var json: JSONValue {
+    /// The JSON representation the API returns (snake_case, RFC 3339 UTC, secrets masked).
+    public var json: JSONValue {
         [
             "endpoint": .string(endpoint), "operation_type": .string(operationType.rawValue), "day": .string(day),
             "call_count": .int(callCount), "error_count": .int(errorCount), "total_execution_time": .int(totalExecutionTime),
@@ -60,7 +65,8 @@ extension APIStatistics {
 }
 
 extension Webhook {
-    var json: JSONValue {
+    /// The JSON representation the API returns (snake_case, RFC 3339 UTC, secrets masked).
+    public var json: JSONValue {
         [
             "webhook_id": .string(id.description), "webhook_url": .string(webhookURL), "event_types": .array(eventTypes.map(JSONValue.string)),
             "retry_config": retryConfig ?? .null, "headers": headers ?? .null, "status": .string(status.rawValue),
@@ -70,7 +76,8 @@ extension Webhook {
         ]
     }
 
-    var statisticsJSON: JSONValue {
+    /// The delivery statistics alone (`GET /v1/webhooks/{id}/statistics`).
+    public var statisticsJSON: JSONValue {
         [
             "webhook_id": .string(id.description), "success_count": .int(successCount), "failure_count": .int(failureCount),
             "last_triggered": .timestamp(lastTriggered),
@@ -79,7 +86,8 @@ extension Webhook {
 }
 
 extension SystemConnection {
-    var json: JSONValue {
+    /// The JSON representation the API returns (snake_case, RFC 3339 UTC, secrets masked).
+    public var json: JSONValue {
         [
             "connection_id": .string(id.description), "system_name": .string(systemName), "connection_type": .string(connectionType.rawValue),
             "endpoint": .string(endpoint), "credentials": maskedCredentials, "health_check_interval": .int(Int64(healthCheckInterval)),
@@ -90,7 +98,8 @@ extension SystemConnection {
         ]
     }
 
-    var uptimeJSON: JSONValue {
+    /// The design's step-4 figures alone (`GET /v1/connections/{id}/uptime`).
+    public var uptimeJSON: JSONValue {
         [
             "connection_id": .string(id.description), "status": .string(status.rawValue), "last_check": .timestamp(lastCheck),
             "uptime_percentage": uptimePercentage.map(JSONValue.double) ?? .null,
@@ -100,7 +109,8 @@ extension SystemConnection {
 }
 
 extension HealthCheck {
-    var json: JSONValue {
+    /// The JSON representation the API returns (snake_case, RFC 3339 UTC, secrets masked).
+    public var json: JSONValue {
         [
             "health_id": .string(id.description), "connection_id": .string(connectionID.description),
             "check_timestamp": .timestamp(checkTimestamp), "status": .string(status.rawValue),

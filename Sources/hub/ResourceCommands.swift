@@ -1,0 +1,381 @@
+import ArgumentParser
+import Foundation
+import HubCore
+import HubServer
+import HubStore
+
+/// Options of every resource command: the database, the sealing keys, and the output format.
+struct ResourceOptions: ParsableArguments {
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var sealing: SealingOptions
+    @Flag(help: "Print JSON (the API's representation) instead of a table.") var json = false
+
+    /// Runs `body` with the stores of the configured database (whose schema must be up to date).
+    func withStores(_ body: @escaping @Sendable (HubStores) async throws -> Void) async throws {
+        try await reportingErrors {
+            let location = try database.location()
+            let sealer = try sealing.sealer(dataDirectory: database.resolvedDataDirectory)
+            try await location.withDatabase(logger: makeLogger()) { database in
+                try await Migrator(database: database).check()
+                try await body(HubStores(database: database, sealer: sealer))
+            }
+        }
+    }
+}
+
+/// Parses a JSON argument given inline or as `@path`. - Throws: `validation(field)`.
+func jsonArgument(_ text: String, field: String) throws -> JSONValue {
+    if text.hasPrefix("@") {
+        guard let data = FileManager.default.contents(atPath: String(text.dropFirst())) else {
+            throw HubError.validation(field: field, reason: "cannot read \(text.dropFirst())")
+        }
+        return try JSONValue.parse(String(decoding: data, as: UTF8.self), field: field)
+    }
+    return try JSONValue.parse(text, field: field)
+}
+
+func parseID<Entity>(_ text: String, field: String = "id") throws -> Identifier<Entity> {
+    try Identifier(parsing: text, field: field)
+}
+
+/// Prints `value` as JSON, or as a table of `columns` (one row per item of a page or list, or one object).
+func output(_ value: JSONValue, json: Bool, columns: [String]) {
+    if json {
+        say(value.jsonText)
+        return
+    }
+    let rows: [[String: JSONValue]]
+    if let items = value.objectValue?["items"]?.arrayValue {
+        rows = items.compactMap(\.objectValue)
+    } else if let object = value.objectValue {
+        // One object: key/value lines.
+        for key in object.keys.sorted() { say("\(key.padding(toLength: 22, withPad: " ", startingAt: 0)) \(cell(object[key]!))") }
+        return
+    } else {
+        rows = []
+    }
+    let cells = rows.map { row in columns.map { cell(row[$0] ?? .null) } }
+    let widths = columns.indices.map { index in max(columns[index].count, cells.map { $0[index].count }.max() ?? 0) }
+    func line(_ values: [String]) -> String {
+        values.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+    }
+    say(line(columns.map { $0.uppercased() }))
+    for row in cells { say(line(row)) }
+    if let cursor = value.objectValue?["next_cursor"]?.stringValue { say("(more: --cursor \(cursor))") }
+}
+
+private func cell(_ value: JSONValue) -> String {
+    switch value {
+    case .null: return "-"
+    case .string(let text): return text
+    default: return value.jsonText
+    }
+}
+
+struct PageOptions: ParsableArguments {
+    @Option(help: "Items per page, 1-500.") var limit = 50
+    @Option(help: "The cursor printed by the previous page.") var cursor: String?
+    var request: PageRequest { PageRequest(limit: limit, cursor: cursor) }
+}
+
+// MARK: - hub integrations
+
+struct Integrations: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "External system integrations (DAO-MDE-03-08-01).", subcommands: [Add.self, List.self, Show.self])
+    static let columns = ["integration_id", "system_id", "integration_type", "status", "config_version", "error_count", "last_sync"]
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register an external system.")
+        @OptionGroup var options: ResourceOptions
+        @Option(help: "External system identifier.") var systemID: String
+        @Option(help: "Integration type, e.g. HR or ERP.") var type: String
+        @Option(help: "Absolute http(s) URL of the system.") var endpointURL: String
+        @Option(help: "Auth configuration JSON, inline or @file (e.g. '{\"type\":\"bearer\",\"token\":\"…\"}').") var authConfig: String
+        @Option(help: "Mapping configuration JSON, inline or @file.") var mappingConfig: String?
+
+        func run() async throws {
+            let (systemID, type, url, auth, mapping, json) = (systemID, type, endpointURL, authConfig, mappingConfig, options.json)
+            try await options.withStores { stores in
+                let integration = try await stores.integrations.register(IntegrationRegistration(
+                    systemID: systemID, integrationType: type, endpointURL: url, authConfig: try jsonArgument(auth, field: "auth_config"),
+                    mappingConfig: try mapping.map { try jsonArgument($0, field: "mapping_config") }))
+                output(integration.json, json: json, columns: Integrations.columns)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List integrations, newest first.")
+        @OptionGroup var options: ResourceOptions
+        @OptionGroup var page: PageOptions
+
+        func run() async throws {
+            let (request, json) = (page.request, options.json)
+            try await options.withStores { stores in
+                output(try await stores.integrations.list(request).json(\.json), json: json, columns: Integrations.columns)
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one integration (auth config masked).")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "integration_id") var id: String
+
+        func run() async throws {
+            let (id, json) = (id, options.json)
+            try await options.withStores { stores in
+                output(try await stores.integrations.get(try parseID(id)).json, json: json, columns: Integrations.columns)
+            }
+        }
+    }
+}
+
+// MARK: - hub sync
+
+struct Sync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Synchronization jobs (DAO-MDE-03-08-02).", subcommands: [Start.self, List.self, Show.self])
+    static let columns = ["sync_job_id", "integration_id", "sync_type", "entity_type", "status", "records_processed", "errors_count", "started_at"]
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Start a sync job.")
+        @OptionGroup var options: ResourceOptions
+        @Option(help: "integration_id") var integration: String
+        @Option(help: "full or incremental") var type: String
+        @Option(help: "Entity type, e.g. users.") var entity: String
+        @Option(help: "Batch size, 1-10000 (default 1000).") var batchSize: Int?
+        @Option(help: "Filters JSON, inline or @file.") var filters: String?
+
+        func run() async throws {
+            let (integration, type, entity, batchSize, filters, json) = (integration, type, entity, batchSize, filters, options.json)
+            try await options.withStores { stores in
+                let job = try await stores.syncJobs.start(SyncJobRequest(
+                    integrationID: try parseID(integration, field: "integration"), syncType: try Validate.oneOf(type, as: SyncType.self, field: "type"),
+                    entityType: entity, filters: try filters.map { try jsonArgument($0, field: "filters") }, batchSize: batchSize))
+                output(job.json, json: json, columns: Sync.columns)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List sync jobs, newest first.")
+        @OptionGroup var options: ResourceOptions
+        @OptionGroup var page: PageOptions
+        @Option(help: "Only this integration's jobs.") var integration: String?
+        @Option(help: "Only jobs with this status.") var status: String?
+        @Option(help: "Only this entity type.") var entity: String?
+
+        func run() async throws {
+            let (integration, status, entity, request, json) = (integration, status, entity, page.request, options.json)
+            try await options.withStores { stores in
+                let filter = SyncJobFilter(
+                    integrationID: try integration.map { try parseID($0, field: "integration") },
+                    status: try status.map { try Validate.oneOf($0, as: SyncJobStatus.self, field: "status") }, entityType: entity)
+                output(try await stores.syncJobs.list(filter, request).json(\.json), json: json, columns: Sync.columns)
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one sync job with its batches.")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "sync_job_id") var id: String
+
+        func run() async throws {
+            let (id, json) = (id, options.json)
+            try await options.withStores { stores in
+                let jobID: SyncJobID = try parseID(id)
+                let job = try await stores.syncJobs.get(jobID)
+                let batches = try await stores.syncJobs.batches(of: jobID)
+                guard case .object(var members) = job.json else { return }
+                members["batches"] = .array(batches.map(\.json))
+                if json {
+                    say(JSONValue.object(members).jsonText)
+                } else {
+                    output(job.json, json: false, columns: Sync.columns)
+                    say("")
+                    output(["items": .array(batches.map(\.json))], json: false, columns: ["batch_number", "records_count", "status", "processed_at"])
+                }
+            }
+        }
+    }
+}
+
+// MARK: - hub ops
+
+struct Ops: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "API operations and their daily statistics (DAO-MDE-03-08-03).", subcommands: [List.self, Show.self, Stats.self])
+    static let columns = ["operation_id", "operation_type", "endpoint", "status", "status_code", "execution_time", "started_at"]
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List operations, newest first.")
+        @OptionGroup var options: ResourceOptions
+        @OptionGroup var page: PageOptions
+        @Option(help: "Only this integration's calls.") var integration: String?
+        @Option(help: "pending, completed or failed") var status: String?
+
+        func run() async throws {
+            let (integration, status, request, json) = (integration, status, page.request, options.json)
+            try await options.withStores { stores in
+                let filter = APIOperationFilter(
+                    integrationID: try integration.map { try parseID($0, field: "integration") },
+                    status: try status.map { try Validate.oneOf($0, as: APIOperationStatus.self, field: "status") })
+                output(try await stores.apiOperations.list(filter, request).json(\.json), json: json, columns: Ops.columns)
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one operation (credential headers redacted).")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "operation_id") var id: String
+
+        func run() async throws {
+            let (id, json) = (id, options.json)
+            try await options.withStores { stores in
+                output(try await stores.apiOperations.get(try parseID(id)).json, json: json, columns: Ops.columns)
+            }
+        }
+    }
+
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Daily statistics by endpoint and method.")
+        @OptionGroup var options: ResourceOptions
+        @Option(help: "Exact endpoint.") var endpoint: String?
+        @Option(help: "GET, POST, PUT, PATCH or DELETE") var method: String?
+        @Option(help: "First UTC day, YYYY-MM-DD.") var from: String?
+        @Option(help: "Last UTC day, YYYY-MM-DD.") var to: String?
+
+        func run() async throws {
+            let (endpoint, method, from, to, json) = (endpoint, method, from, to, options.json)
+            try await options.withStores { stores in
+                let query = APIStatisticsQuery(
+                    endpoint: endpoint, operationType: try method.map { try Validate.oneOf($0, as: HTTPMethod.self, field: "method") },
+                    fromDay: from, toDay: to)
+                let rows = try await stores.apiOperations.statistics(query)
+                output(["items": .array(rows.map(\.json))], json: json,
+                       columns: ["day", "operation_type", "endpoint", "call_count", "error_count", "avg_execution_time", "max_execution_time"])
+            }
+        }
+    }
+}
+
+// MARK: - hub webhooks
+
+struct Webhooks: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Webhook registrations (DAO-MDE-03-08-04).", subcommands: [Add.self, List.self, Show.self])
+    static let columns = ["webhook_id", "webhook_url", "event_types", "status", "success_count", "failure_count", "last_triggered"]
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a webhook; its signing secret is printed this once.")
+        @OptionGroup var options: ResourceOptions
+        @Option(help: "Absolute http(s) URL.") var url: String
+        @Option(help: "Comma-separated event types (sync.completed, sync.*, *).") var events: String
+        @Option(help: "whsec_… secret; generated when omitted.") var secret: String?
+        @Option(help: "Retry configuration JSON, inline or @file.") var retryConfig: String?
+        @Option(help: "Custom headers JSON, inline or @file.") var headers: String?
+
+        func run() async throws {
+            let (url, events, secret, retry, headers, json) = (url, events, secret, retryConfig, self.headers, options.json)
+            try await options.withStores { stores in
+                let registered = try await stores.webhooks.register(WebhookRegistration(
+                    webhookURL: url, eventTypes: events.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
+                    secretKey: secret, retryConfig: try retry.map { try jsonArgument($0, field: "retry_config") },
+                    headers: try headers.map { try jsonArgument($0, field: "headers") }))
+                guard case .object(var members) = registered.webhook.json else { return }
+                members["secret"] = .string(registered.secret)
+                if json {
+                    say(JSONValue.object(members).jsonText)
+                } else {
+                    output(registered.webhook.json, json: false, columns: Webhooks.columns)
+                    say("signing secret (shown this once): \(registered.secret)")
+                }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List webhooks, newest first.")
+        @OptionGroup var options: ResourceOptions
+        @OptionGroup var page: PageOptions
+
+        func run() async throws {
+            let (request, json) = (page.request, options.json)
+            try await options.withStores { stores in
+                output(try await stores.webhooks.list(request).json(\.json), json: json, columns: Webhooks.columns)
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one webhook with its statistics (never its secret).")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "webhook_id") var id: String
+
+        func run() async throws {
+            let (id, json) = (id, options.json)
+            try await options.withStores { stores in
+                output(try await stores.webhooks.get(try parseID(id)).json, json: json, columns: Webhooks.columns)
+            }
+        }
+    }
+}
+
+// MARK: - hub connections
+
+struct Connections: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "System connections and their health (DAO-MDE-03-08-05).", subcommands: [Add.self, List.self, Show.self])
+    static let columns = ["connection_id", "system_name", "connection_type", "endpoint", "status", "uptime_percentage", "avg_response_time"]
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a connection.")
+        @OptionGroup var options: ResourceOptions
+        @Option(help: "Unique system name.") var name: String
+        @Option(help: "API, DB, FTP, SFTP or TCP") var type: String
+        @Option(help: "Endpoint (URL or host:port, per type).") var endpoint: String
+        @Option(help: "Credentials JSON, inline or @file (default {}).") var credentials: String = "{}"
+        @Option(help: "Minutes between health checks, 1-1440 (default 5).") var interval: Int?
+
+        func run() async throws {
+            let (name, type, endpoint, credentials, interval, json) = (name, type, endpoint, credentials, interval, options.json)
+            try await options.withStores { stores in
+                let connection = try await stores.connections.create(ConnectionRegistration(
+                    systemName: name, connectionType: try Validate.oneOf(type, as: ConnectionType.self, field: "type"), endpoint: endpoint,
+                    credentials: try jsonArgument(credentials, field: "credentials"), healthCheckInterval: interval))
+                output(connection.json, json: json, columns: Connections.columns)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List connections, newest first.")
+        @OptionGroup var options: ResourceOptions
+        @OptionGroup var page: PageOptions
+
+        func run() async throws {
+            let (request, json) = (page.request, options.json)
+            try await options.withStores { stores in
+                output(try await stores.connections.list(request).json(\.json), json: json, columns: Connections.columns)
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one connection (credentials masked).")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "connection_id") var id: String
+
+        func run() async throws {
+            let (id, json) = (id, options.json)
+            try await options.withStores { stores in
+                output(try await stores.connections.get(try parseID(id)).json, json: json, columns: Connections.columns)
+            }
+        }
+    }
+}

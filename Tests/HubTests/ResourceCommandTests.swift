@@ -1,0 +1,81 @@
+import Foundation
+import HubCore
+import HubStore
+import Testing
+
+/// The CLI's resource commands as subprocesses, on both backends.
+@Suite("hub resource commands", .timeLimit(.minutes(3)))
+struct ResourceCommandTests {
+    struct CLI {
+        let environment: [String: String]
+        let directory: String
+
+        static func make(_ backend: Backend) throws -> CLI {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hub-res-\(UUID().uuidString)").path
+            var environment = ["HUB_DATA_DIR": directory, "HUB_SEALING_KEYS": "1:\(SecretSealer.generateKey())"]
+            if backend == .postgres {
+                environment["HUB_DATABASE_URL"] = try #require(TestEnvironment.postgresURL, "HUB_TEST_DATABASE_URL must be set (scripts/test.sh)")
+            }
+            return CLI(environment: environment, directory: directory)
+        }
+
+        func run(_ arguments: String...) throws -> HubProcess.Output { try HubProcess.run(arguments, environment: environment) }
+
+        func json(_ arguments: String...) throws -> JSONValue {
+            let output = try HubProcess.run(arguments + ["--json"], environment: environment)
+            #expect(output.status == 0, "\(arguments): \(output.stderr)")
+            return try JSONValue.parse(output.stdout, field: "stdout")
+        }
+    }
+
+    @Test("integrations, sync, ops, webhooks and connections against the configured database", arguments: Backend.allCases)
+    func resources(backend: Backend) throws {
+        let cli = try CLI.make(backend)
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        #expect(try cli.run("migrate").status == 0)
+        let system = unique("cli")
+        let integration = try cli.json(
+            "integrations", "add", "--system-id", system, "--type", "HR", "--endpoint-url", "https://hr.example.com",
+            "--auth-config", #"{"type":"bearer","token":"cli-secret-token-0123456789"}"#)
+        let id = try #require(integration.objectValue?["integration_id"]?.stringValue)
+        #expect(integration.objectValue?["auth_config"] == ["type": "bearer", "token": "****6789"])
+        let table = try cli.run("integrations", "list", "--limit", "500")
+        #expect(table.stdout.hasPrefix("INTEGRATION_ID"))
+        #expect(table.stdout.contains(system))
+        #expect(!table.stdout.contains("cli-secret-token"))
+        #expect(try cli.json("integrations", "show", id).objectValue?["system_id"] == .string(system))
+
+        let invalid = try cli.run(
+            "integrations", "add", "--system-id", unique("bad"), "--type", "HR", "--endpoint-url", "https://hr.example.com",
+            "--auth-config", #"{"type":"bearer"}"#)
+        #expect(invalid.status == 2)
+        #expect(invalid.stderr.contains("auth_config.token"))
+        #expect(try cli.run("integrations", "show", UUID().uuidString).status == 3)
+        #expect(try cli.run("integrations", "show", "not-a-uuid").status == 2)
+
+        let job = try cli.json("sync", "start", "--integration", id, "--type", "full", "--entity", "users")
+        #expect(job.objectValue?["batch_size"] == 1000)
+        let jobID = try #require(job.objectValue?["sync_job_id"]?.stringValue)
+        #expect(try cli.run("sync", "start", "--integration", id, "--type", "full", "--entity", "users").status == 4)
+        #expect(try cli.json("sync", "list", "--integration", id).objectValue?["items"]?.arrayValue?.count == 1)
+        #expect(try cli.json("sync", "show", jobID).objectValue?["batches"] == [])
+
+        #expect(try cli.json("ops", "list", "--integration", id).objectValue?["items"] == [])
+        #expect(try cli.run("ops", "stats", "--from", "2026-02-30").status == 2)
+
+        let webhookText = try cli.run("webhooks", "add", "--url", "https://hooks.example.com/in", "--events", "sync.*,connection.down")
+        #expect(webhookText.status == 0)
+        #expect(webhookText.stdout.contains("signing secret (shown this once): whsec_"))
+        let webhook = try cli.json("webhooks", "add", "--url", "https://hooks.example.com/in", "--events", "*")
+        let secret = try #require(webhook.objectValue?["secret"]?.stringValue)
+        let webhookID = try #require(webhook.objectValue?["webhook_id"]?.stringValue)
+        #expect(!(try cli.run("webhooks", "show", webhookID).stdout.contains(secret)))
+
+        let connection = try cli.json(
+            "connections", "add", "--name", unique("ldap"), "--type", "TCP", "--endpoint", "ldap.example.com:389",
+            "--credentials", #"{"password":"cli-conn-secret"}"#)
+        #expect(connection.objectValue?["credentials"] == ["password": "****"])
+        #expect(try cli.run("connections", "list", "--limit", "500").stdout.contains("ldap.example.com:389"))
+        #expect(try cli.run("connections", "add", "--name", "x", "--type", "SMTP", "--endpoint", "x:25").status == 2)
+    }
+}
