@@ -21,12 +21,16 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .long, help: "Directory of the embedded database and key file (env HUB_DATA_DIR, default ./hub-data).")
     var dataDir: String?
 
-    var environment: [String: String] { ProcessInfo.processInfo.environment }
+    @Option(name: .long, help: "JSON configuration file (env HUB_CONFIG); flags and environment variables override it.")
+    var config: String?
 
-    var resolvedDataDirectory: String { dataDir ?? environment["HUB_DATA_DIR"] ?? "./hub-data" }
+    /// Flags, environment and the configuration file, merged.
+    func settings() throws -> Settings { try Settings.load(path: config) }
+
+    func resolvedDataDirectory() throws -> String { try settings().string("data_dir", flag: dataDir) ?? "./hub-data" }
 
     func location() throws -> DatabaseLocation {
-        try DatabaseLocation(url: databaseURL ?? environment["HUB_DATABASE_URL"], dataDirectory: resolvedDataDirectory)
+        try DatabaseLocation(url: try settings().string("database_url", flag: databaseURL), dataDirectory: try resolvedDataDirectory())
     }
 }
 

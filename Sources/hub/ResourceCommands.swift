@@ -14,7 +14,7 @@ struct ResourceOptions: ParsableArguments {
     func withStores(_ body: @escaping @Sendable (HubStores) async throws -> Void) async throws {
         try await reportingErrors {
             let location = try database.location()
-            let sealer = try sealing.sealer(dataDirectory: database.resolvedDataDirectory)
+            let sealer = try sealing.sealer(settings: try database.settings(), dataDirectory: try database.resolvedDataDirectory())
             try await location.withDatabase(logger: makeLogger()) { database in
                 try await Migrator(database: database).check()
                 try await body(HubStores(database: database, sealer: sealer))

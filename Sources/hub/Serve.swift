@@ -13,10 +13,9 @@ struct SealingOptions: ParsableArguments {
     @Option(name: .long, help: "Sealing key ring file (env HUB_KEY_FILE, default <data dir>/sealing.keys).")
     var keyFile: String?
 
-    func sealer(dataDirectory: String) throws -> SecretSealer {
-        let environment = ProcessInfo.processInfo.environment
-        if let ring = environment["HUB_SEALING_KEYS"], !ring.isEmpty { return try SecretSealer(keyRing: ring) }
-        let path = keyFile ?? environment["HUB_KEY_FILE"] ?? (dataDirectory as NSString).appendingPathComponent("sealing.keys")
+    func sealer(settings: Settings, dataDirectory: String) throws -> SecretSealer {
+        if let ring = try settings.string("sealing_keys", flag: nil), !ring.isEmpty { return try SecretSealer(keyRing: ring) }
+        let path = try settings.string("key_file", flag: keyFile) ?? (dataDirectory as NSString).appendingPathComponent("sealing.keys")
         return try SecretSealer.loadOrCreateKeyFile(at: path)
     }
 }
@@ -41,26 +40,28 @@ struct Serve: AsyncParsableCommand {
     var migrate: String?
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
         try await reportingErrors {
+            let settings = try database.settings()
             let location = try database.location()
-            let dataDirectory = database.resolvedDataDirectory
+            let dataDirectory = try database.resolvedDataDirectory()
             var configuration = ServerConfiguration()
-            configuration.host = host ?? environment["HUB_HOST"] ?? configuration.host
-            if let port = try port ?? environment["HUB_PORT"].map({ try Self.integer($0, field: "port") }) { configuration.port = port }
-            if let limit = try bodyLimit ?? environment["HUB_BODY_LIMIT"].map({ try Self.integer($0, field: "body_limit") }) {
-                configuration.bodyLimit = limit
-            }
+            configuration.host = try settings.string("host", flag: host) ?? configuration.host
+            if let port = try settings.int("port", flag: port) { configuration.port = port }
+            if let limit = try settings.int("body_limit", flag: bodyLimit) { configuration.bodyLimit = limit }
             guard (0...65535).contains(configuration.port) else {
                 throw HubError.validation(field: "port", reason: "must be between 0 and 65535")
             }
             guard configuration.bodyLimit >= 1024 else { throw HubError.validation(field: "body_limit", reason: "must be at least 1024") }
-            let mode = migrate ?? environment["HUB_MIGRATE"] ?? "apply"
+            let mode = try settings.string("migrate", flag: migrate) ?? "apply"
             guard mode == "apply" || mode == "check" else { throw HubError.validation(field: "migrate", reason: "must be apply or check") }
             if case .sqlite = location { try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true) }
-            let sealer = try sealing.sealer(dataDirectory: dataDirectory)
+            let sealer = try sealing.sealer(settings: settings, dataDirectory: dataDirectory)
             var logger = Logger(label: "hub")
-            logger.logLevel = Logger.Level(rawValue: environment["HUB_LOG_LEVEL"] ?? "") ?? .info
+            let level = try settings.string("log_level", flag: nil) ?? "info"
+            guard let logLevel = Logger.Level(rawValue: level) else {
+                throw HubError.validation(field: "log_level", reason: "must be trace, debug, info, notice, warning, error or critical")
+            }
+            logger.logLevel = logLevel
 
             let serverConfiguration = configuration
             let serverLogger = logger
@@ -89,10 +90,6 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
-    static func integer(_ text: String, field: String) throws -> Int {
-        guard let value = Int(text) else { throw HubError.validation(field: field, reason: "must be an integer") }
-        return value
-    }
 }
 
 /// Writes a line to stdout at once (stdout may be a pipe, where `print` would buffer).

@@ -97,4 +97,40 @@ struct ServeCommandTests {
         #expect(try HubProcess.run(["keys", "list", "--data-dir", directory]).stdout.contains("revoked"))
         #expect(try HubProcess.run(["keys", "revoke", "nobody", "--data-dir", directory]).status == 3)
     }
+
+    @Test("settings come from a JSON file, overridden by environment and flags; unknown keys are refused")
+    func configFile() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hub-config-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/hub.json"
+        try Data(#"{"data_dir": "\#(directory)/data", "port": 0, "host": "127.0.0.1", "body_limit": 4096}"#.utf8).write(to: URL(fileURLWithPath: config))
+        let process = Process()
+        process.executableURL = HubProcess.executable
+        process.arguments = ["serve", "--config", config]
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HUB_") }
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        let reader = LineReader(out)
+        try process.run()
+        let output = try await reader.wait(for: "listening on")
+        #expect(output.contains(directory + "/data/hub.sqlite"))
+        process.terminate()
+        process.waitUntilExit()
+        #expect(FileManager.default.fileExists(atPath: directory + "/data/sealing.keys"))
+
+        // The environment overrides the file: a migrate against another data directory.
+        let other = try HubProcess.run(["migrate", "--config", config], environment: ["HUB_DATA_DIR": directory + "/other"])
+        #expect(other.status == 0)
+        #expect(other.stdout.contains(directory + "/other/hub.sqlite"))
+        // A flag overrides both.
+        let flagged = try HubProcess.run(["migrate", "--config", config, "--data-dir", directory + "/flag"], environment: ["HUB_DATA_DIR": directory + "/other"])
+        #expect(flagged.stdout.contains(directory + "/flag/hub.sqlite"))
+
+        try Data(#"{"prot": 8080}"#.utf8).write(to: URL(fileURLWithPath: config))
+        let unknown = try HubProcess.run(["migrate", "--config", config])
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr.contains("config.prot"))
+    }
 }
