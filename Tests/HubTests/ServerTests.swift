@@ -1,5 +1,7 @@
 import Foundation
 import HubCore
+import HubPostgres
+import Logging
 import HubServer
 import HubStore
 import Hummingbird
@@ -293,6 +295,25 @@ struct ServerTests {
             let id = try #require(created["integration_id"]?.stringValue)
             #expect(try await client.send(.get, "/v1/integrations/\(id)")["auth_config"] == ["type": "basic", "username": "svc", "password": "****"])
             #expect(try await client.send(.get, "/readyz", token: .none).status == .ok)
+        }
+    }
+
+    @Test("an unreachable database makes /readyz answer 503 problem+json")
+    func databaseUnavailable() async throws {
+        var quiet = Logger(label: "test.unavailable")
+        quiet.logLevel = .critical
+        let database = try PostgresDatabase(url: "postgres://hub:pw@127.0.0.1:1/none?sslmode=disable", logger: quiet)
+        let stores = HubStores(database: database, sealer: TestEnvironment.sealer)
+        let app = HubServer.application(stores: stores, configuration: ServerConfiguration(port: 0), logger: quiet)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await database.run() }
+            try await app.test(.router) { client in
+                let response = try await client.execute(uri: "/readyz", method: .get)
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.headers[.contentType] == "application/problem+json")
+                #expect(String(buffer: response.body).contains("the database is unavailable"))
+            }
+            group.cancelAll()
         }
     }
 }
