@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Models, typed IDs, validation, the domain error, the five DAO protocols, secret sealing.
@@ -57,11 +58,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Outbound work: the gateway (address policy, one HTTP client), auth application, connectivity tests.
+        .target(
+            name: "HubEngine",
+            dependencies: [
+                "HubCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The HTTP API: routes, API-key auth, problem+json, OpenAPI document, metrics.
         .target(
             name: "HubServer",
             dependencies: [
-                "HubCore", "HubStore",
+                "HubCore", "HubStore", "HubEngine",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -72,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "hub",
             dependencies: [
-                "HubCore", "HubStore", "HubPostgres", "HubSQLite", "HubServer",
+                "HubCore", "HubStore", "HubPostgres", "HubSQLite", "HubServer", "HubEngine",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -87,7 +100,7 @@ let package = Package(
         .testTarget(
             name: "HubTests",
             dependencies: [
-                "HubCore", "HubStore", "HubPostgres", "HubSQLite", "HubServer",
+                "HubCore", "HubStore", "HubPostgres", "HubSQLite", "HubServer", "HubEngine",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -113,7 +113,13 @@ enum Schemas {
 
     static var all: [String: JSONValue] { core.merging(extended) { first, _ in first } }
 
+    static let testResult: JSONValue = object(
+        ["passed": ["type": "boolean"], "status_code": nullableInteger, "response_time_ms": nullableInteger, "error": nullableString,
+         "message_id": string, "response_excerpt": string], required: ["passed", "status_code", "response_time_ms", "error"])
+
     static let extended: [String: JSONValue] = [
+        "IntegrationTested": extend("Integration", ["test_result": testResult]),
+        "ConnectionChecked": extend("Connection", ["check_result": testResult]),
         "SyncJobDetail": extend("SyncJob", ["batches": ["type": "array", "items": ["$ref": "#/components/schemas/SyncBatch"]]]),
         "WebhookCreated": extend("Webhook", ["secret": ["type": "string", "description": "The signing secret, shown only in this response"]]),
     ]
@@ -159,6 +165,9 @@ enum Schemas {
             required: ["operation_id", "integration_id", "operation_type", "endpoint", "headers", "payload", "timeout", "status", "status_code",
                        "response_data", "execution_time", "error_message", "started_at", "completed_at", "created_at"]),
         "APIOperationPage": page("APIOperation"),
+        "APIOperationCreate": object(
+            ["operation_type": enumeration(HTTPMethod.allCases.map(\.rawValue)), "endpoint": string, "headers": anyObject, "payload": anyJSON,
+             "timeout": integer, "integration_id": uuid], required: ["operation_type", "endpoint"]),
         "APIStatistics": object(
             ["endpoint": string, "operation_type": enumeration(HTTPMethod.allCases.map(\.rawValue)), "day": string, "call_count": integer,
              "error_count": integer, "total_execution_time": integer, "avg_execution_time": ["type": "number"],
@@ -175,7 +184,7 @@ enum Schemas {
         "Webhook": object(
             ["webhook_id": uuid, "webhook_url": string, "event_types": ["type": "array", "items": string], "retry_config": nullableObject,
              "headers": nullableObject, "status": enumeration(WebhookStatus.allCases.map(\.rawValue)), "last_tested": nullableTimestamp,
-             "test_result": anyJSON, "success_count": integer, "failure_count": integer, "last_triggered": nullableTimestamp,
+             "test_result": nullableObject, "success_count": integer, "failure_count": integer, "last_triggered": nullableTimestamp,
              "created_at": timestamp, "updated_at": timestamp],
             required: ["webhook_id", "webhook_url", "event_types", "retry_config", "headers", "status", "last_tested", "test_result",
                        "success_count", "failure_count", "last_triggered", "created_at", "updated_at"]),

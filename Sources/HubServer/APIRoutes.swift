@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import HubCore
+import HubEngine
 import HubStore
 import Hummingbird
 
@@ -10,11 +11,18 @@ final class APIRoutes: @unchecked Sendable {
     let router: Router<HubRequestContext>
     let stores: HubStores
     let bodyLimit: Int
+    let gateway: OutboundGateway
+    let tester: ConnectivityTester
+    let auth: AuthApplier
 
-    init(router: Router<HubRequestContext>, stores: HubStores, bodyLimit: Int) {
+    init(router: Router<HubRequestContext>, stores: HubStores, bodyLimit: Int, gateway: OutboundGateway) {
         self.router = router
         self.stores = stores
         self.bodyLimit = bodyLimit
+        self.gateway = gateway
+        self.tester = ConnectivityTester(
+            gateway: gateway, integrations: stores.integrations, webhooks: stores.webhooks, connections: stores.connections)
+        self.auth = AuthApplier(gateway: gateway)
     }
 
     typealias Handler = @Sendable (Request, HubRequestContext) async throws -> Response
@@ -98,6 +106,14 @@ final class APIRoutes: @unchecked Sendable {
                 status: try body.optionalEnum("status", IntegrationStatus.self))
             return try await stores.integrations.updateConfig(id, update).json.response()
         }
+        let tester = self.tester
+        add(.post, "/v1/integrations/{id}/test", on: v1, summary: "Test connectivity now: a GET of the endpoint with the integration's auth (design step 2)", tag: tag,
+            response: "IntegrationTested", errors: [404]) { _, context in
+            let (integration, result) = try await tester.testIntegration(try Self.id(context, "integration"))
+            guard case .object(var members) = integration.json else { return integration.json.response() }
+            members["test_result"] = result.details
+            return JSONValue.object(members).response()
+        }
         add(.delete, "/v1/integrations/{id}", on: v1, summary: "Delete an integration with its sync jobs", tag: tag,
             success: 204, response: nil, errors: [404, 409]) { _, context in
             try await stores.integrations.delete(try Self.id(context, "integration"))
@@ -155,6 +171,46 @@ final class APIRoutes: @unchecked Sendable {
     func registerAPIOperations(_ v1: RouterGroup<HubRequestContext>) {
         let stores = self.stores
         let tag = "API operations"
+        add(.post, "/v1/api-operations", on: v1, summary: "Execute an API call through the gateway: log, execute, measure, fold into statistics (design steps 1-3)", tag: tag,
+            request: "APIOperationCreate", success: 201, response: "APIOperation", errors: [404]) { request, _ in
+            let body = try await self.body(request)
+            try body.allowOnly(["operation_type", "endpoint", "headers", "payload", "timeout", "integration_id"])
+            guard let method = try body.optionalEnum("operation_type", HubCore.HTTPMethod.self) else {
+                throw HubError.validation(field: "operation_type", reason: "is required")
+            }
+            let integrationID = try body.optionalString("integration_id").map { try IntegrationID(parsing: $0, field: "integration_id") }
+            let operationRequest = APIOperationRequest(
+                operationType: method, endpoint: try body.string("endpoint"), headers: body.optionalJSON("headers"),
+                payload: body.optionalJSON("payload"), timeout: try body.optionalInt("timeout"), integrationID: integrationID)
+            let headers = try operationRequest.validate()
+            // Resolve the target: a path is relative to the integration's endpoint and carries its auth.
+            var url = operationRequest.endpoint
+            var sendHeaders = headers
+            if let integrationID {
+                let integration = try await stores.integrations.get(integrationID)
+                if url.hasPrefix("/") {
+                    url = integration.endpointURL.hasSuffix("/") ? String(integration.endpointURL.dropLast()) + url : integration.endpointURL + url
+                }
+                let authHeaders = try await self.auth.headers(for: try await stores.integrations.authConfig(for: integrationID))
+                sendHeaders.merge(authHeaders) { _, auth in auth }
+            } else if url.hasPrefix("/") {
+                throw HubError.validation(field: "endpoint", reason: "a path needs integration_id; otherwise give an absolute URL")
+            }
+            let operation = try await stores.apiOperations.log(operationRequest)
+            var payloadData: Data?
+            if let payload = operationRequest.payload {
+                payloadData = Data(payload.jsonText.utf8)
+                if sendHeaders.keys.first(where: { $0.lowercased() == "content-type" }) == nil { sendHeaders["Content-Type"] = "application/json" }
+            }
+            let outcome = await self.gateway.send(
+                method: method.rawValue, url: url, headers: sendHeaders, body: payloadData, timeout: .seconds(operation.timeout))
+            let responseData: JSONValue? = outcome.statusCode == nil ? nil
+                : (try? JSONDecoder().decode(JSONValue.self, from: outcome.body)) ?? .string(String(decoding: outcome.body, as: UTF8.self))
+            let completed = try await stores.apiOperations.complete(operation.id, APIOperationOutcome(
+                statusCode: outcome.statusCode, responseData: responseData, executionTime: outcome.elapsedMilliseconds,
+                errorMessage: outcome.error ?? outcome.statusCode.flatMap { $0 >= 400 ? "the endpoint answered \($0)" : nil }))
+            return completed.json.response(status: .created)
+        }
         add(.get, "/v1/api-operations", on: v1, summary: "List API operations, newest first", tag: tag,
             query: [("integration_id", "only this integration's calls"), ("status", "pending, completed or failed"),
                     ("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")],
@@ -223,6 +279,10 @@ final class APIRoutes: @unchecked Sendable {
             try await stores.webhooks.delete(try Self.id(context, "webhook"))
             return Response(status: .noContent)
         }
+        add(.post, "/v1/webhooks/{id}/test", on: v1, summary: "Send a signed webhook.test event now and record the result (design step 2)", tag: tag,
+            response: "Webhook", errors: [404, 409]) { _, context in
+            try await self.tester.testWebhook(try Self.id(context, "webhook")).0.json.response()
+        }
         add(.get, "/v1/webhooks/{id}/statistics", on: v1, summary: "Delivery statistics of a webhook", tag: tag,
             response: "WebhookStatistics", errors: [404]) { _, context in
             try await stores.webhooks.get(try Self.id(context, "webhook")).statisticsJSON.response()
@@ -259,6 +319,13 @@ final class APIRoutes: @unchecked Sendable {
             success: 204, response: nil, errors: [404]) { _, context in
             try await stores.connections.delete(try Self.id(context, "connection"))
             return Response(status: .noContent)
+        }
+        add(.post, "/v1/connections/{id}/check", on: v1, summary: "Probe the connection now and record the check (design steps 2-4)", tag: tag,
+            response: "ConnectionChecked", errors: [404]) { _, context in
+            let (connection, result) = try await self.tester.checkConnection(try Self.id(context, "connection"))
+            guard case .object(var members) = connection.json else { return connection.json.response() }
+            members["check_result"] = result.details
+            return JSONValue.object(members).response()
         }
         add(.get, "/v1/connections/{id}/health", on: v1, summary: "Health check history, newest first", tag: tag,
             query: [("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")], response: "HealthCheckPage",

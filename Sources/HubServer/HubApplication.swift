@@ -1,5 +1,6 @@
 import Foundation
 import HubCore
+import HubEngine
 import HubStore
 import Hummingbird
 import Logging
@@ -15,12 +16,17 @@ public struct ServerConfiguration: Sendable {
     public var port: Int
     /// Largest accepted request body in bytes (default 1 MiB); larger bodies get 413.
     public var bodyLimit: Int
+    /// Where outbound requests (tests, probes, executed operations) may go.
+    public var outboundPolicy: OutboundPolicy
 
     /// A configuration with every member given.
-    public init(host: String = "127.0.0.1", port: Int = 8080, bodyLimit: Int = 1 << 20) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, bodyLimit: Int = 1 << 20, outboundPolicy: OutboundPolicy = try! OutboundPolicy()
+    ) {
         self.host = host
         self.port = port
         self.bodyLimit = bodyLimit
+        self.outboundPolicy = outboundPolicy
     }
 }
 
@@ -37,13 +43,13 @@ public enum HubMetrics {
 /// Builds the HTTP API over the stores.
 public enum HubServer {
     /// The router with every route: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and the authenticated `/v1`.
-    public static func router(stores: HubStores, configuration: ServerConfiguration) -> Router<HubRequestContext> {
+    public static func router(stores: HubStores, configuration: ServerConfiguration, gateway: OutboundGateway) -> Router<HubRequestContext> {
         let registry = HubMetrics.registry
         let router = Router(context: HubRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: ProblemMiddleware())
-        let routes = APIRoutes(router: router, stores: stores, bodyLimit: configuration.bodyLimit)
+        let routes = APIRoutes(router: router, stores: stores, bodyLimit: configuration.bodyLimit, gateway: gateway)
         routes.add(.get, "/healthz", on: nil, summary: "The process is up", tag: "Operations", response: "Status") { _, _ in
             JSONValue.object(["status": "ok"]).response()
         }
@@ -69,13 +75,14 @@ public enum HubServer {
         method: .get, path: "/openapi.json", summary: "This document", tag: "Operations", requestSchema: nil, query: [],
         successStatus: 200, successSchema: nil, errorStatuses: [], authenticated: false)
 
-    /// The application: the router on `configuration`'s address, with `services` run beside it.
+    /// The application: the router on `configuration`'s address, with `services` run beside it. Outbound requests
+    /// go through `gateway` (the caller owns it and shuts it down).
     public static func application(
-        stores: HubStores, configuration: ServerConfiguration, services: [any Service] = [], logger: Logger,
-        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+        stores: HubStores, configuration: ServerConfiguration, gateway: OutboundGateway, services: [any Service] = [],
+        logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         Application(
-            router: router(stores: stores, configuration: configuration),
+            router: router(stores: stores, configuration: configuration, gateway: gateway),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "IntegrationHub"),
             services: services,
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HubCore
+import HubEngine
 import HubServer
 import HubStore
 import Hummingbird
@@ -36,6 +37,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest request body in bytes (env HUB_BODY_LIMIT, default 1048576).")
     var bodyLimit: Int?
 
+    @Option(help: "Networks outbound requests may reach although the policy refuses them, comma-separated CIDRs (env HUB_OUTBOUND_ALLOWLIST), e.g. 127.0.0.0/8 for local development.")
+    var outboundAllowlist: String?
+
     @Option(help: "At start-up, `apply` pending migrations or only `check` that none is pending (env HUB_MIGRATE, default apply).")
     var migrate: String?
 
@@ -52,6 +56,14 @@ struct Serve: AsyncParsableCommand {
                 throw HubError.validation(field: "port", reason: "must be between 0 and 65535")
             }
             guard configuration.bodyLimit >= 1024 else { throw HubError.validation(field: "body_limit", reason: "must be at least 1024") }
+            let allowlist = try settings.string("outbound_allowlist", flag: outboundAllowlist) ?? ""
+            let requireHTTPS = try settings.string("require_https", flag: nil) ?? "false"
+            guard requireHTTPS == "true" || requireHTTPS == "false" else {
+                throw HubError.validation(field: "require_https", reason: "must be true or false")
+            }
+            configuration.outboundPolicy = try OutboundPolicy(
+                allowlist: allowlist.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
+                requireHTTPS: requireHTTPS == "true")
             let mode = try settings.string("migrate", flag: migrate) ?? "apply"
             guard mode == "apply" || mode == "check" else { throw HubError.validation(field: "migrate", reason: "must be apply or check") }
             if case .sqlite = location { try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true) }
@@ -80,12 +92,19 @@ struct Serve: AsyncParsableCommand {
                     }
                 }
                 let host = configuration.host
-                let app = HubServer.application(stores: stores, configuration: configuration, logger: logger) { port in
+                let gateway = OutboundGateway(policy: configuration.outboundPolicy)
+                let app = HubServer.application(stores: stores, configuration: configuration, gateway: gateway, logger: logger) { port in
                     say("IntegrationHub listening on http://\(host):\(port) (\(location.redacted))")
                 }
                 let group = ServiceGroup(
                     configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-                try await group.run()
+                do {
+                    try await group.run()
+                } catch {
+                    try? await gateway.shutdown()
+                    throw error
+                }
+                try await gateway.shutdown()
             }
         }
     }

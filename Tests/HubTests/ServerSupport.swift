@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import HubCore
+import HubEngine
 import HubServer
 import HubStore
 import Hummingbird
@@ -43,7 +44,9 @@ struct APIHarness {
     let stores: HubStores
     let token: String
     let logs = CapturedLogs()
-    var configuration = ServerConfiguration(port: 0)
+    var configuration = ServerConfiguration(port: 0, outboundPolicy: try! OutboundPolicy(allowlist: ["127.0.0.0/8"]))
+    /// One gateway for the test process (loopback allowed); never shut down before the process ends.
+    static let gateway = OutboundGateway(policy: try! OutboundPolicy(allowlist: ["127.0.0.0/8"]))
 
     static func make(_ backend: Backend) async throws -> APIHarness {
         let stores = try await TestEnvironment.stores(backend)
@@ -52,7 +55,7 @@ struct APIHarness {
     }
 
     var application: some ApplicationProtocol {
-        HubServer.application(stores: stores, configuration: configuration, logger: logs.logger)
+        HubServer.application(stores: stores, configuration: configuration, gateway: Self.gateway, logger: logs.logger)
     }
 
     /// Runs `body` against the router (`.router`) or a live server on a free loopback port (`.live`).
@@ -109,6 +112,10 @@ struct SchemaChecker {
         }
         if let parts = members["allOf"]?.arrayValue {
             return parts.flatMap { problems(value, against: $0, at: path) }
+        }
+        if let options = members["anyOf"]?.arrayValue {
+            let results = options.map { problems(value, against: $0, at: path) }
+            return results.contains { $0.isEmpty } ? [] : ["\(path): matches none of anyOf: \(results.flatMap { $0 })"]
         }
         var found: [String] = []
         if let type = members["type"] {

@@ -304,7 +304,7 @@ struct ServerTests {
         quiet.logLevel = .critical
         let database = try PostgresDatabase(url: "postgres://hub:pw@127.0.0.1:1/none?sslmode=disable", logger: quiet)
         let stores = HubStores(database: database, sealer: TestEnvironment.sealer)
-        let app = HubServer.application(stores: stores, configuration: ServerConfiguration(port: 0), logger: quiet)
+        let app = HubServer.application(stores: stores, configuration: ServerConfiguration(port: 0), gateway: APIHarness.gateway, logger: quiet)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await database.run() }
             try await app.test(.router) { client in

@@ -1,0 +1,181 @@
+import Foundation
+import HubCore
+import NIOCore
+import NIOPosix
+
+/// The connectivity steps of the design that need the network: an integration's step 2 (test the external
+/// system), a webhook's step 2 (send a signed `webhook.test` event), and a connection's steps 2–4 (probe it).
+/// Each runs the real request through the gateway and records the result through its DAO.
+public struct ConnectivityTester: Sendable {
+    let gateway: OutboundGateway
+    let auth: AuthApplier
+    let integrations: any ExternalSystemIntegrationDAO
+    let webhooks: any WebhookManagementDAO
+    let connections: any SystemConnectivityDAO
+
+    /// A tester over the gateway and the three DAOs it records into.
+    public init(
+        gateway: OutboundGateway, integrations: any ExternalSystemIntegrationDAO, webhooks: any WebhookManagementDAO,
+        connections: any SystemConnectivityDAO
+    ) {
+        self.gateway = gateway
+        self.auth = AuthApplier(gateway: gateway)
+        self.integrations = integrations
+        self.webhooks = webhooks
+        self.connections = connections
+    }
+
+    /// What a test found, as the API returns it.
+    public struct Result: Sendable {
+        /// Whether the test passed.
+        public var passed: Bool
+        /// `{"passed", "status_code", "response_time_ms", "error"}`.
+        public var details: JSONValue
+    }
+
+    static func details(passed: Bool, _ outcome: HTTPOutcome, extra: [String: JSONValue] = [:]) -> JSONValue {
+        var members: [String: JSONValue] = [
+            "passed": .bool(passed), "status_code": outcome.statusCode.map { .int(Int64($0)) } ?? .null,
+            "response_time_ms": .int(outcome.elapsedMilliseconds), "error": outcome.error.map(JSONValue.string) ?? .null,
+        ]
+        members.merge(extra) { _, new in new }
+        return .object(members)
+    }
+
+    /// Integration step 2: a GET of the endpoint with the integration's auth; passes on a 2xx or 3xx answer.
+    public func testIntegration(_ id: IntegrationID) async throws -> (Integration, Result) {
+        let integration = try await integrations.get(id)
+        let headers: [String: String]
+        do {
+            headers = try await auth.headers(for: try await integrations.authConfig(for: id))
+        } catch HubError.unavailable(let reason) {
+            let details: JSONValue = ["passed": false, "status_code": .null, "response_time_ms": .null, "error": .string(reason)]
+            return (try await integrations.recordConnectivityTest(id, reachable: false), Result(passed: false, details: details))
+        }
+        let outcome = await gateway.send(method: "GET", url: integration.endpointURL, headers: headers, timeout: .seconds(15), bodyCap: 0)
+        let passed = outcome.statusCode.map { (200..<400).contains($0) } ?? false
+        let recorded = try await integrations.recordConnectivityTest(id, reachable: passed)
+        var result = Result(passed: passed, details: Self.details(passed: passed, outcome))
+        if !passed, outcome.error == nil, let status = outcome.statusCode, case .object(var members) = result.details {
+            members["error"] = .string("the endpoint answered \(status)")
+            result.details = .object(members)
+        }
+        return (recorded, result)
+    }
+
+    /// Webhook step 2: POSTs a signed `webhook.test` event (Standard Webhooks headers and the webhook's own
+    /// headers); passes on a 2xx answer within the webhook's timeout (default 15 s). Redirects are not followed.
+    public func testWebhook(_ id: WebhookID) async throws -> (Webhook, Result) {
+        let webhook = try await webhooks.get(id)
+        guard webhook.status != .disabled else {
+            throw HubError.conflict(field: "status", reason: "the webhook is disabled; enable it before testing")
+        }
+        let secret = try await webhooks.signingSecret(for: id)
+        let messageID = "msg_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let timestamp = Int64(Date().timeIntervalSince1970)
+        let payload: JSONValue = [
+            "type": "webhook.test", "timestamp": .string(ISO8601DateFormatter().string(from: Date())),
+            "data": ["webhook_id": .string(id.description), "message": "This is a test event from IntegrationHub."],
+        ]
+        let body = Data(payload.jsonText.utf8)
+        var headers = (try? Validate.stringMap(webhook.headers ?? [:], field: "headers")) ?? [:]
+        headers["Content-Type"] = "application/json"
+        headers["webhook-id"] = messageID
+        headers["webhook-timestamp"] = String(timestamp)
+        headers["webhook-signature"] = try WebhookSignature.sign(secret: secret, id: messageID, timestamp: timestamp, body: body)
+        let timeout = (try? webhook.retryConfig.map { try RetryConfig(json: $0) })??.timeoutSeconds ?? 15
+        let outcome = await gateway.send(
+            method: "POST", url: webhook.webhookURL, headers: headers, body: body, timeout: .seconds(timeout), bodyCap: 4096)
+        let passed = outcome.statusCode.map { (200..<300).contains($0) } ?? false
+        let details = Self.details(
+            passed: passed, outcome,
+            extra: ["message_id": .string(messageID), "response_excerpt": .string(String(decoding: outcome.body.prefix(512), as: UTF8.self))])
+        let recorded = try await webhooks.recordTestResult(id, passed: passed, result: details)
+        return (recorded, Result(passed: passed, details: details))
+    }
+
+    /// Connection steps 2–4: probes the connection now and records the check. API: a GET with the credentials
+    /// (`token`, `username`/`password`, or `api_key` with optional `header`): 2xx/3xx healthy, 4xx degraded, else down.
+    /// DB, FTP, SFTP, TCP: a TCP connection to the endpoint's host and port: connected is healthy, else down.
+    public func checkConnection(_ id: ConnectionID) async throws -> (SystemConnection, Result) {
+        let connection = try await connections.get(id)
+        let status: ConnectionStatus
+        let details: JSONValue
+        let responseTime: Int64?
+        switch connection.connectionType {
+        case .API:
+            let credentials = try await connections.credentials(for: id).objectValue ?? [:]
+            var headers: [String: String] = [:]
+            if let token = credentials["token"]?.stringValue {
+                headers["Authorization"] = "Bearer \(token)"
+            } else if let user = credentials["username"]?.stringValue, let password = credentials["password"]?.stringValue {
+                headers["Authorization"] = "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
+            } else if let key = credentials["api_key"]?.stringValue {
+                headers[credentials["header"]?.stringValue ?? "X-Api-Key"] = key
+            }
+            let outcome = await gateway.send(method: "GET", url: connection.endpoint, headers: headers, timeout: .seconds(10), bodyCap: 0)
+            switch outcome.statusCode {
+            case let code? where (200..<400).contains(code): status = .healthy
+            case let code? where (400..<500).contains(code): status = .degraded
+            default: status = .down
+            }
+            responseTime = outcome.statusCode == nil ? nil : outcome.elapsedMilliseconds
+            details = Self.details(passed: status == .healthy, outcome)
+        case .DB, .FTP, .SFTP, .TCP:
+            let (host, port) = try Self.hostAndPort(connection.endpoint, type: connection.connectionType)
+            let probe = await tcpProbe(host: host, port: port, timeout: .seconds(5))
+            status = probe.error == nil ? .healthy : .down
+            responseTime = probe.error == nil ? probe.milliseconds : nil
+            details = [
+                "passed": .bool(probe.error == nil), "status_code": .null, "response_time_ms": .int(probe.milliseconds),
+                "error": probe.error.map(JSONValue.string) ?? .null,
+            ]
+        }
+        let recorded = try await connections.recordCheck(id, status: status, responseTime: responseTime)
+        return (recorded, Result(passed: status == .healthy, details: details))
+    }
+
+    /// Connects to `host:port` after checking every resolved address against the policy, connecting to the checked
+    /// address itself.
+    func tcpProbe(host: String, port: Int, timeout: Duration) async -> (milliseconds: Int64, error: String?) {
+        let start = ContinuousClock.now
+        func elapsed() -> Int64 {
+            let duration = ContinuousClock.now - start
+            return duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        }
+        let addresses = (try? await OutboundGateway.resolve(host)) ?? []
+        guard let address = addresses.first else { return (elapsed(), "\(host) does not resolve") }
+        for candidate in addresses {
+            if let refusal = gateway.policy.refusal(for: candidate) { return (elapsed(), refusal) }
+        }
+        do {
+            let socketAddress = try SocketAddress(ipAddress: address.description, port: port)
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.milliseconds(Int64(timeout.components.seconds * 1000)))
+                .connect(to: socketAddress).get()
+            try? await channel.close()
+            return (elapsed(), nil)
+        } catch {
+            return (elapsed(), "could not connect to \(host):\(port)")
+        }
+    }
+
+    static func hostAndPort(_ endpoint: String, type: ConnectionType) throws -> (String, Int) {
+        let defaults: [ConnectionType: Int] = [.DB: 5432, .FTP: 21, .SFTP: 22]
+        var text = endpoint
+        if let range = text.range(of: "://") { text = String(text[range.upperBound...]) }
+        text = String(text.split(separator: "/", maxSplits: 1).first ?? "")
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            let host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            return (host, rest.hasPrefix(":") ? Int(rest.dropFirst()) ?? 0 : defaults[type] ?? 0)
+        }
+        let parts = text.split(separator: ":")
+        guard let host = parts.first.map(String.init), !host.isEmpty else {
+            throw HubError.validation(field: "endpoint", reason: "has no host")
+        }
+        let port = parts.count > 1 ? Int(parts[1]) : defaults[type]
+        guard let port, (1...65535).contains(port) else { throw HubError.validation(field: "endpoint", reason: "has no port") }
+        return (host, port)
+    }
+}

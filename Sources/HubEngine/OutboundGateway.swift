@@ -1,0 +1,143 @@
+import AsyncHTTPClient
+import Foundation
+import HubCore
+import Logging
+import NIOCore
+import NIOHTTP1
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The result of one outbound HTTP request. Failures (refused by policy, DNS, connection, timeout) are outcomes
+/// too, with `statusCode` nil and `error` saying what happened in words safe to store and show.
+public struct HTTPOutcome: Sendable, Hashable {
+    /// The response status, or nil when no response arrived.
+    public var statusCode: Int?
+    /// The response body, at most the request's cap.
+    public var body: Data
+    /// Whether the body was cut at the cap.
+    public var truncated: Bool
+    /// Wall time of the request in milliseconds, from before resolution to the end of the (capped) body.
+    public var elapsedMilliseconds: Int64
+    /// Why no response arrived, if none did.
+    public var error: String?
+}
+
+/// Every outbound HTTP request the hub makes goes through here: one shared AsyncHTTPClient (redirects are not
+/// followed), the outbound address policy checked on every address the host resolves to, a timeout, and a cap on
+/// the stored body.
+///
+/// The policy is checked before the client connects; the client resolves the host again when it connects, so a DNS
+/// answer that changes in between (rebinding) is not caught yet — pinning the checked address is the gateway's next
+/// step (see the outbound-calls issue).
+public final class OutboundGateway: Sendable {
+    private let client: HTTPClient
+    /// The policy in force.
+    public let policy: OutboundPolicy
+
+    /// A gateway with its own client on the shared event loop group.
+    public init(policy: OutboundPolicy) {
+        self.policy = policy
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        configuration.timeout = .init(connect: .seconds(10))
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Shuts the client down; no request may follow.
+    public func shutdown() async throws { try await client.shutdown() }
+
+    /// Sends one request and returns its outcome; never throws for network or policy failures.
+    public func send(
+        method: String, url: String, headers: [String: String] = [:], body: Data? = nil, timeout: Duration = .seconds(30),
+        bodyCap: Int = 64 * 1024
+    ) async -> HTTPOutcome {
+        let start = ContinuousClock.now
+        func elapsed() -> Int64 {
+            let duration = ContinuousClock.now - start
+            return duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        }
+        func failure(_ message: String) -> HTTPOutcome {
+            HTTPOutcome(statusCode: nil, body: Data(), truncated: false, elapsedMilliseconds: elapsed(), error: message)
+        }
+        do {
+            try await checkDestination(url)
+        } catch let error as HubError {
+            if case .validation(_, let reason) = error { return failure(reason) }
+            return failure("\(error)")
+        } catch {
+            return failure("the destination could not be checked")
+        }
+        var request = HTTPClientRequest(url: url)
+        request.method = HTTPMethod(rawValue: method)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+        do {
+            let seconds = Int64(timeout.components.seconds) + (timeout.components.attoseconds > 0 ? 1 : 0)
+            let response = try await client.execute(request, timeout: .seconds(seconds))
+            var collected = Data()
+            var truncated = false
+            for try await chunk in response.body {
+                let room = bodyCap - collected.count
+                if chunk.readableBytes > room {
+                    collected.append(contentsOf: chunk.readableBytesView.prefix(max(0, room)))
+                    truncated = true
+                    break
+                }
+                collected.append(contentsOf: chunk.readableBytesView)
+            }
+            return HTTPOutcome(
+                statusCode: Int(response.status.code), body: collected, truncated: truncated, elapsedMilliseconds: elapsed(),
+                error: nil)
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+            return failure("timed out after \(timeout)")
+        } catch {
+            return failure("the connection failed")
+        }
+    }
+
+    /// Throws `validation(url)` unless the URL's scheme is allowed and every address its host resolves to passes the
+    /// policy.
+    public func checkDestination(_ url: String) async throws {
+        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host, !host.isEmpty
+        else {
+            throw HubError.validation(field: "url", reason: "is not an absolute URL")
+        }
+        if let refusal = policy.refusal(forScheme: scheme) { throw HubError.validation(field: "url", reason: refusal) }
+        let addresses = try await Self.resolve(host)
+        guard !addresses.isEmpty else { throw HubError.validation(field: "url", reason: "\(host) does not resolve") }
+        for address in addresses {
+            if let refusal = policy.refusal(for: address) { throw HubError.validation(field: "url", reason: refusal) }
+        }
+    }
+
+    /// The addresses `host` resolves to (an IP literal resolves to itself).
+    public static func resolve(_ host: String) async throws -> [IPAddress] {
+        if let literal = IPAddress(host) { return [literal] }
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var hints = addrinfo()
+                hints.ai_family = AF_UNSPEC
+                hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+                var result: UnsafeMutablePointer<addrinfo>?
+                guard getaddrinfo(host, nil, &hints, &result) == 0 else {
+                    continuation.resume(returning: [])
+                    return
+                }
+                defer { freeaddrinfo(result) }
+                var addresses: [IPAddress] = []
+                var cursor = result
+                while let info = cursor?.pointee {
+                    if info.ai_family == AF_INET, let raw = info.ai_addr {
+                        var address = raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+                        if let ip = IPAddress(bytes: withUnsafeBytes(of: &address) { Array($0) }) { addresses.append(ip) }
+                    } else if info.ai_family == AF_INET6, let raw = info.ai_addr {
+                        var address = raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+                        if let ip = IPAddress(bytes: withUnsafeBytes(of: &address) { Array($0) }) { addresses.append(ip) }
+                    }
+                    cursor = info.ai_next
+                }
+                continuation.resume(returning: Array(Set(addresses)))
+            }
+        }
+    }
+}

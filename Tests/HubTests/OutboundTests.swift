@@ -1,0 +1,225 @@
+import Foundation
+import HTTPTypes
+import HubCore
+import HubEngine
+import HubServer
+import HubStore
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Testing
+
+/// A real HTTP server on a free loopback port that the outbound tests call.
+actor TargetServer {
+    struct Captured: Sendable {
+        var path: String
+        var headers: HTTPFields
+        var body: Data
+    }
+    private(set) var captured: [Captured] = []
+    private(set) var tokenRequests = 0
+
+    func record(_ request: Captured) { captured.append(request) }
+    func countToken() { tokenRequests += 1 }
+
+    /// Runs the server for the duration of `body`, passing its base URL.
+    static func with<T: Sendable>(_ body: @Sendable (TargetServer, String) async throws -> T) async throws -> T {
+        let target = TargetServer()
+        let router = Router()
+        router.get("/ok") { _, _ in "fine" }
+        router.get("/fail") { _, _ -> Response in Response(status: .serviceUnavailable) }
+        router.get("/json") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"a":1}"#)))
+        }
+        router.get("/auth") { request, _ -> Response in
+            Response(status: request.headers[.authorization] == "Bearer good-token-0123456789" ? .ok : .unauthorized)
+        }
+        router.get("/oauth") { request, _ -> Response in
+            Response(status: request.headers[.authorization] == "Bearer issued-access-token" ? .ok : .unauthorized)
+        }
+        router.post("/token") { request, _ -> Response in
+            await target.countToken()
+            let expected = "Basic " + Data("hub-client:hub-client-secret".utf8).base64EncodedString()
+            guard request.headers[.authorization] == expected else { return Response(status: .unauthorized) }
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"access_token":"issued-access-token","expires_in":3600}"#)))
+        }
+        router.post("/hook") { request, _ -> Response in
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            await target.record(Captured(path: "/hook", headers: request.headers, body: Data(buffer: buffer)))
+            return Response(status: .noContent)
+        }
+        router.post("/echo") { request, _ -> Response in
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            await target.record(Captured(path: "/echo", headers: request.headers, body: Data(buffer: buffer)))
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+        }
+        var quiet = Logger(label: "target")
+        quiet.logLevel = .critical
+        let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) }, logger: quiet)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await app.run()
+                return nil
+            }
+            var iterator = portStream.makeAsyncIterator()
+            let port = await iterator.next() ?? 0
+            let result = try await body(target, "http://127.0.0.1:\(port)")
+            group.cancelAll()
+            return result
+        }
+    }
+}
+
+@Suite("Outbound: tests, probes and executed operations", .timeLimit(.minutes(3)))
+struct OutboundTests {
+    @Test("integration test: auth applied, result recorded (design step 2), OAuth2 token fetched once", arguments: Backend.allCases)
+    func integrationTest(backend: Backend) async throws {
+        let harness = try await APIHarness.make(backend)
+        try await TargetServer.with { target, base in
+            try await harness.test { client in
+                func register(_ path: String, _ auth: JSONValue) async throws -> String {
+                    let response = try await client.send(.post, "/v1/integrations", json: [
+                        "system_id": .string(unique("t")), "integration_type": "HR", "endpoint_url": .string(base + path), "auth_config": auth,
+                    ])
+                    return try #require(response["integration_id"]?.stringValue)
+                }
+                let good = try await register("/auth", ["type": "bearer", "token": "good-token-0123456789"])
+                let passed = try await client.send(.post, "/v1/integrations/\(good)/test")
+                #expect(passed.status == .ok)
+                #expect(passed["status"] == "active")
+                #expect(passed["test_result"]?.objectValue?["passed"] == true)
+                #expect(passed["last_tested_at"] != .null)
+                let wrong = try await register("/auth", ["type": "bearer", "token": "wrong-token"])
+                let refused = try await client.send(.post, "/v1/integrations/\(wrong)/test")
+                #expect(refused["status"] == "error")
+                #expect(refused["test_result"]?.objectValue?["status_code"] == 401)
+                let down = try await register("/fail", ["type": "none"])
+                #expect(try await client.send(.post, "/v1/integrations/\(down)/test")["status"] == "error")
+                let oauth = try await register("/oauth", [
+                    "type": "oauth2_client_credentials", "token_url": .string(base + "/token"), "client_id": "hub-client",
+                    "client_secret": "hub-client-secret",
+                ])
+                #expect(try await client.send(.post, "/v1/integrations/\(oauth)/test")["status"] == "active")
+                #expect(try await client.send(.post, "/v1/integrations/\(oauth)/test")["status"] == "active")
+                #expect(await target.tokenRequests == 1)
+                #expect(try await client.send(.post, "/v1/integrations/\(UUID())/test").status == .notFound)
+            }
+        }
+    }
+
+    @Test("webhook test: a signed webhook.test event that verifies with the secret", arguments: Backend.allCases)
+    func webhookTest(backend: Backend) async throws {
+        let harness = try await APIHarness.make(backend)
+        try await TargetServer.with { target, base in
+            try await harness.test { client in
+                let created = try await client.send(.post, "/v1/webhooks", json: [
+                    "webhook_url": .string(base + "/hook"), "event_types": ["webhook.test"], "headers": ["X-Team": "hr"],
+                ])
+                let id = try #require(created["webhook_id"]?.stringValue)
+                let secret = try #require(created["secret"]?.stringValue)
+                let tested = try await client.send(.post, "/v1/webhooks/\(id)/test")
+                #expect(tested.status == .ok)
+                #expect(tested["status"] == "active")
+                #expect(tested["test_result"]?.objectValue?["passed"] == true)
+                let delivery = try #require(await target.captured.last)
+                let messageID = try #require(delivery.headers[HTTPField.Name("webhook-id")!])
+                let timestamp = try #require(delivery.headers[HTTPField.Name("webhook-timestamp")!].flatMap { Int64($0) })
+                let signature = try #require(delivery.headers[HTTPField.Name("webhook-signature")!])
+                #expect(WebhookSignature.verify(header: signature, secret: secret, id: messageID, timestamp: timestamp, body: delivery.body))
+                #expect(delivery.headers[HTTPField.Name("X-Team")!] == "hr")
+                #expect(String(decoding: delivery.body, as: UTF8.self).contains("\"type\":\"webhook.test\""))
+                let failing = try await client.send(.post, "/v1/webhooks", json: ["webhook_url": .string(base + "/fail-post"), "event_types": ["*"]])
+                let failed = try await client.send(.post, "/v1/webhooks/\(failing["webhook_id"]?.stringValue ?? "")/test")
+                #expect(failed["status"] == "failing")
+            }
+        }
+    }
+
+    @Test("connection check: TCP and API probes classify healthy, degraded and down (design steps 2-4)", arguments: Backend.allCases)
+    func connectionCheck(backend: Backend) async throws {
+        let harness = try await APIHarness.make(backend)
+        try await TargetServer.with { _, base in
+            try await harness.test { client in
+                let port = base.split(separator: ":").last!
+                func check(_ type: String, _ endpoint: String) async throws -> APIResponse {
+                    let created = try await client.send(.post, "/v1/connections", json: [
+                        "system_name": .string(unique("c")), "connection_type": .string(type), "endpoint": .string(endpoint), "credentials": [:],
+                    ])
+                    return try await client.send(.post, "/v1/connections/\(created["connection_id"]?.stringValue ?? "")/check")
+                }
+                let tcp = try await check("TCP", "127.0.0.1:\(port)")
+                #expect(tcp["status"] == "healthy")
+                #expect(tcp["uptime_percentage"] == 100)
+                #expect(try await check("TCP", "127.0.0.1:1")["status"] == "down")
+                #expect(try await check("API", base + "/ok")["status"] == "healthy")
+                #expect(try await check("API", base + "/missing")["status"] == "degraded")
+                #expect(try await check("API", base + "/fail")["status"] == "down")
+            }
+        }
+    }
+
+    @Test("executing an operation: logged, sent, measured and folded into statistics", arguments: Backend.allCases)
+    func execute(backend: Backend) async throws {
+        let harness = try await APIHarness.make(backend)
+        try await TargetServer.with { target, base in
+            try await harness.test { client in
+                let executed = try await client.send(.post, "/v1/api-operations", json: [
+                    "operation_type": "POST", "endpoint": .string(base + "/echo"), "payload": ["name": "Ada"],
+                    "headers": ["X-Api-Key": "op-key-never-stored"],
+                ])
+                #expect(executed.status == .created)
+                #expect(executed["status"] == "completed")
+                #expect(executed["status_code"] == 200)
+                #expect(executed["response_data"] == ["name": "Ada"])
+                #expect(executed["headers"] == ["X-Api-Key": "[REDACTED]"])
+                #expect(await target.captured.last?.headers[HTTPField.Name("X-Api-Key")!] == "op-key-never-stored")
+                let integration = try await client.send(.post, "/v1/integrations", json: [
+                    "system_id": .string(unique("x")), "integration_type": "HR", "endpoint_url": .string(base),
+                    "auth_config": ["type": "bearer", "token": "good-token-0123456789"],
+                ])
+                let viaIntegration = try await client.send(.post, "/v1/api-operations", json: [
+                    "operation_type": "GET", "endpoint": "/auth", "integration_id": integration["integration_id"] ?? .null,
+                ])
+                #expect(viaIntegration["status_code"] == 200)
+                let failed = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": .string(base + "/fail")])
+                #expect(failed["status"] == "failed")
+                #expect(failed["error_message"] == "the endpoint answered 503")
+                let escaped = (base + "/echo").addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+                let statistics = try await client.send(.get, "/v1/api-statistics?endpoint=\(escaped)")
+                #expect(statistics["items"]?.arrayValue?.first?.objectValue?["call_count"] == 1)
+                let path = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": "/relative"])
+                #expect(path["field"] == "endpoint")
+            }
+        }
+    }
+
+    @Test("the default policy refuses loopback: the test fails with the reason and nothing is sent")
+    func policyRefusal() async throws {
+        let stores = try await TestEnvironment.stores(.sqlite)
+        let (_, token) = try await stores.apiKeys.create(name: "policy")
+        let strict = OutboundGateway(policy: try OutboundPolicy())
+        let app = HubServer.application(stores: stores, configuration: ServerConfiguration(port: 0), gateway: strict, logger: Logger(label: "strict"))
+        try await TargetServer.with { target, base in
+            try await app.test(.router) { raw in
+                let client = APIClient(client: raw, token: token)
+                let created = try await client.send(.post, "/v1/webhooks", json: ["webhook_url": .string(base + "/hook"), "event_types": ["*"]])
+                let tested = try await client.send(.post, "/v1/webhooks/\(created["webhook_id"]?.stringValue ?? "")/test")
+                #expect(tested["status"] == "failing")
+                let error = tested["test_result"]?.objectValue?["error"]?.stringValue ?? ""
+                #expect(error.contains("loopback"))
+                #expect(await target.captured.isEmpty)
+                let metadata = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": "http://169.254.169.254/latest/meta-data"])
+                #expect(metadata["status"] == "failed")
+                let message = metadata["error_message"]?.stringValue ?? ""
+                #expect(message.contains("cloud metadata"))
+            }
+        }
+        try await strict.shutdown()
+    }
+}
