@@ -13,13 +13,14 @@ public struct ConnectivityTester: Sendable {
     let webhooks: any WebhookManagementDAO
     let connections: any SystemConnectivityDAO
 
-    /// A tester over the gateway and the three DAOs it records into.
+    /// A tester over the gateway and the three DAOs it records into; `auth` shares an OAuth2 token cache (a new one
+    /// when nil).
     public init(
-        gateway: OutboundGateway, integrations: any ExternalSystemIntegrationDAO, webhooks: any WebhookManagementDAO,
-        connections: any SystemConnectivityDAO
+        gateway: OutboundGateway, auth: AuthApplier? = nil, integrations: any ExternalSystemIntegrationDAO,
+        webhooks: any WebhookManagementDAO, connections: any SystemConnectivityDAO
     ) {
         self.gateway = gateway
-        self.auth = AuthApplier(gateway: gateway)
+        self.auth = auth ?? AuthApplier(gateway: gateway)
         self.integrations = integrations
         self.webhooks = webhooks
         self.connections = connections

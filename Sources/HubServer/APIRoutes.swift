@@ -13,16 +13,18 @@ final class APIRoutes: @unchecked Sendable {
     let bodyLimit: Int
     let gateway: OutboundGateway
     let tester: ConnectivityTester
-    let auth: AuthApplier
+    let executor: OperationExecutor
 
     init(router: Router<HubRequestContext>, stores: HubStores, bodyLimit: Int, gateway: OutboundGateway) {
         self.router = router
         self.stores = stores
         self.bodyLimit = bodyLimit
         self.gateway = gateway
+        let auth = AuthApplier(gateway: gateway)
         self.tester = ConnectivityTester(
-            gateway: gateway, integrations: stores.integrations, webhooks: stores.webhooks, connections: stores.connections)
-        self.auth = AuthApplier(gateway: gateway)
+            gateway: gateway, auth: auth, integrations: stores.integrations, webhooks: stores.webhooks, connections: stores.connections)
+        self.executor = OperationExecutor(
+            gateway: gateway, auth: auth, integrations: stores.integrations, operations: stores.apiOperations)
     }
 
     typealias Handler = @Sendable (Request, HubRequestContext) async throws -> Response
@@ -179,36 +181,9 @@ final class APIRoutes: @unchecked Sendable {
                 throw HubError.validation(field: "operation_type", reason: "is required")
             }
             let integrationID = try body.optionalString("integration_id").map { try IntegrationID(parsing: $0, field: "integration_id") }
-            let operationRequest = APIOperationRequest(
+            let completed = try await self.executor.execute(APIOperationRequest(
                 operationType: method, endpoint: try body.string("endpoint"), headers: body.optionalJSON("headers"),
-                payload: body.optionalJSON("payload"), timeout: try body.optionalInt("timeout"), integrationID: integrationID)
-            let headers = try operationRequest.validate()
-            // Resolve the target: a path is relative to the integration's endpoint and carries its auth.
-            var url = operationRequest.endpoint
-            var sendHeaders = headers
-            if let integrationID {
-                let integration = try await stores.integrations.get(integrationID)
-                if url.hasPrefix("/") {
-                    url = integration.endpointURL.hasSuffix("/") ? String(integration.endpointURL.dropLast()) + url : integration.endpointURL + url
-                }
-                let authHeaders = try await self.auth.headers(for: try await stores.integrations.authConfig(for: integrationID))
-                sendHeaders.merge(authHeaders) { _, auth in auth }
-            } else if url.hasPrefix("/") {
-                throw HubError.validation(field: "endpoint", reason: "a path needs integration_id; otherwise give an absolute URL")
-            }
-            let operation = try await stores.apiOperations.log(operationRequest)
-            var payloadData: Data?
-            if let payload = operationRequest.payload {
-                payloadData = Data(payload.jsonText.utf8)
-                if sendHeaders.keys.first(where: { $0.lowercased() == "content-type" }) == nil { sendHeaders["Content-Type"] = "application/json" }
-            }
-            let outcome = await self.gateway.send(
-                method: method.rawValue, url: url, headers: sendHeaders, body: payloadData, timeout: .seconds(operation.timeout))
-            let responseData: JSONValue? = outcome.statusCode == nil ? nil
-                : (try? JSONDecoder().decode(JSONValue.self, from: outcome.body)) ?? .string(String(decoding: outcome.body, as: UTF8.self))
-            let completed = try await stores.apiOperations.complete(operation.id, APIOperationOutcome(
-                statusCode: outcome.statusCode, responseData: responseData, executionTime: outcome.elapsedMilliseconds,
-                errorMessage: outcome.error ?? outcome.statusCode.flatMap { $0 >= 400 ? "the endpoint answered \($0)" : nil }))
+                payload: body.optionalJSON("payload"), timeout: try body.optionalInt("timeout"), integrationID: integrationID))
             return completed.json.response(status: .created)
         }
         add(.get, "/v1/api-operations", on: v1, summary: "List API operations, newest first", tag: tag,

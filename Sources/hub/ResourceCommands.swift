@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HubCore
+import HubEngine
 import HubServer
 import HubStore
 
@@ -9,6 +10,28 @@ struct ResourceOptions: ParsableArguments {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var sealing: SealingOptions
     @Flag(help: "Print JSON (the API's representation) instead of a table.") var json = false
+
+    @Option(help: "Networks outbound requests may reach although the policy refuses them, comma-separated CIDRs (env HUB_OUTBOUND_ALLOWLIST).")
+    var outboundAllowlist: String?
+
+    /// Runs `body` with the stores and an outbound gateway under the configured policy (shut down afterwards).
+    func withEngine(_ body: @escaping @Sendable (HubStores, OutboundGateway) async throws -> Void) async throws {
+        let settings = try database.settings()
+        let allowlist = try settings.string("outbound_allowlist", flag: outboundAllowlist) ?? ""
+        let policy = try OutboundPolicy(
+            allowlist: allowlist.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
+            requireHTTPS: try settings.string("require_https", flag: nil) == "true")
+        try await withStores { stores in
+            let gateway = OutboundGateway(policy: policy)
+            do {
+                try await body(stores, gateway)
+            } catch {
+                try? await gateway.shutdown()
+                throw error
+            }
+            try await gateway.shutdown()
+        }
+    }
 
     /// Runs `body` with the stores of the configured database (whose schema must be up to date).
     func withStores(_ body: @escaping @Sendable (HubStores) async throws -> Void) async throws {
@@ -83,7 +106,7 @@ struct PageOptions: ParsableArguments {
 
 struct Integrations: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "External system integrations (DAO-MDE-03-08-01).", subcommands: [Add.self, List.self, Show.self])
+        abstract: "External system integrations (DAO-MDE-03-08-01).", subcommands: [Add.self, List.self, Show.self, Test.self])
     static let columns = ["integration_id", "system_id", "integration_type", "status", "config_version", "error_count", "last_sync"]
 
     struct Add: AsyncParsableCommand {
@@ -208,7 +231,7 @@ struct Sync: AsyncParsableCommand {
 
 struct Ops: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "API operations and their daily statistics (DAO-MDE-03-08-03).", subcommands: [List.self, Show.self, Stats.self])
+        abstract: "API operations and their daily statistics (DAO-MDE-03-08-03).", subcommands: [Run.self, List.self, Show.self, Stats.self])
     static let columns = ["operation_id", "operation_type", "endpoint", "status", "status_code", "execution_time", "started_at"]
 
     struct List: AsyncParsableCommand {
@@ -268,7 +291,7 @@ struct Ops: AsyncParsableCommand {
 
 struct Webhooks: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Webhook registrations (DAO-MDE-03-08-04).", subcommands: [Add.self, List.self, Show.self])
+        abstract: "Webhook registrations (DAO-MDE-03-08-04).", subcommands: [Add.self, List.self, Show.self, Test.self])
     static let columns = ["webhook_id", "webhook_url", "event_types", "status", "success_count", "failure_count", "last_triggered"]
 
     struct Add: AsyncParsableCommand {
@@ -330,7 +353,7 @@ struct Webhooks: AsyncParsableCommand {
 
 struct Connections: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "System connections and their health (DAO-MDE-03-08-05).", subcommands: [Add.self, List.self, Show.self])
+        abstract: "System connections and their health (DAO-MDE-03-08-05).", subcommands: [Add.self, List.self, Show.self, Check.self])
     static let columns = ["connection_id", "system_name", "connection_type", "endpoint", "status", "uptime_percentage", "avg_response_time"]
 
     struct Add: AsyncParsableCommand {
@@ -375,6 +398,101 @@ struct Connections: AsyncParsableCommand {
             let (id, json) = (id, options.json)
             try await options.withStores { stores in
                 output(try await stores.connections.get(try parseID(id)).json, json: json, columns: Connections.columns)
+            }
+        }
+    }
+}
+
+/// Prints a tested resource with its result; exits 7 when the test did not pass, so scripts can tell.
+func outputTest(_ resource: JSONValue, resultKey: String, result: ConnectivityTester.Result, json: Bool, columns: [String]) throws {
+    guard case .object(var members) = resource else { return }
+    members[resultKey] = result.details
+    if json {
+        say(JSONValue.object(members).jsonText)
+    } else {
+        output(resource, json: false, columns: columns)
+        say("\(resultKey): \(result.details.jsonText)")
+    }
+    if !result.passed { throw ExitCode(7) }
+}
+
+extension Integrations {
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Test connectivity now (a GET of the endpoint with the integration's auth); exit 7 when it fails.")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "integration_id") var id: String
+
+        func run() async throws {
+            let (id, json) = (id, options.json)
+            try await options.withEngine { stores, gateway in
+                let tester = ConnectivityTester(
+                    gateway: gateway, integrations: stores.integrations, webhooks: stores.webhooks, connections: stores.connections)
+                let (integration, result) = try await tester.testIntegration(try parseID(id))
+                try outputTest(integration.json, resultKey: "test_result", result: result, json: json, columns: Integrations.columns)
+            }
+        }
+    }
+}
+
+extension Webhooks {
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Send a signed webhook.test event now; exit 7 when it fails.")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "webhook_id") var id: String
+
+        func run() async throws {
+            let (id, json) = (id, options.json)
+            try await options.withEngine { stores, gateway in
+                let tester = ConnectivityTester(
+                    gateway: gateway, integrations: stores.integrations, webhooks: stores.webhooks, connections: stores.connections)
+                let (webhook, result) = try await tester.testWebhook(try parseID(id))
+                try outputTest(webhook.json, resultKey: "test_result", result: result, json: json, columns: Webhooks.columns)
+            }
+        }
+    }
+}
+
+extension Connections {
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Probe the connection now and record the check; exit 7 unless healthy.")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "connection_id") var id: String
+
+        func run() async throws {
+            let (id, json) = (id, options.json)
+            try await options.withEngine { stores, gateway in
+                let tester = ConnectivityTester(
+                    gateway: gateway, integrations: stores.integrations, webhooks: stores.webhooks, connections: stores.connections)
+                let (connection, result) = try await tester.checkConnection(try parseID(id))
+                try outputTest(connection.json, resultKey: "check_result", result: result, json: json, columns: Connections.columns)
+            }
+        }
+    }
+}
+
+extension Ops {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Execute an API call through the gateway and record it; exit 7 when it fails.")
+        @OptionGroup var options: ResourceOptions
+        @Option(help: "GET, POST, PUT, PATCH or DELETE") var method: String
+        @Option(help: "Absolute URL, or a path relative to --integration's endpoint.") var endpoint: String
+        @Option(help: "integration_id whose endpoint and auth to use.") var integration: String?
+        @Option(help: "Request headers JSON, inline or @file.") var headers: String?
+        @Option(help: "Request payload JSON, inline or @file.") var payload: String?
+        @Option(help: "Timeout in seconds, 1-300 (default 30).") var timeout: Int?
+
+        func run() async throws {
+            let (method, endpoint, integration, headers, payload, timeout, json) = (method, endpoint, integration, headers, payload, timeout, options.json)
+            try await options.withEngine { stores, gateway in
+                let executor = OperationExecutor(
+                    gateway: gateway, auth: AuthApplier(gateway: gateway), integrations: stores.integrations, operations: stores.apiOperations)
+                let operation = try await executor.execute(APIOperationRequest(
+                    operationType: try Validate.oneOf(method, as: HubCore.HTTPMethod.self, field: "method"), endpoint: endpoint,
+                    headers: try headers.map { try jsonArgument($0, field: "headers") }, payload: try payload.map { try jsonArgument($0, field: "payload") },
+                    timeout: timeout, integrationID: try integration.map { try parseID($0, field: "integration") }))
+                output(operation.json, json: json, columns: Ops.columns)
+                if operation.status != .completed { throw ExitCode(7) }
             }
         }
     }

@@ -78,4 +78,39 @@ struct ResourceCommandTests {
         #expect(try cli.run("connections", "list", "--limit", "500").stdout.contains("ldap.example.com:389"))
         #expect(try cli.run("connections", "add", "--name", "x", "--type", "SMTP", "--endpoint", "x:25").status == 2)
     }
+
+    @Test("test, check and run talk to a real loopback server; the default policy refuses loopback (exit 7)")
+    func outbound() async throws {
+        let cli = try CLI.make(.sqlite)
+        defer { try? FileManager.default.removeItem(atPath: cli.directory) }
+        #expect(try cli.run("migrate").status == 0)
+        try await TargetServer.with { _, base in
+            let integration = try cli.json(
+                "integrations", "add", "--system-id", unique("t"), "--type", "HR", "--endpoint-url", base + "/auth",
+                "--auth-config", #"{"type":"bearer","token":"good-token-0123456789"}"#)
+            let id = try #require(integration.objectValue?["integration_id"]?.stringValue)
+            let passed = try cli.run("integrations", "test", id, "--outbound-allowlist", "127.0.0.0/8", "--json")
+            #expect(passed.status == 0, "\(passed.stderr)")
+            #expect(passed.stdout.contains(#""passed":true"#))
+            let refused = try cli.run("integrations", "test", id)
+            #expect(refused.status == 7)
+            #expect(refused.stdout.contains("loopback"))
+
+            let webhook = try cli.json("webhooks", "add", "--url", base + "/hook", "--events", "*")
+            let webhookID = try #require(webhook.objectValue?["webhook_id"]?.stringValue)
+            #expect(try cli.run("webhooks", "test", webhookID, "--outbound-allowlist", "127.0.0.0/8").status == 0)
+
+            let port = String(base.split(separator: ":").last!)
+            let connection = try cli.json("connections", "add", "--name", unique("tcp"), "--type", "TCP", "--endpoint", "127.0.0.1:" + port)
+            let connectionID = try #require(connection.objectValue?["connection_id"]?.stringValue)
+            let checked = try cli.run("connections", "check", connectionID, "--outbound-allowlist", "127.0.0.0/8", "--json")
+            #expect(checked.status == 0)
+            #expect(checked.stdout.contains(#""status":"healthy""#))
+
+            let ran = try cli.json("ops", "run", "--method", "GET", "--endpoint", base + "/json", "--outbound-allowlist", "127.0.0.0/8")
+            #expect(ran.objectValue?["status"] == "completed")
+            #expect(ran.objectValue?["response_data"] == ["a": 1])
+            #expect(try cli.run("ops", "run", "--method", "GET", "--endpoint", base + "/fail", "--outbound-allowlist", "127.0.0.0/8").status == 7)
+        }
+    }
 }
