@@ -16,7 +16,13 @@ password="hub-test-password"
 database="hub_test"
 log() { printf 'postgres.sh: %s\n' "$*" >&2; }
 
-find_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+# The newest installed server (a directory with initdb); empty when none is installed. Never fails under pipefail.
+find_bin() {
+    local found
+    found="$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1 || true)"
+    [ -n "$found" ] && dirname "$found"
+    return 0
+}
 bin="$(find_bin)"
 if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
     log "installing PostgreSQL from Debian"
@@ -34,6 +40,10 @@ else
     as_owner() { "$@"; }
 fi
 
+if [ -L "$dir" ] || { [ -e "$dir" ] && [ "$(stat -c %U "$dir")" != "$owner" ] && [ "$(stat -c %U "$dir")" != "$(id -un)" ]; }; then
+    log "$dir is a symlink or belongs to someone else; set HUB_PG_DIR to a private directory"
+    exit 1
+fi
 mkdir -p "$dir/sock"
 chown -R "$owner" "$dir"
 chmod 700 "$dir"
@@ -53,7 +63,9 @@ fi
 if [ -f "$data/postmaster.pid" ]; then
     pid="$(head -n 1 "$data/postmaster.pid")"
     state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)"
-    if [ -z "$state" ] || [ "$state" = "Z" ]; then
+    command="$(cat "/proc/$pid/comm" 2>/dev/null || true)"
+    # Stale when the process is gone, a zombie, or the pid now belongs to something that is not PostgreSQL.
+    if [ -z "$state" ] || [ "$state" = "Z" ] || [ "${command#postgres}" = "$command" ]; then
         log "removing stale postmaster.pid (pid $pid)"
         rm -f "$data/postmaster.pid"
     fi

@@ -1,5 +1,10 @@
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Seals secrets (auth configurations, credentials, webhook secrets) with AES-256-GCM before they are stored.
 ///
@@ -56,9 +61,16 @@ public struct SecretSealer: Sendable {
             if !directory.isEmpty {
                 try? manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
-            let contents = "# IntegrationHub sealing keys: version:base64key, newest version seals.\n1:\(generateKey())\n"
-            guard manager.createFile(atPath: path, contents: Data(contents.utf8), attributes: [.posixPermissions: 0o600])
-            else {
+            // O_EXCL: of two processes starting at once exactly one creates the file, with mode 0600 from the start;
+            // the other reads it.
+            let descriptor = Glibc.open(path, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+            if descriptor >= 0 {
+                let contents = Array("# IntegrationHub sealing keys: version:base64key; the newest version seals\n1:\(generateKey())\n".utf8)
+                let written = contents.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+                fsync(descriptor)
+                Glibc.close(descriptor)
+                guard written == contents.count else { throw HubError.sealing(reason: "cannot write the key file at \(path)") }
+            } else if errno != EEXIST {
                 throw HubError.sealing(reason: "cannot create the key file at \(path)")
             }
         }

@@ -10,7 +10,7 @@ struct Hub: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hub",
         abstract: "IntegrationHub: integrations, synchronization, API operations, webhooks and connectivity.",
-        subcommands: [Serve.self, Migrate.self, Keys.self, Integrations.self, Sync.self, Ops.self, Webhooks.self, Connections.self])
+        subcommands: [Serve.self, Migrate.self, Keys.self, SealingKey.self, Integrations.self, Sync.self, Ops.self, Webhooks.self, Connections.self])
 }
 
 /// Options every command that touches the database shares.
@@ -28,6 +28,9 @@ struct DatabaseOptions: ParsableArguments {
     func settings() throws -> Settings { try Settings.load(path: config) }
 
     func resolvedDataDirectory() throws -> String { try settings().string("data_dir", flag: dataDir) ?? "./hub-data" }
+
+    /// Whether no database was named, so the embedded default in the data directory is used.
+    func isEmbeddedDefault() throws -> Bool { try settings().string("database_url", flag: databaseURL) == nil }
 
     func location() throws -> DatabaseLocation {
         try DatabaseLocation(url: try settings().string("database_url", flag: databaseURL), dataDirectory: try resolvedDataDirectory())

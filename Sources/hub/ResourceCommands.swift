@@ -37,7 +37,9 @@ struct ResourceOptions: ParsableArguments {
     func withStores(_ body: @escaping @Sendable (HubStores) async throws -> Void) async throws {
         try await reportingErrors {
             let location = try database.location()
-            let sealer = try sealing.sealer(settings: try database.settings(), dataDirectory: try database.resolvedDataDirectory())
+            let sealer = try sealing.sealer(
+                settings: try database.settings(), dataDirectory: try database.resolvedDataDirectory(), location: location,
+                isEmbeddedDefault: try database.isEmbeddedDefault())
             try await location.withDatabase(logger: makeLogger()) { database in
                 try await Migrator(database: database).check()
                 try await body(HubStores(database: database, sealer: sealer))

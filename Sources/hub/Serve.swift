@@ -14,10 +14,32 @@ struct SealingOptions: ParsableArguments {
     @Option(name: .long, help: "Sealing key ring file (env HUB_KEY_FILE, default <data dir>/sealing.keys).")
     var keyFile: String?
 
-    func sealer(settings: Settings, dataDirectory: String) throws -> SecretSealer {
+    /// The key ring: `sealing_keys`, else `key_file`, else — only for the embedded default database — the key file in
+    /// the data directory, created on first use. A database named by URL or path must be given its keys explicitly,
+    /// so that every instance and command sharing it seals with the same keys.
+    func sealer(settings: Settings, dataDirectory: String, location: DatabaseLocation, isEmbeddedDefault: Bool) throws -> SecretSealer {
         if let ring = try settings.string("sealing_keys", flag: nil), !ring.isEmpty { return try SecretSealer(keyRing: ring) }
-        let path = try settings.string("key_file", flag: keyFile) ?? (dataDirectory as NSString).appendingPathComponent("sealing.keys")
-        return try SecretSealer.loadOrCreateKeyFile(at: path)
+        if let path = try settings.string("key_file", flag: keyFile) { return try SecretSealer.loadOrCreateKeyFile(at: path) }
+        guard isEmbeddedDefault else {
+            throw HubError.validation(
+                field: "sealing_keys",
+                reason: "a database given by URL needs its sealing keys: set HUB_SEALING_KEYS (create one with `hub sealing-key generate`) or --key-file, the same for every instance")
+        }
+        return try SecretSealer.loadOrCreateKeyFile(at: (dataDirectory as NSString).appendingPathComponent("sealing.keys"))
+    }
+}
+
+/// `hub sealing-key generate`: prints a new key ring entry.
+struct SealingKey: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sealing-key", abstract: "Sealing keys for secrets at rest.", subcommands: [Generate.self])
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a new key ring entry (`VERSION:base64key`) for HUB_SEALING_KEYS or a key file.")
+        @Option(help: "Key version; use one higher than the newest when rotating.") var version: UInt32 = 1
+
+        func run() throws { say("\(version):\(SecretSealer.generateKey())") }
     }
 }
 
@@ -67,7 +89,8 @@ struct Serve: AsyncParsableCommand {
             let mode = try settings.string("migrate", flag: migrate) ?? "apply"
             guard mode == "apply" || mode == "check" else { throw HubError.validation(field: "migrate", reason: "must be apply or check") }
             if case .sqlite = location { try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true) }
-            let sealer = try sealing.sealer(settings: settings, dataDirectory: dataDirectory)
+            let sealer = try sealing.sealer(
+                settings: settings, dataDirectory: dataDirectory, location: location, isEmbeddedDefault: try database.isEmbeddedDefault())
             var logger = Logger(label: "hub")
             let level = try settings.string("log_level", flag: nil) ?? "info"
             guard let logLevel = Logger.Level(rawValue: level) else {
@@ -83,13 +106,20 @@ struct Serve: AsyncParsableCommand {
                 let migrator = Migrator(database: database)
                 if mode == "apply" { try await migrator.migrate() } else { try await migrator.check() }
                 let stores = HubStores(database: database, sealer: sealer)
-                if try await stores.apiKeys.activeCount() == 0 {
+                // Only on a first start (no key ever made): a revoked admin key stays revoked.
+                if try await stores.apiKeys.list().isEmpty {
                     if case .sqlite = location {
-                        let (_, token) = try await stores.apiKeys.create(name: "admin")
-                        say("First start: created the API key 'admin'. It is shown this once; keep it:\n\(token)")
+                        do {
+                            let (_, token) = try await stores.apiKeys.create(name: "admin")
+                            say("First start: created the API key 'admin'. It is shown this once; keep it:\n\(token)")
+                        } catch HubError.conflict {
+                            // Another process made it at the same moment; it printed the key.
+                        }
                     } else {
                         say("No API key exists yet: create one with `hub keys create --name NAME`.")
                     }
+                } else if try await stores.apiKeys.activeCount() == 0 {
+                    say("Every API key is revoked: create one with `hub keys create --name NAME`.")
                 }
                 let host = configuration.host
                 let gateway = OutboundGateway(policy: configuration.outboundPolicy)

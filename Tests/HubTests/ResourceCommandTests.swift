@@ -77,6 +77,15 @@ struct ResourceCommandTests {
         #expect(connection.objectValue?["credentials"] == ["password": "****"])
         #expect(try cli.run("connections", "list", "--limit", "500").stdout.contains("ldap.example.com:389"))
         #expect(try cli.run("connections", "add", "--name", "x", "--type", "SMTP", "--endpoint", "x:25").status == 2)
+
+        // A database named by URL or path needs its sealing keys given: no instance may invent its own.
+        var keyless = cli.environment
+        keyless["HUB_SEALING_KEYS"] = nil
+        keyless["HUB_DATABASE_URL"] = backend == .postgres ? cli.environment["HUB_DATABASE_URL"] : cli.directory + "/hub.sqlite"
+        let refused = try HubProcess.run(["integrations", "list"], environment: keyless)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("sealing_keys"))
+        #expect(!FileManager.default.fileExists(atPath: cli.directory + "/sealing.keys"))
     }
 
     @Test("test, check and run talk to a real loopback server; the default policy refuses loopback (exit 7)")

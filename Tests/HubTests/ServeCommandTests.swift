@@ -70,7 +70,8 @@ struct ServeCommandTests {
         let mode = try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? NSNumber
         #expect(mode?.intValue == 0o600)
 
-        // A second start keeps the key and prints no new one.
+        // A second start keeps the key and prints no new one; after the admin key is revoked, a restart does not
+        // bring it (or a new one) back.
         let (again, againReader) = try start()
         let secondOutput = try await againReader.wait(for: "listening on")
         #expect(!secondOutput.contains("First start"))
@@ -78,6 +79,15 @@ struct ServeCommandTests {
         #expect(try await Self.get(secondBase + "/v1/integrations", token: token).0 == 200)
         again.terminate()
         again.waitUntilExit()
+        #expect(try HubProcess.run(["keys", "revoke", "admin", "--data-dir", directory]).status == 0)
+        let (third, thirdReader) = try start()
+        let thirdOutput = try await thirdReader.wait(for: "listening on")
+        #expect(thirdOutput.contains("Every API key is revoked"))
+        #expect(!thirdOutput.contains("hub_"))
+        let thirdBase = try #require(thirdOutput.split(separator: " ").first { $0.hasPrefix("http://") }).description
+        #expect(try await Self.get(thirdBase + "/v1/integrations", token: token).0 == 401)
+        third.terminate()
+        third.waitUntilExit()
     }
 
     @Test("keys create prints the key alone on the last line; list never shows it; revoke stops it")
