@@ -194,8 +194,8 @@ public struct SyncJobFilter: Sendable, Hashable {
 /// concurrent starts cannot both win. Safe to call concurrently.
 public protocol DataSynchronizationDAO: Sendable {
     /// Step 1: validates the request and inserts a `running` job (batch_size defaults to 1000).
-    /// - Throws: `validation`; `invalidReference(integration_id)` for an unknown integration; `conflict` when a job
-    ///   for the same integration and entity type is already running.
+    /// - Throws: `validation`; `invalidReference(integration_id)` for an unknown integration; `conflict` when the
+    ///   integration is disabled or a job for the same integration and entity type is already running.
     func start(_ request: SyncJobRequest) async throws -> SyncJob
 
     /// Step 2: records batch `batchNumber` (≥ 1) of `recordsCount` (≥ 0) records and adds them to the job's

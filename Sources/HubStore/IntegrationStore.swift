@@ -45,11 +45,12 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
     public func recordConnectivityTest(_ id: IntegrationID, reachable: Bool) async throws -> Integration {
         // Step 2: status from the connectivity result; last_sync, error_count and config_version are kept
         // (see docs/design-notes.md).
+        // A disabled integration stays disabled: the test time is recorded, the status is not touched.
         let status: IntegrationStatus = reachable ? .active : .error
         let row = try await database.queryOne(
             """
-            UPDATE external_integrations SET status = $1, last_tested_at = $2, updated_at = $2 \
-            WHERE integration_id = $3 RETURNING \(Self.columns)
+            UPDATE external_integrations SET status = CASE WHEN status = 'disabled' THEN status ELSE $1 END, \
+            last_tested_at = $2, updated_at = $2 WHERE integration_id = $3 RETURNING \(Self.columns)
             """,
             [.text(status.rawValue), .timestamp(clock.now()), .uuid(id.uuid)])
         guard let row else { throw HubError.notFound(entity: "integration", id: id.description) }
@@ -99,16 +100,22 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
     }
 
     public func delete(_ id: IntegrationID) async throws {
-        let deleted = try await database.queryOne(
-            """
-            DELETE FROM external_integrations WHERE integration_id = $1 \
-            AND NOT EXISTS (SELECT 1 FROM sync_jobs WHERE integration_id = $1 AND status = 'running') \
-            RETURNING integration_id
-            """,
-            [.uuid(id.uuid)])
-        if deleted != nil { return }
-        _ = try await get(id)  // throws notFound when it does not exist
-        throw HubError.conflict(field: nil, reason: "the integration has a running sync job; cancel or finish it first")
+        // Lock the row first (PostgreSQL: FOR UPDATE waits for a concurrent sync start, whose foreign key holds a
+        // KEY SHARE lock), then look for running jobs in a fresh statement, then delete: a job started meanwhile is
+        // seen, never cascaded away.
+        let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
+        try await database.transaction { executor in
+            guard
+                try await executor.queryOne(
+                    "SELECT integration_id FROM external_integrations WHERE integration_id = $1\(lock)", [.uuid(id.uuid)]) != nil
+            else { throw HubError.notFound(entity: "integration", id: id.description) }
+            if try await executor.queryOne(
+                "SELECT sync_job_id FROM sync_jobs WHERE integration_id = $1 AND status = 'running' LIMIT 1", [.uuid(id.uuid)]) != nil
+            {
+                throw HubError.conflict(field: nil, reason: "the integration has a running sync job; cancel or finish it first")
+            }
+            _ = try await executor.query("DELETE FROM external_integrations WHERE integration_id = $1", [.uuid(id.uuid)])
+        }
     }
 
     public func authConfig(for id: IntegrationID) async throws -> AuthConfig {

@@ -17,23 +17,37 @@ public struct SyncJobStore: DataSynchronizationDAO {
         """
 
     public func start(_ request: SyncJobRequest) async throws -> SyncJob {
-        // Step 1: validate sync_type and entity_type; integration_id's existence is checked by the foreign key,
-        // and the one-running-job rule by a partial unique index, so concurrent starts cannot both succeed.
+        // Step 1: validate sync_type and entity_type, check that the integration exists and is not disabled, insert.
+        // The one-running-job rule is a partial unique index, so concurrent starts cannot both succeed.
         try request.validate()
         let now = clock.now()
         do {
-            let row = try await database.queryOne(
-                """
-                INSERT INTO sync_jobs (sync_job_id, integration_id, sync_type, entity_type, filters, batch_size, \
-                status, started_at, created_at) VALUES ($1, $2, $3, $4, $5, COALESCE($6, 1000), 'running', $7, $7) \
-                RETURNING \(Self.columns)
-                """,
-                [
-                    .uuid(SyncJobID.generate().uuid), .uuid(request.integrationID.uuid), .text(request.syncType.rawValue),
-                    .text(request.entityType), .optional(request.filters.flatMap { $0 == .null ? nil : $0 }) { .json($0.jsonText) },
-                    .optional(request.batchSize) { .int(Int64($0)) }, .timestamp(now),
-                ])
-            return try decode(row!)
+            // The integration is read under a share lock (PostgreSQL), so it cannot be disabled or deleted between the
+            // check and the insert.
+            let lock = database.dialect == .postgres ? " FOR SHARE" : ""
+            return try await database.transaction { executor in
+                guard
+                    let integration = try await executor.queryOne(
+                        "SELECT status FROM external_integrations WHERE integration_id = $1\(lock)", [.uuid(request.integrationID.uuid)])
+                else {
+                    throw HubError.invalidReference(field: "integration_id", reason: "no integration has this id")
+                }
+                guard try integration.string("status") != IntegrationStatus.disabled.rawValue else {
+                    throw HubError.conflict(field: "integration_id", reason: "the integration is disabled; enable it to sync")
+                }
+                let row = try await executor.queryOne(
+                    """
+                    INSERT INTO sync_jobs (sync_job_id, integration_id, sync_type, entity_type, filters, batch_size, \
+                    status, started_at, created_at) VALUES ($1, $2, $3, $4, $5, COALESCE($6, 1000), 'running', $7, $7) \
+                    RETURNING \(Self.columns)
+                    """,
+                    [
+                        .uuid(SyncJobID.generate().uuid), .uuid(request.integrationID.uuid), .text(request.syncType.rawValue),
+                        .text(request.entityType), .optional(request.filters.flatMap { $0 == .null ? nil : $0 }) { .json($0.jsonText) },
+                        .optional(request.batchSize) { .int(Int64($0)) }, .timestamp(now),
+                    ])
+                return try decode(row!)
+            }
         } catch SQLError.foreignKeyViolation {
             throw HubError.invalidReference(field: "integration_id", reason: "no integration has this id")
         } catch SQLError.uniqueViolation {

@@ -187,4 +187,18 @@ struct IntegrationContractTests {
         await expectValidation("cursor") { _ = try await stores.integrations.list(PageRequest(cursor: "garbage!")) }
         await expectValidation("limit") { _ = try await stores.integrations.list(PageRequest(limit: 0)) }
     }
+
+    @Test("a delete racing a sync start never removes a job that was started", arguments: Backend.allCases)
+    func deleteRacesStart(backend: Backend) async throws {
+        let stores = try await TestEnvironment.stores(backend)
+        for _ in 0..<15 {
+            let integration = try await stores.integrations.register(Self.registration())
+            async let started: SyncJob? = try? await stores.syncJobs.start(
+                SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "users"))
+            async let deleted: Bool = (try? await stores.integrations.delete(integration.id)) != nil
+            let (job, didDelete) = await (started, deleted)
+            #expect(!(job != nil && didDelete), "both the start and the delete succeeded")
+            if let job { #expect(try await stores.syncJobs.get(job.id).status == .running) }
+        }
+    }
 }

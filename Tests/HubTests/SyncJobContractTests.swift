@@ -53,6 +53,12 @@ struct SyncJobContractTests {
         await expectHubError({ $0.isInvalidReference }) {
             _ = try await stores.syncJobs.start(SyncJobRequest(integrationID: .generate(), syncType: .full, entityType: "users"))
         }
+        // A disabled integration does not sync, and a connectivity test does not re-enable it.
+        _ = try await stores.integrations.updateConfig(integration.id, IntegrationConfigUpdate(status: .disabled))
+        #expect(try await stores.integrations.recordConnectivityTest(integration.id, reachable: true).status == .disabled)
+        await expectHubError({ $0 == .conflict(field: "integration_id", reason: "the integration is disabled; enable it to sync") }) {
+            _ = try await stores.syncJobs.start(SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "groups"))
+        }
     }
 
     @Test("only one job per integration and entity type runs; concurrent starts have one winner", arguments: Backend.allCases)
