@@ -74,10 +74,22 @@ public enum AuthConfig: Sendable, Hashable {
     /// The full JSON shape, secrets included. Only for sealing and for the engines.
     public var json: JSONValue { json(mask: { $0 }) }
 
-    /// The JSON shape with every secret value masked (`****` plus, for long secrets, the last four characters).
-    public var masked: JSONValue { json(mask: Self.mask) }
+    /// The JSON shape with every secret value masked: tokens and keys as `****` plus, when long, their last four
+    /// characters (to tell keys apart); passwords and client secrets as `****` alone.
+    public var masked: JSONValue {
+        switch self {
+        case .basic(let username, _):
+            return ["type": "basic", "username": .string(username), "password": "****"]
+        case .oauth2ClientCredentials:
+            guard case .object(var members) = json(mask: Self.mask) else { return .null }
+            members["client_secret"] = "****"
+            return .object(members)
+        default:
+            return json(mask: Self.mask)
+        }
+    }
 
-    /// Masks a secret for display: never more than its last four characters, and only when it is long.
+    /// Masks a token or key for display: never more than its last four characters, and only when it is long.
     public static func mask(_ secret: String) -> String {
         secret.count >= 16 ? "****" + secret.suffix(4) : "****"
     }

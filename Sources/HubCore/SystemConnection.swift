@@ -119,8 +119,11 @@ public struct SystemConnection: Sendable, Hashable {
     /// `credentials` with every value masked except the members in ``visibleCredentialKeys``.
     public static func mask(credentials: JSONValue) -> JSONValue {
         guard let members = credentials.objectValue else { return .null }
-        return .object(members.mapValues { _ in JSONValue.string("****") }.merging(
-            members.filter { visibleCredentialKeys.contains($0.key) }, uniquingKeysWith: { _, clear in clear }))
+        return .object(Dictionary(uniqueKeysWithValues: members.map { key, value in
+            // Only plain strings under the visible keys are shown; anything nested is masked.
+            if visibleCredentialKeys.contains(key), case .string = value { return (key, value) }
+            return (key, JSONValue.string("****"))
+        }))
     }
 
     static func validateEndpoint(_ endpoint: String, type: ConnectionType) throws {

@@ -63,6 +63,7 @@ public final class PostgresDatabase: SQLDatabase {
         guard let host = components.host, !host.isEmpty else {
             throw HubError.validation(field: field, reason: "must name a host")
         }
+        // URLComponents' user and password are already percent-decoded: decode nothing twice.
         guard let user = components.user, !user.isEmpty else {
             throw HubError.validation(field: field, reason: "must name a user")
         }
@@ -76,8 +77,7 @@ public final class PostgresDatabase: SQLDatabase {
         default: throw HubError.validation(field: field, reason: "sslmode must be disable, prefer or require")
         }
         return PostgresClient.Configuration(
-            host: host, port: components.port ?? 5432, username: user.removingPercentEncoding ?? user,
-            password: components.password.map { $0.removingPercentEncoding ?? $0 },
+            host: host, port: components.port ?? 5432, username: user, password: components.password,
             database: database.isEmpty ? nil : database, tls: tls)
     }
 

@@ -169,7 +169,14 @@ public final class SQLiteDatabase: SQLDatabase {
         case .constraintForeignKeyFailed: return SQLError.foreignKeyViolation(constraint: nil)
         case .constraintCheckFailed: return SQLError.checkViolation(constraint: nil)
         case .busy, .locked, .ioError, .full, .cantOpen, .readOnly: return SQLError.unavailable
-        default: return SQLError.other(code: "\(error.reason)")
+        default:
+            // Connections report extended result codes (ioErrorFailedWrite, readonlyDirectory, busyRecovery, …):
+            // classify them by their primary code's family.
+            let name = "\(error.reason)"
+            if ["busy", "locked", "ioError", "readonly", "readOnly", "cantOpen", "full"].contains(where: name.hasPrefix) {
+                return SQLError.unavailable
+            }
+            return SQLError.other(code: name)
         }
     }
 }

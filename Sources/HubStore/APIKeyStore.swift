@@ -32,11 +32,14 @@ public struct APIKeyStore: APIKeyDAO {
     }
 
     public func revoke(_ nameOrKeyID: String) async throws -> APIKey {
+        // A key id (12 hex characters) is matched as an id only when no key has that name, so one argument never
+        // revokes two keys.
+        let isKeyID = nameOrKeyID.count == 12 && nameOrKeyID.allSatisfy(\.isHexDigit)
+        let byName = try await database.queryOne("SELECT key_id FROM api_keys WHERE name = $1", [.text(nameOrKeyID)])
+        let column = byName == nil && isKeyID ? "key_id" : "name"
         let row = try await database.queryOne(
-            """
-            UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE name = $2 OR key_id = $2 \
-            RETURNING \(Self.columns)
-            """, [.timestamp(clock.now()), .text(nameOrKeyID)])
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE \(column) = $2 RETURNING \(Self.columns)",
+            [.timestamp(clock.now()), .text(nameOrKeyID)])
         guard let row else { throw HubError.notFound(entity: "API key", id: nameOrKeyID) }
         return try decode(row)
     }

@@ -29,6 +29,8 @@ struct ConnectionContractTests {
         let raw = try await stores.database.queryOne(
             "SELECT credentials FROM system_connections WHERE connection_id = $1", [.uuid(connection.id.uuid)])!.jsonText("credentials")
         #expect(!raw.contains("db-password") && !raw.contains("monitor"))
+        #expect(SystemConnection.mask(credentials: ["user": ["password": "nested"], "header": "Bearer x", "database": "hr"])
+            == ["user": "****", "header": "Bearer x", "database": "hr"])
         var custom = Self.registration()
         custom.healthCheckInterval = 1440
         #expect(try await stores.connections.create(custom).healthCheckInterval == 1440)

@@ -44,7 +44,7 @@ struct IntegrationContractTests {
         #expect(!raw.contains("login.example.com"))
         #expect(raw.contains("sealed:v1:"))
         #expect(try await stores.integrations.authConfig(for: integration.id) == AuthConfig(json: auth))
-        #expect(integration.maskedAuthConfig.objectValue?["client_secret"] == "****alue")
+        #expect(integration.maskedAuthConfig.objectValue?["client_secret"] == "****")
     }
 
     @Test("step 1 validation names the field and writes nothing", arguments: Backend.allCases)

@@ -105,6 +105,7 @@ struct DriverErrorTests {
         let configuration = try PostgresDatabase.configuration(url: "postgresql://a%40b:p%3Aw@db.example.com:6543/hr?sslmode=disable")
         #expect(configuration.username == "a@b")
         #expect(configuration.password == "p:w")
+        #expect(try PostgresDatabase.configuration(url: "postgres://u:100%2541@h/db").password == "100%41")
         #expect(configuration.port == 6543)
         #expect(configuration.database == "hr")
     }

@@ -90,6 +90,12 @@ struct APIKeyContractTests {
         #expect(try await stores.apiKeys.authenticate(token) == nil)
         #expect(try await stores.apiKeys.list().contains { $0.name == name && $0.revokedAt != nil })
         await expectHubError({ $0.isNotFound }) { _ = try await stores.apiKeys.revoke(unique("none")) }
+        // A name that looks like a key id revokes that name's key only, never another key whose id it is.
+        let (other, _) = try await stores.apiKeys.create(name: unique("other"))
+        let (lookalike, lookalikeToken) = try await stores.apiKeys.create(name: other.keyID)
+        #expect(try await stores.apiKeys.revoke(other.keyID).keyID == lookalike.keyID)
+        #expect(try await stores.apiKeys.list().first { $0.keyID == other.keyID }?.revokedAt == nil)
+        #expect(try await stores.apiKeys.authenticate(lookalikeToken) == nil)
     }
 
     @Test("hash comparison is exact")
