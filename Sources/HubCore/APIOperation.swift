@@ -47,6 +47,9 @@ public struct APIOperationRequest: Sendable, Hashable {
     /// Step 1's data validation: endpoint format, headers structure, timeout range. Returns the headers.
     @discardableResult
     public func validate() throws -> [String: String] {
+        try Validate.noNUL(endpoint, field: "endpoint")
+        try Validate.noNUL(headers, field: "headers")
+        try Validate.noNUL(payload, field: "payload")
         try APIOperation.validateEndpoint(endpoint)
         if let timeout { try Validate.range(timeout, 1...300, field: "timeout") }
         guard let headers, headers != .null else { return [:] }
@@ -178,6 +181,8 @@ public struct APIOperationOutcome: Sendable, Hashable {
             throw HubError.validation(field: "execution_time", reason: "must not be negative")
         }
         if let statusCode { try Validate.range(statusCode, 100...599, field: "status_code") }
+        try Validate.noNUL(responseData, field: "response_data")
+        if let errorMessage { try Validate.noNUL(errorMessage, field: "error_message") }
     }
 }
 

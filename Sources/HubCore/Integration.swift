@@ -40,6 +40,8 @@ public struct IntegrationRegistration: Sendable, Hashable {
         try Validate.token(systemID, field: "system_id")
         try Integration.validateType(integrationType)
         try Validate.httpURL(endpointURL, field: "endpoint_url")
+        try Validate.noNUL(authConfig, field: "auth_config")
+        try Validate.noNUL(mappingConfig, field: "mapping_config")
         let auth = try AuthConfig(json: authConfig)
         try Validate.objectIfPresent(mappingConfig, field: "mapping_config")
         return auth
@@ -79,6 +81,8 @@ public struct IntegrationConfigUpdate: Sendable, Hashable {
         else {
             throw HubError.validation(field: "body", reason: "must change at least one field")
         }
+        try Validate.noNUL(authConfig, field: "auth_config")
+        try Validate.noNUL(mappingConfig, field: "mapping_config")
         if let integrationType { try Integration.validateType(integrationType) }
         if let endpointURL { try Validate.httpURL(endpointURL, field: "endpoint_url") }
         if let mappingConfig {

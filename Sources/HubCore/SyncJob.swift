@@ -53,6 +53,7 @@ public struct SyncJobRequest: Sendable, Hashable {
     /// Step 1's data validation (the integration's existence is checked by the insert itself).
     public func validate() throws {
         try SyncJob.validateEntityType(entityType)
+        try Validate.noNUL(filters, field: "filters")
         try Validate.objectIfPresent(filters, field: "filters")
         if let batchSize { try Validate.range(batchSize, 1...10_000, field: "batch_size") }
     }

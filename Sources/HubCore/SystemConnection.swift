@@ -48,6 +48,7 @@ public struct ConnectionRegistration: Sendable, Hashable {
     public func validate() throws {
         try Validate.nonEmpty(systemName, field: "system_name", maxLength: 128)
         try SystemConnection.validateEndpoint(endpoint, type: connectionType)
+        try Validate.noNUL(credentials, field: "credentials")
         guard credentials.objectValue != nil else {
             throw HubError.validation(field: "credentials", reason: "must be a JSON object, not \(credentials.typeName)")
         }

@@ -27,6 +27,7 @@ public enum Validate {
     @discardableResult
     public static func httpURL(_ value: String, field: String) throws -> URL {
         guard !value.isEmpty else { throw HubError.validation(field: field, reason: "must not be empty") }
+        try noNUL(value, field: field)
         guard value.count <= 2048 else {
             throw HubError.validation(field: field, reason: "must be at most 2048 characters")
         }
@@ -108,8 +109,31 @@ public enum Validate {
         return headers
     }
 
+    /// `value` must not contain U+0000, which PostgreSQL cannot store in text or JSON.
+    public static func noNUL(_ value: String, field: String) throws {
+        if value.unicodeScalars.contains("\u{0}") {
+            throw HubError.validation(field: field, reason: "must not contain the NUL character")
+        }
+    }
+
+    /// No string (or object key) anywhere in `value` may contain U+0000; the error names the path (`payload.a[2]`).
+    public static func noNUL(_ value: JSONValue?, field: String) throws {
+        switch value {
+        case .string(let text)?: try noNUL(text, field: field)
+        case .array(let elements)?:
+            for (index, element) in elements.enumerated() { try noNUL(element, field: "\(field)[\(index)]") }
+        case .object(let members)?:
+            for (key, member) in members {
+                try noNUL(key, field: field)
+                try noNUL(member, field: "\(field).\(key)")
+            }
+        default: break
+        }
+    }
+
     /// `value` must be a non-empty string.
     public static func nonEmpty(_ value: String, field: String, maxLength: Int = 1024) throws {
+        try noNUL(value, field: field)
         guard !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw HubError.validation(field: field, reason: "must not be empty")
         }

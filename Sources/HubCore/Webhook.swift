@@ -73,6 +73,8 @@ public struct WebhookRegistration: Sendable, Hashable {
     /// Step 1's data validation.
     public func validate() throws {
         try Validate.httpURL(webhookURL, field: "webhook_url")
+        try Validate.noNUL(retryConfig, field: "retry_config")
+        try Validate.noNUL(headers, field: "headers")
         try Webhook.validateEventTypes(eventTypes)
         if let secretKey { try WebhookSecret.validate(secretKey, field: "secret_key") }
         if let retryConfig, retryConfig != .null { _ = try RetryConfig(json: retryConfig) }
@@ -111,6 +113,8 @@ public struct WebhookUpdate: Sendable, Hashable {
             throw HubError.validation(field: "body", reason: "must change at least one field")
         }
         if let webhookURL { try Validate.httpURL(webhookURL, field: "webhook_url") }
+        try Validate.noNUL(retryConfig, field: "retry_config")
+        try Validate.noNUL(headers, field: "headers")
         if let eventTypes { try Webhook.validateEventTypes(eventTypes) }
         if let retryConfig { _ = try RetryConfig(json: retryConfig) }
         if let headers { try Webhook.validateHeaders(headers) }

@@ -189,6 +189,7 @@ public final class PostgresDatabase: SQLDatabase {
                 case "23505": return SQLError.uniqueViolation(constraint: constraint)
                 case "23503": return SQLError.foreignKeyViolation(constraint: constraint)
                 case "23514": return SQLError.checkViolation(constraint: constraint)
+                case "22021", "22P05": return SQLError.invalidText
                 case "40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300":
                     return SQLError.unavailable
                 default:

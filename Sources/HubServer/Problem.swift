@@ -78,6 +78,9 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             context.logger.warning("database unavailable")
             return Problem(status: .serviceUnavailable, title: "Service unavailable", detail: "the database is unavailable")
                 .response(requestID: context.id)
+        } catch SQLError.invalidText {
+            return Problem(status: .unprocessableContent, title: "Validation failed", detail: "a value contains characters that cannot be stored")
+                .response(requestID: context.id)
         } catch let error as HTTPError {
             let title = error.status.reasonPhrase
             return Problem(status: error.status, title: title, detail: error.body ?? title).response(requestID: context.id)

@@ -175,6 +175,8 @@ public enum SQLError: Error, Sendable, Equatable, CustomStringConvertible {
     case checkViolation(constraint: String?)
     /// The database is unreachable, shutting down, or asked to retry (serialization failure, deadlock, busy).
     case unavailable
+    /// A value has characters the database cannot store (PostgreSQL: NUL in text or JSON).
+    case invalidText
     /// A column had an unexpected type.
     case decoding(column: String)
     /// Any other database error; `code` is the SQLSTATE (PostgreSQL) or result code name (SQLite).
@@ -187,6 +189,7 @@ public enum SQLError: Error, Sendable, Equatable, CustomStringConvertible {
         case .foreignKeyViolation(let name): "foreign key violated (\(name ?? "unnamed"))"
         case .checkViolation(let name): "check constraint violated (\(name ?? "unnamed"))"
         case .unavailable: "database unavailable"
+        case .invalidText: "a value contains characters the database cannot store"
         case .decoding(let column): "unexpected type in column \(column)"
         case .other(let code): "database error \(code)"
         }

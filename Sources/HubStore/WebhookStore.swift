@@ -52,6 +52,7 @@ public struct WebhookStore: WebhookManagementDAO {
 
     public func recordTestResult(_ id: WebhookID, passed: Bool, result: JSONValue) async throws -> Webhook {
         // Step 2: status from the test, with its details.
+        try Validate.noNUL(result, field: "test_result")
         let status: WebhookStatus = passed ? .active : .failing
         let row = try await database.queryOne(
             """

@@ -61,7 +61,7 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
     } catch let error as SQLError {
         let message = error == .unavailable ? "error: the database is unavailable\n" : "error: \(error)\n"
         FileHandle.standardError.write(Data(message.utf8))
-        throw ExitCode(error == .unavailable ? 5 : 1)
+        throw ExitCode(error == .unavailable ? 5 : error == .invalidText ? 2 : 1)
     }
 }
 

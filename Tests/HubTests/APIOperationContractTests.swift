@@ -43,6 +43,7 @@ struct APIOperationContractTests {
         await attempt("headers", APIOperationRequest(operationType: .GET, endpoint: endpoint, headers: ["a", "b"]))
         await attempt("headers.X-Count", APIOperationRequest(operationType: .GET, endpoint: endpoint, headers: ["X-Count": 3]))
         await attempt("headers.Bad Name", APIOperationRequest(operationType: .GET, endpoint: endpoint, headers: ["Bad Name": "v"]))
+        await attempt("payload.list[1]", APIOperationRequest(operationType: .POST, endpoint: endpoint, payload: ["list": ["ok", "n\u{0}"]]))
         await attempt("headers.X-Inject", APIOperationRequest(operationType: .GET, endpoint: endpoint, headers: ["X-Inject": "a\r\nb: c"]))
         #expect(try await count(stores.database, "api_operations", where: "endpoint = $1", .text(endpoint)) == 0)
         await expectHubError({ $0.isInvalidReference }) {

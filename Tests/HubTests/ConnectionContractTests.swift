@@ -46,6 +46,8 @@ struct ConnectionContractTests {
             await expectValidation(field) { _ = try await stores.connections.create(registration) }
         }
         await attempt("system_name", .TCP, "host:1") { $0.systemName = "  " }
+        await attempt("system_name", .TCP, "host:1") { $0.systemName = "nul\u{0}name" }
+        await attempt("credentials.password", .TCP, "host:1") { $0.credentials = ["password": "p\u{0}w"] }
         await attempt("system_name", .TCP, "host:1") { $0.systemName = String(repeating: "n", count: 129) }
         await attempt("endpoint", .API, "ftp://files.example.com")
         await attempt("endpoint", .API, "api.example.com")

@@ -76,6 +76,8 @@ struct IntegrationContractTests {
             ]
         }
         await attempt("mapping_config") { $0.mappingConfig = ["a", "b"] }
+        await attempt("mapping_config.name") { $0.mappingConfig = ["name": "nul\u{0}inside"] }
+        await attempt("auth_config.token") { $0.authConfig = ["type": "bearer", "token": "to\u{0}ken"] }
         #expect(try await count(stores.database, "external_integrations", where: "system_id = $1", .text(system)) == 0)
     }
 
