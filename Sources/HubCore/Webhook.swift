@@ -172,6 +172,19 @@ public struct Webhook: Sendable, Hashable {
         self.updatedAt = updatedAt
     }
 
+    /// `headers` with the values of credential-like headers (Authorization, cookies, names containing key, token,
+    /// secret, password, auth or signature) replaced by `****`: what reads return, while the dispatcher sends the
+    /// sealed originals.
+    public static func mask(headers: JSONValue) -> JSONValue {
+        guard let members = headers.objectValue else { return headers }
+        let words = ["key", "token", "secret", "password", "auth", "signature", "cookie", "credential"]
+        return .object(Dictionary(uniqueKeysWithValues: members.map { name, value in
+            let lower = name.lowercased()
+            let sensitive = APIOperation.redactedHeaders.contains(lower) || words.contains { lower.contains($0) }
+            return (name, sensitive ? JSONValue.string("****") : value)
+        }))
+    }
+
     /// Header names a webhook may not set (compared case-insensitively).
     public static let reservedHeaders: Set<String> = [
         "webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "content-length", "host",
@@ -280,6 +293,10 @@ public protocol WebhookManagementDAO: Sendable {
 
     /// Deletes the webhook and its statistics. - Throws: `notFound`.
     func delete(_ id: WebhookID) async throws
+
+    /// The custom headers in clear, for the dispatcher (reads return them masked). Never log or return them.
+    /// - Throws: `notFound`; `sealing`.
+    func deliveryHeaders(for id: WebhookID) async throws -> [String: String]
 
     /// The signing secret in clear, for the dispatcher. Never log or return it.
     /// - Throws: `notFound`; `sealing`.

@@ -79,7 +79,7 @@ public struct ConnectivityTester: Sendable {
             "data": ["webhook_id": .string(id.description), "message": "This is a test event from IntegrationHub."],
         ]
         let body = Data(payload.jsonText.utf8)
-        var headers = (try? Validate.stringMap(webhook.headers ?? [:], field: "headers")) ?? [:]
+        var headers = try await webhooks.deliveryHeaders(for: id)
         headers["Content-Type"] = "application/json"
         headers["webhook-id"] = messageID
         headers["webhook-timestamp"] = String(timestamp)

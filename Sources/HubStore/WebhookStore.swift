@@ -1,7 +1,8 @@
 import Foundation
 import HubCore
 
-/// DAO-MDE-03-08-04 over any ``SQLDatabase``. The signing secret is sealed with the row id as context.
+/// DAO-MDE-03-08-04 over any ``SQLDatabase``. The signing secret and the custom headers are sealed with the row id
+/// as context; reads return the headers masked (``Webhook/mask(headers:)``).
 public struct WebhookStore: WebhookManagementDAO {
     let database: any SQLDatabase
     let sealer: SecretSealer
@@ -15,7 +16,7 @@ public struct WebhookStore: WebhookManagementDAO {
 
     /// Webhook columns joined with their statistics (alias `w` for webhooks, `s` for webhook_statistics).
     static let columns = """
-        w.webhook_id, w.webhook_url, w.event_types, w.retry_config, w.headers, w.status, w.last_tested, \
+        w.webhook_id, w.webhook_url, w.event_types, w.retry_config, w.headers_masked, w.status, w.last_tested, \
         w.test_result, w.created_at, w.updated_at, s.success_count, s.failure_count, s.last_triggered
         """
     static let joined = "webhooks w JOIN webhook_statistics s ON s.webhook_id = w.webhook_id"
@@ -26,19 +27,22 @@ public struct WebhookStore: WebhookManagementDAO {
         let id = WebhookID.generate()
         let secret = registration.secretKey ?? WebhookSecret.generate()
         let sealed = try sealer.seal(secret, context: context(id))
+        let headers = registration.headers.flatMap { $0 == .null ? nil : $0 }
+        let sealedHeaders = try headers.map { try sealer.seal($0.jsonText, context: headersContext(id)) }
         let now = clock.now()
         try await database.transaction { executor in
             // Step 1: register the endpoint.
             _ = try await executor.query(
                 """
-                INSERT INTO webhooks (webhook_id, webhook_url, event_types, secret_key, retry_config, headers, status, \
-                created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) RETURNING webhook_id
+                INSERT INTO webhooks (webhook_id, webhook_url, event_types, secret_key, retry_config, headers, \
+                headers_masked, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $8, 'active', $7, $7) \
+                RETURNING webhook_id
                 """,
                 [
                     .uuid(id.uuid), .text(registration.webhookURL), .textArray(registration.eventTypes), .text(sealed),
                     .optional(registration.retryConfig.flatMap { $0 == .null ? nil : $0 }) { .json($0.jsonText) },
-                    .optional(registration.headers.flatMap { $0 == .null ? nil : $0 }) { .json($0.jsonText) },
-                    .timestamp(now),
+                    .optional(try sealedHeaders) { .json(JSONValue.string($0).jsonText) }, .timestamp(now),
+                    .optional(headers) { .json(Webhook.mask(headers: $0).jsonText) },
                 ])
             // Step 3: initialise its statistics in the same transaction, so every webhook has a row to count into.
             _ = try await executor.query(
@@ -99,12 +103,17 @@ public struct WebhookStore: WebhookManagementDAO {
             """
             UPDATE webhooks SET webhook_url = COALESCE($1, webhook_url), event_types = COALESCE($2, event_types), \
             retry_config = COALESCE($3, retry_config), headers = COALESCE($4, headers), \
-            status = COALESCE($5, status), updated_at = $6 WHERE webhook_id = $7 RETURNING webhook_id
+            headers_masked = COALESCE($8, headers_masked), status = COALESCE($5, status), updated_at = $6 \
+            WHERE webhook_id = $7 RETURNING webhook_id
             """,
             [
                 .optional(update.webhookURL) { .text($0) }, .optional(update.eventTypes) { .textArray($0) },
-                .optional(update.retryConfig) { .json($0.jsonText) }, .optional(update.headers) { .json($0.jsonText) },
+                .optional(update.retryConfig) { .json($0.jsonText) },
+                .optional(try update.headers.map { try sealer.seal($0.jsonText, context: headersContext(id)) }) {
+                    .json(JSONValue.string($0).jsonText)
+                },
                 .optional(update.status) { .text($0.rawValue) }, .timestamp(clock.now()), .uuid(id.uuid),
+                .optional(update.headers) { .json(Webhook.mask(headers: $0).jsonText) },
             ])
         guard row != nil else { throw HubError.notFound(entity: "webhook", id: id.description) }
         return try await get(id)
@@ -126,7 +135,17 @@ public struct WebhookStore: WebhookManagementDAO {
         return try sealer.open(sealed, context: context(id))
     }
 
+    public func deliveryHeaders(for id: WebhookID) async throws -> [String: String] {
+        let row = try await database.queryOne("SELECT headers FROM webhooks WHERE webhook_id = $1", [.uuid(id.uuid)])
+        guard let row else { throw HubError.notFound(entity: "webhook", id: id.description) }
+        guard let stored = try row.optionalJSON("headers") else { return [:] }
+        guard let sealed = stored.stringValue else { throw HubError.sealing(reason: "stored headers are not sealed") }
+        let text = try sealer.open(sealed, context: headersContext(id))
+        return try Validate.stringMap(try JSONValue.parse(text, field: "headers"), field: "headers")
+    }
+
     private func context(_ id: WebhookID) -> String { "webhooks.secret_key:\(id)" }
+    private func headersContext(_ id: WebhookID) -> String { "webhooks.headers:\(id)" }
 
     private func decode(_ row: SQLRow) throws -> Webhook {
         guard let status = WebhookStatus(rawValue: try row.string("status")) else {
@@ -135,7 +154,7 @@ public struct WebhookStore: WebhookManagementDAO {
         return Webhook(
             id: WebhookID(try row.uuid("webhook_id")), webhookURL: try row.string("webhook_url"),
             eventTypes: try row.stringArray("event_types"), retryConfig: try row.optionalJSON("retry_config"),
-            headers: try row.optionalJSON("headers"), status: status, lastTested: try row.optionalDate("last_tested"),
+            headers: try row.optionalJSON("headers_masked"), status: status, lastTested: try row.optionalDate("last_tested"),
             testResult: try row.optionalJSON("test_result"), successCount: try row.int("success_count"),
             failureCount: try row.int("failure_count"), lastTriggered: try row.optionalDate("last_triggered"),
             createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))

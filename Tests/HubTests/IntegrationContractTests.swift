@@ -27,6 +27,11 @@ struct IntegrationContractTests {
         #expect(integration.mappingConfig == ["external_id": "id"])
         #expect(integration.maskedAuthConfig == ["type": "bearer", "token": "****abcd"])
         #expect(try await stores.integrations.get(integration.id) == integration)
+        // Absent JSON reads back as absent (nil), not as a JSON null.
+        var bare = Self.registration()
+        bare.mappingConfig = nil
+        #expect(try await stores.integrations.register(bare).mappingConfig == nil)
+        #expect(try await stores.webhooks.register(WebhookRegistration(webhookURL: "https://h.example.com", eventTypes: ["*"])).webhook.retryConfig == nil)
     }
 
     @Test("auth_config is sealed at rest and opens only for the engines", arguments: Backend.allCases)

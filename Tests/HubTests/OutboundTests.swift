@@ -119,7 +119,8 @@ struct OutboundTests {
         try await TargetServer.with { target, base in
             try await harness.test { client in
                 let created = try await client.send(.post, "/v1/webhooks", json: [
-                    "webhook_url": .string(base + "/hook"), "event_types": ["webhook.test"], "headers": ["X-Team": "hr"],
+                    "webhook_url": .string(base + "/hook"), "event_types": ["webhook.test"],
+                    "headers": ["X-Team": "hr", "Authorization": "Bearer receiver-token"],
                 ])
                 let id = try #require(created["webhook_id"]?.stringValue)
                 let secret = try #require(created["secret"]?.stringValue)
@@ -133,6 +134,8 @@ struct OutboundTests {
                 let signature = try #require(delivery.headers[HTTPField.Name("webhook-signature")!])
                 #expect(WebhookSignature.verify(header: signature, secret: secret, id: messageID, timestamp: timestamp, body: delivery.body))
                 #expect(delivery.headers[HTTPField.Name("X-Team")!] == "hr")
+                #expect(delivery.headers[.authorization] == "Bearer receiver-token")
+                #expect(created["headers"] == ["X-Team": "hr", "Authorization": "****"])
                 #expect(String(decoding: delivery.body, as: UTF8.self).contains("\"type\":\"webhook.test\""))
                 let failing = try await client.send(.post, "/v1/webhooks", json: ["webhook_url": .string(base + "/fail-post"), "event_types": ["*"]])
                 let failed = try await client.send(.post, "/v1/webhooks/\(failing["webhook_id"]?.stringValue ?? "")/test")

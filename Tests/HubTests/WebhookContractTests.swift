@@ -46,6 +46,26 @@ struct WebhookContractTests {
         #expect(try await stores.webhooks.signingSecret(for: registered.webhook.id) == given)
     }
 
+    @Test("custom headers are sealed at rest, masked on reads, clear for the dispatcher", arguments: Backend.allCases)
+    func sealedHeaders(backend: Backend) async throws {
+        let stores = try await TestEnvironment.stores(backend)
+        var registration = Self.registration()
+        registration.headers = ["Authorization": "Bearer receiver-secret-42", "X-Team": "platform", "X-Signing-Key": "k-99"]
+        let webhook = try await stores.webhooks.register(registration).webhook
+        #expect(webhook.headers == ["Authorization": "****", "X-Team": "platform", "X-Signing-Key": "****"])
+        let raw = try await stores.database.queryOne(
+            "SELECT headers, headers_masked FROM webhooks WHERE webhook_id = $1", [.uuid(webhook.id.uuid)])!
+        #expect(!(try raw.jsonText("headers")).contains("receiver-secret"))
+        #expect(!(try raw.jsonText("headers_masked")).contains("receiver-secret"))
+        #expect(try await stores.webhooks.deliveryHeaders(for: webhook.id)
+            == ["Authorization": "Bearer receiver-secret-42", "X-Team": "platform", "X-Signing-Key": "k-99"])
+        let updated = try await stores.webhooks.update(webhook.id, WebhookUpdate(headers: ["X-Api-Key": "new-key-7"]))
+        #expect(updated.headers == ["X-Api-Key": "****"])
+        #expect(try await stores.webhooks.deliveryHeaders(for: webhook.id) == ["X-Api-Key": "new-key-7"])
+        let plain = try await stores.webhooks.register(WebhookRegistration(webhookURL: "https://h.example.com", eventTypes: ["*"]))
+        #expect(try await stores.webhooks.deliveryHeaders(for: plain.webhook.id) == [:])
+    }
+
     @Test("step 1 validation names the field and writes nothing", arguments: Backend.allCases)
     func validation(backend: Backend) async throws {
         let stores = try await TestEnvironment.stores(backend)
