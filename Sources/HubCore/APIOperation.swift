@@ -130,6 +130,27 @@ public struct APIOperation: Sendable, Hashable {
         return result
     }
 
+    /// Query parameter names whose values are never stored (compared case-insensitively).
+    public static let redactedQueryParameters: Set<String> = [
+        "api_key", "apikey", "key", "token", "access_token", "refresh_token", "id_token", "client_secret", "secret",
+        "password", "passwd", "signature", "sig", "auth", "code",
+    ]
+
+    /// `endpoint` with the values of credential-bearing query parameters replaced by `[REDACTED]`; the rest of the
+    /// text is kept as it was written.
+    public static func redactQuery(_ endpoint: String) -> String {
+        guard let mark = endpoint.firstIndex(of: "?") else { return endpoint }
+        let fragmentStart = endpoint[mark...].firstIndex(of: "#") ?? endpoint.endIndex
+        let query = endpoint[endpoint.index(after: mark)..<fragmentStart]
+        let redacted = query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = (parts[0].removingPercentEncoding ?? String(parts[0])).lowercased()
+            guard parts.count == 2, redactedQueryParameters.contains(name) else { return String(pair) }
+            return "\(parts[0])=[REDACTED]"
+        }.joined(separator: "&")
+        return String(endpoint[...mark]) + redacted + String(endpoint[fragmentStart...])
+    }
+
     static func validateEndpoint(_ endpoint: String) throws {
         if endpoint.hasPrefix("/") {
             guard endpoint.count <= 2048 else {
@@ -308,8 +329,8 @@ public struct APIOperationFilter: Sendable, Hashable {
 /// Statistics are kept as counts and sums in one row per (endpoint, operation_type, UTC day), updated by a single
 /// upsert, so any number of concurrent writers in any number of processes produce exact totals.
 public protocol APIOperationDAO: Sendable {
-    /// Step 1: validates and logs a `pending` operation (timeout defaults to 30 s). Credential-bearing headers
-    /// are stored as `[REDACTED]`.
+    /// Step 1: validates and logs a `pending` operation (timeout defaults to 30 s). Credential-bearing headers and
+    /// query parameters are stored as `[REDACTED]` (the statistics key is the redacted endpoint too).
     /// - Throws: `validation`; `invalidReference(integration_id)` for an unknown integration.
     func log(_ request: APIOperationRequest) async throws -> APIOperation
 

@@ -32,7 +32,7 @@ public struct APIOperationStore: APIOperationDAO {
                 """,
                 [
                     .uuid(OperationID.generate().uuid), .optional(request.integrationID) { .uuid($0.uuid) },
-                    .text(request.operationType.rawValue), .text(request.endpoint),
+                    .text(request.operationType.rawValue), .text(APIOperation.redactQuery(request.endpoint)),
                     .optional(storedHeaders) { .json($0.jsonText) }, .optional(request.payload) { .json($0.jsonText) },
                     .optional(request.timeout) { .int(Int64($0)) }, .timestamp(now),
                 ])

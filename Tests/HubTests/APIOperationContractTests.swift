@@ -22,6 +22,10 @@ struct APIOperationContractTests {
         let raw = try await stores.database.queryOne(
             "SELECT headers FROM api_operations WHERE operation_id = $1", [.uuid(operation.id.uuid)])!.jsonText("headers")
         #expect(!raw.contains("live-token") && !raw.contains("key-456"))
+        let keyed = try await stores.apiOperations.log(APIOperationRequest(
+            operationType: .GET, endpoint: "https://api.example.com/v1/users?page=2&api_key=live-key-789&Access_Token=t0k"))
+        #expect(keyed.endpoint == "https://api.example.com/v1/users?page=2&api_key=[REDACTED]&Access_Token=[REDACTED]")
+        #expect(APIOperation.redactQuery("/a?token=x#frag") == "/a?token=[REDACTED]#frag")
         let timed = try await stores.apiOperations.log(APIOperationRequest(operationType: .GET, endpoint: "/users/1", timeout: 5))
         #expect(timed.timeout == 5)
         #expect(try await stores.apiOperations.get(timed.id) == timed)
