@@ -14,8 +14,14 @@ struct ResourceOptions: ParsableArguments {
     @Option(help: "Networks outbound requests may reach although the policy refuses them, comma-separated CIDRs (env HUB_OUTBOUND_ALLOWLIST).")
     var outboundAllowlist: String?
 
-    /// Runs `body` with the stores and an outbound gateway under the configured policy (shut down afterwards).
-    func withEngine(_ body: @escaping @Sendable (HubStores, OutboundGateway) async throws -> Void) async throws {
+    /// The outbound side over one gateway and one OAuth2 token cache.
+    struct Engine: Sendable {
+        let tester: ConnectivityTester
+        let executor: OperationExecutor
+    }
+
+    /// Runs `body` with the stores and the engine over a gateway under the configured policy (shut down afterwards).
+    func withEngine(_ body: @escaping @Sendable (HubStores, Engine) async throws -> Void) async throws {
         let settings = try database.settings()
         let allowlist = try settings.string("outbound_allowlist", flag: outboundAllowlist) ?? ""
         let policy = try OutboundPolicy(
@@ -23,8 +29,14 @@ struct ResourceOptions: ParsableArguments {
             requireHTTPS: try settings.string("require_https", flag: nil) == "true")
         try await withStores { stores in
             let gateway = OutboundGateway(policy: policy)
+            let auth = AuthApplier(gateway: gateway)
+            let engine = Engine(
+                tester: ConnectivityTester(
+                    gateway: gateway, auth: auth, integrations: stores.integrations, webhooks: stores.webhooks,
+                    connections: stores.connections),
+                executor: OperationExecutor(gateway: gateway, auth: auth, integrations: stores.integrations, operations: stores.apiOperations))
             do {
-                try await body(stores, gateway)
+                try await body(stores, engine)
             } catch {
                 try? await gateway.shutdown()
                 throw error
@@ -427,10 +439,8 @@ extension Integrations {
 
         func run() async throws {
             let (id, json) = (id, options.json)
-            try await options.withEngine { stores, gateway in
-                let tester = ConnectivityTester(
-                    gateway: gateway, integrations: stores.integrations, webhooks: stores.webhooks, connections: stores.connections)
-                let (integration, result) = try await tester.testIntegration(try parseID(id))
+            try await options.withEngine { _, engine in
+                let (integration, result) = try await engine.tester.testIntegration(try parseID(id))
                 try outputTest(integration.json, resultKey: "test_result", result: result, json: json, columns: Integrations.columns)
             }
         }
@@ -445,10 +455,8 @@ extension Webhooks {
 
         func run() async throws {
             let (id, json) = (id, options.json)
-            try await options.withEngine { stores, gateway in
-                let tester = ConnectivityTester(
-                    gateway: gateway, integrations: stores.integrations, webhooks: stores.webhooks, connections: stores.connections)
-                let (webhook, result) = try await tester.testWebhook(try parseID(id))
+            try await options.withEngine { _, engine in
+                let (webhook, result) = try await engine.tester.testWebhook(try parseID(id))
                 try outputTest(webhook.json, resultKey: "test_result", result: result, json: json, columns: Webhooks.columns)
             }
         }
@@ -463,10 +471,8 @@ extension Connections {
 
         func run() async throws {
             let (id, json) = (id, options.json)
-            try await options.withEngine { stores, gateway in
-                let tester = ConnectivityTester(
-                    gateway: gateway, integrations: stores.integrations, webhooks: stores.webhooks, connections: stores.connections)
-                let (connection, result) = try await tester.checkConnection(try parseID(id))
+            try await options.withEngine { _, engine in
+                let (connection, result) = try await engine.tester.checkConnection(try parseID(id))
                 try outputTest(connection.json, resultKey: "check_result", result: result, json: json, columns: Connections.columns)
             }
         }
@@ -486,10 +492,8 @@ extension Ops {
 
         func run() async throws {
             let (method, endpoint, integration, headers, payload, timeout, json) = (method, endpoint, integration, headers, payload, timeout, options.json)
-            try await options.withEngine { stores, gateway in
-                let executor = OperationExecutor(
-                    gateway: gateway, auth: AuthApplier(gateway: gateway), integrations: stores.integrations, operations: stores.apiOperations)
-                let operation = try await executor.execute(APIOperationRequest(
+            try await options.withEngine { _, engine in
+                let operation = try await engine.executor.execute(APIOperationRequest(
                     operationType: try Validate.oneOf(method, as: HubCore.HTTPMethod.self, field: "method"), endpoint: endpoint,
                     headers: try headers.map { try jsonArgument($0, field: "headers") }, payload: try payload.map { try jsonArgument($0, field: "payload") },
                     timeout: timeout, integrationID: try integration.map { try parseID($0, field: "integration") }))
