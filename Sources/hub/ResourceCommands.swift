@@ -45,19 +45,27 @@ struct ResourceOptions: ParsableArguments {
         }
     }
 
-    /// Runs `body` with the stores of the configured database (whose schema must be up to date).
+    /// Runs `body` with the stores of the configured database. The embedded default is created and migrated on first
+    /// use, as `hub serve` does; a database named by URL must already be migrated (`hub migrate`).
     func withStores(_ body: @escaping @Sendable (HubStores) async throws -> Void) async throws {
         try await reportingErrors {
             let location = try database.location()
             let sealer = try sealing.sealer(
                 settings: try database.settings(), dataDirectory: try database.resolvedDataDirectory(), location: location,
                 isEmbeddedDefault: try database.isEmbeddedDefault())
+            let embedded = try database.isEmbeddedDefault()
             try await location.withDatabase(logger: makeLogger()) { database in
-                try await Migrator(database: database).check()
+                try await prepareSchema(database, embedded: embedded)
                 try await body(HubStores(database: database, sealer: sealer))
             }
         }
     }
+}
+
+/// Applies pending migrations to the embedded default (zero set-up); checks a named database, which `hub migrate`
+/// manages. - Throws: `schemaMismatch`.
+func prepareSchema(_ database: any SQLDatabase, embedded: Bool) async throws {
+    if embedded { try await Migrator(database: database).migrate() } else { try await Migrator(database: database).check() }
 }
 
 /// Parses a JSON argument given inline or as `@path`. - Throws: `validation(field)`.

@@ -158,8 +158,9 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             let name = self.name
             try await reportingErrors {
+                let embedded = try database.isEmbeddedDefault()
                 try await database.location().withDatabase(logger: makeLogger()) { database in
-                    try await Migrator(database: database).check()
+                    try await prepareSchema(database, embedded: embedded)
                     let (key, token) = try await APIKeyStore(database: database).create(name: name)
                     say("created API key '\(key.name)' (id \(key.keyID)); it is shown this once:")
                     say(token)
@@ -176,8 +177,9 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             let json = self.json
             try await reportingErrors {
+                let embedded = try database.isEmbeddedDefault()
                 try await database.location().withDatabase(logger: makeLogger()) { database in
-                    try await Migrator(database: database).check()
+                    try await prepareSchema(database, embedded: embedded)
                     let keys = try await APIKeyStore(database: database).list()
                     if json {
                         let items: [JSONValue] = keys.map { key in
@@ -208,8 +210,9 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             let key = self.key
             try await reportingErrors {
+                let embedded = try database.isEmbeddedDefault()
                 try await database.location().withDatabase(logger: makeLogger()) { database in
-                    try await Migrator(database: database).check()
+                    try await prepareSchema(database, embedded: embedded)
                     let revoked = try await APIKeyStore(database: database).revoke(key)
                     say("revoked API key '\(revoked.name)'")
                 }

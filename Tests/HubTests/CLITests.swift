@@ -15,7 +15,17 @@ enum HubProcess {
         var stderr: String
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Output {
+    /// Runs the executable to completion on a thread of its own, so waiting never blocks Swift's cooperative pool (an
+    /// in-process test server needs those threads while the child talks to it).
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Output {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try runBlocking(arguments, environment: environment) })
+            }
+        }
+    }
+
+    private static func runBlocking(_ arguments: [String], environment: [String: String]) throws -> Output {
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw TestSetupError("\(executable.path) is missing: build it with `swift build` (scripts/test.sh does)")
         }
@@ -42,38 +52,38 @@ enum HubProcess {
 @Suite("hub migrate", .timeLimit(.minutes(2)))
 struct MigrateCommandTests {
     @Test("the embedded default: --check fails before, migrate applies, --check passes after")
-    func embedded() throws {
+    func embedded() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hub-cli-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let before = try HubProcess.run(["migrate", "--check", "--data-dir", directory])
+        let before = try await HubProcess.run(["migrate", "--check", "--data-dir", directory])
         #expect(before.status == 6)
         #expect(before.stderr.contains("pending"))
-        let applied = try HubProcess.run(["migrate"], environment: ["HUB_DATA_DIR": directory])
+        let applied = try await HubProcess.run(["migrate"], environment: ["HUB_DATA_DIR": directory])
         #expect(applied.status == 0, "\(applied.stderr)")
         #expect(applied.stdout.contains("applied 1 create_design_tables"))
         #expect(FileManager.default.fileExists(atPath: directory + "/hub.sqlite"))
-        let again = try HubProcess.run(["migrate", "--data-dir", directory])
+        let again = try await HubProcess.run(["migrate", "--data-dir", directory])
         #expect(again.status == 0)
         #expect(!again.stdout.contains("applied"))
-        #expect(try HubProcess.run(["migrate", "--check", "--database-url", "sqlite://\(directory)/hub.sqlite"]).status == 0)
+        #expect(try await HubProcess.run(["migrate", "--check", "--database-url", "sqlite://\(directory)/hub.sqlite"]).status == 0)
     }
 
     @Test("PostgreSQL by URL, with the password never printed")
-    func postgres() throws {
+    func postgres() async throws {
         let url = try #require(TestEnvironment.postgresURL, "HUB_TEST_DATABASE_URL must be set (scripts/test.sh)")
-        let result = try HubProcess.run(["migrate"], environment: ["HUB_DATABASE_URL": url])
+        let result = try await HubProcess.run(["migrate"], environment: ["HUB_DATABASE_URL": url])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("schema is up to date"))
         #expect(!result.stdout.contains("hub-test-password"))
-        #expect(try HubProcess.run(["migrate", "--check", "--database-url", url]).status == 0)
+        #expect(try await HubProcess.run(["migrate", "--check", "--database-url", url]).status == 0)
     }
 
     @Test("bad input exits 2 naming the field; an unreachable database exits 5")
-    func failures() throws {
-        let bad = try HubProcess.run(["migrate", "--database-url", "mysql://db/x"])
+    func failures() async throws {
+        let bad = try await HubProcess.run(["migrate", "--database-url", "mysql://db/x"])
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("database_url"))
-        let down = try HubProcess.run(["migrate", "--database-url", "postgres://hub:pw-never-shown@127.0.0.1:1/x?sslmode=disable"])
+        let down = try await HubProcess.run(["migrate", "--database-url", "postgres://hub:pw-never-shown@127.0.0.1:1/x?sslmode=disable"])
         #expect(down.status == 5)
         #expect(down.stderr.contains("unavailable"))
         #expect(!down.stderr.contains("pw-never-shown"))

@@ -27,3 +27,95 @@ struct ReadmeExampleTests {
         try await database.close()
     }
 }
+
+/// The README's quick-start scripts: shown verbatim in the README, and run for real (against a live `hub serve` and a
+/// loopback HR system that checks the bearer token).
+@Suite("README quick starts", .timeLimit(.minutes(2)))
+struct QuickStartTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func script(_ name: String) throws -> String {
+        try String(contentsOf: root.appendingPathComponent("examples/\(name)"), encoding: .utf8)
+    }
+
+    static func bash(_ script: String, environment: [String: String]) async throws -> HubProcess.Output {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try bashBlocking(script, environment: environment) }) }
+        }
+    }
+
+    static func bashBlocking(_ script: String, environment: [String: String]) throws -> HubProcess.Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [root.appendingPathComponent("examples/\(script)").path]
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HUB_") }.merging(environment) { $1 }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return HubProcess.Output(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test("the README shows both scripts verbatim")
+    func verbatim() throws {
+        let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
+        for name in ["quickstart-curl.sh", "quickstart-cli.sh"] {
+            let body = try Self.script(name).split(separator: "\n", maxSplits: 1)[1]
+            #expect(readme.contains(body), "README.md does not show examples/\(name) as it is")
+        }
+    }
+
+    @Test("the curl quick start against a live hub serve")
+    func curl() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quick-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await TargetServer.with { _, base in
+            let server = Process()
+            server.executableURL = HubProcess.executable
+            server.arguments = ["serve", "--port", "0", "--data-dir", directory, "--outbound-allowlist", "127.0.0.0/8"]
+            server.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HUB_") }
+            let out = Pipe()
+            server.standardOutput = out
+            server.standardError = FileHandle.nullDevice
+            let reader = ServeCommandTests.LineReader(out)
+            try server.run()
+            defer {
+                server.terminate()
+                server.waitUntilExit()
+            }
+            let lines = try await reader.wait(for: "listening on").split(separator: "\n").map(String.init)
+            let key = try #require(lines.first { $0.hasPrefix("hub_") })
+            let hub = try #require(lines.first { $0.contains("listening on") }?.split(separator: " ").first { $0.hasPrefix("http://") }).description
+            let result = try await Self.bash("quickstart-curl.sh", environment: [
+                "HUB": hub, "KEY": key, "ENDPOINT": base + "/auth", "TOKEN": "good-token-0123456789",
+            ])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains(#""passed":true"#))
+            #expect(result.stdout.contains(#""status":"active""#))
+            #expect(result.stdout.contains(#""entity_type":"users""#))
+            #expect(result.stdout.contains(#""token":"****6789""#))
+            #expect(!result.stdout.contains("good-token-0123456789"))
+        }
+    }
+
+    @Test("the CLI quick start against the embedded database")
+    func cli() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quick-cli-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await TargetServer.with { _, base in
+            let result = try await Self.bash("quickstart-cli.sh", environment: [
+                "HUB_BIN": HubProcess.executable.path, "HUB_DATA_DIR": directory, "HUB_OUTBOUND_ALLOWLIST": "127.0.0.0/8",
+                "ENDPOINT": base + "/auth", "TOKEN": "good-token-0123456789",
+            ])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains(#"test_result: {"error":null,"passed":true"#))
+            #expect(result.stdout.contains("users"))
+            #expect(!result.stdout.contains("good-token-0123456789"))
+        }
+    }
+}

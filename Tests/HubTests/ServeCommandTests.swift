@@ -79,7 +79,7 @@ struct ServeCommandTests {
         #expect(try await Self.get(secondBase + "/v1/integrations", token: token).0 == 200)
         again.terminate()
         again.waitUntilExit()
-        #expect(try HubProcess.run(["keys", "revoke", "admin", "--data-dir", directory]).status == 0)
+        #expect(try await HubProcess.run(["keys", "revoke", "admin", "--data-dir", directory]).status == 0)
         let (third, thirdReader) = try start()
         let thirdOutput = try await thirdReader.wait(for: "listening on")
         #expect(thirdOutput.contains("Every API key is revoked"))
@@ -91,21 +91,21 @@ struct ServeCommandTests {
     }
 
     @Test("keys create prints the key alone on the last line; list never shows it; revoke stops it")
-    func keys() throws {
+    func keys() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hub-keys-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        #expect(try HubProcess.run(["migrate", "--data-dir", directory]).status == 0)
-        let created = try HubProcess.run(["keys", "create", "--name", "ci", "--data-dir", directory])
+        #expect(try await HubProcess.run(["migrate", "--data-dir", directory]).status == 0)
+        let created = try await HubProcess.run(["keys", "create", "--name", "ci", "--data-dir", directory])
         #expect(created.status == 0)
         let token = try #require(created.stdout.split(separator: "\n").last.map(String.init))
         #expect(token.hasPrefix("hub_") && !token.contains(" "))
-        let listed = try HubProcess.run(["keys", "list", "--json", "--data-dir", directory])
+        let listed = try await HubProcess.run(["keys", "list", "--json", "--data-dir", directory])
         #expect(listed.stdout.contains("\"name\":\"ci\""))
         #expect(!listed.stdout.contains(token))
-        #expect(try HubProcess.run(["keys", "create", "--name", "ci", "--data-dir", directory]).status == 4)
-        #expect(try HubProcess.run(["keys", "revoke", "ci", "--data-dir", directory]).status == 0)
-        #expect(try HubProcess.run(["keys", "list", "--data-dir", directory]).stdout.contains("revoked"))
-        #expect(try HubProcess.run(["keys", "revoke", "nobody", "--data-dir", directory]).status == 3)
+        #expect(try await HubProcess.run(["keys", "create", "--name", "ci", "--data-dir", directory]).status == 4)
+        #expect(try await HubProcess.run(["keys", "revoke", "ci", "--data-dir", directory]).status == 0)
+        #expect(try await HubProcess.run(["keys", "list", "--data-dir", directory]).stdout.contains("revoked"))
+        #expect(try await HubProcess.run(["keys", "revoke", "nobody", "--data-dir", directory]).status == 3)
     }
 
     @Test("settings come from a JSON file, overridden by environment and flags; unknown keys are refused")
@@ -131,15 +131,15 @@ struct ServeCommandTests {
         #expect(FileManager.default.fileExists(atPath: directory + "/data/sealing.keys"))
 
         // The environment overrides the file: a migrate against another data directory.
-        let other = try HubProcess.run(["migrate", "--config", config], environment: ["HUB_DATA_DIR": directory + "/other"])
+        let other = try await HubProcess.run(["migrate", "--config", config], environment: ["HUB_DATA_DIR": directory + "/other"])
         #expect(other.status == 0)
         #expect(other.stdout.contains(directory + "/other/hub.sqlite"))
         // A flag overrides both.
-        let flagged = try HubProcess.run(["migrate", "--config", config, "--data-dir", directory + "/flag"], environment: ["HUB_DATA_DIR": directory + "/other"])
+        let flagged = try await HubProcess.run(["migrate", "--config", config, "--data-dir", directory + "/flag"], environment: ["HUB_DATA_DIR": directory + "/other"])
         #expect(flagged.stdout.contains(directory + "/flag/hub.sqlite"))
 
         try Data(#"{"prot": 8080}"#.utf8).write(to: URL(fileURLWithPath: config))
-        let unknown = try HubProcess.run(["migrate", "--config", config])
+        let unknown = try await HubProcess.run(["migrate", "--config", config])
         #expect(unknown.status == 2)
         #expect(unknown.stderr.contains("config.prot"))
     }
