@@ -319,4 +319,21 @@ struct ServerTests {
             group.cancelAll()
         }
     }
+
+    @Test("an unexpected failure is a 500 with a request id and nothing internal; it is logged in full", arguments: Backend.allCases)
+    func unexpected(backend: Backend) async throws {
+        let harness = try await APIHarness.make(backend)
+        let integration = try await harness.stores.integrations.register(IntegrationContractTests.registration())
+        // A row no build of the hub writes: a status outside the enumeration.
+        _ = try await harness.stores.database.query(
+            "UPDATE external_integrations SET status = 'corrupted' WHERE integration_id = $1", [.uuid(integration.id.uuid)])
+        try await harness.test { client in
+            let response = try await client.send(.get, "/v1/integrations/\(integration.id)")
+            #expect(response.status == .internalServerError)
+            #expect(response["detail"] == "an unexpected error occurred")
+            let requestID = try #require(response["request_id"]?.stringValue)
+            #expect(!response.text.contains("corrupted") && !response.text.contains("decoding"))
+            #expect(harness.logs.all.contains { $0.contains("unexpected error") && $0.contains(requestID) })
+        }
+    }
 }
