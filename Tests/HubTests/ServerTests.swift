@@ -323,12 +323,14 @@ struct ServerTests {
     @Test("an unexpected failure is a 500 with a request id and nothing internal; it is logged in full", arguments: Backend.allCases)
     func unexpected(backend: Backend) async throws {
         let harness = try await APIHarness.make(backend)
-        let integration = try await harness.stores.integrations.register(IntegrationContractTests.registration())
-        // A row no build of the hub writes: a status outside the enumeration.
+        // A row no build of the hub writes: a health check whose status is outside the enumeration, on a connection of
+        // this test's own (no other test reads its history).
+        let connection = try await harness.stores.connections.create(ConnectionContractTests.registration())
+        _ = try await harness.stores.connections.recordCheck(connection.id, status: .healthy, responseTime: 1)
         _ = try await harness.stores.database.query(
-            "UPDATE external_integrations SET status = 'corrupted' WHERE integration_id = $1", [.uuid(integration.id.uuid)])
+            "UPDATE connection_health SET status = 'corrupted' WHERE connection_id = $1", [.uuid(connection.id.uuid)])
         try await harness.test { client in
-            let response = try await client.send(.get, "/v1/integrations/\(integration.id)")
+            let response = try await client.send(.get, "/v1/connections/\(connection.id)/health")
             #expect(response.status == .internalServerError)
             #expect(response["detail"] == "an unexpected error occurred")
             let requestID = try #require(response["request_id"]?.stringValue)
