@@ -17,24 +17,41 @@ enum HubProcess {
 
     /// Runs the executable to completion on a thread of its own, so waiting never blocks Swift's cooperative pool (an
     /// in-process test server needs those threads while the child talks to it).
-    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Output {
+    /// Runs `program` (the `hub` executable by default) to completion on a thread of its own, so waiting never blocks
+    /// Swift's cooperative pool (an in-process test server needs those threads while the child talks to it). The
+    /// child gets this process's environment without `HUB_*`, plus `environment`.
+    static func run(_ arguments: [String], environment: [String: String] = [:], program: URL = executable) async throws -> Output {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try runBlocking(arguments, environment: environment) })
+                continuation.resume(with: Result { try runBlocking(arguments, environment: environment, program: program) })
             }
         }
     }
 
-    private static func runBlocking(_ arguments: [String], environment: [String: String]) throws -> Output {
-        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
-            throw TestSetupError("\(executable.path) is missing: build it with `swift build` (scripts/test.sh does)")
+    /// Starts `hub` with `arguments` in the background; its stdout is read as it comes.
+    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, ServeCommandTests.LineReader) {
+        let process = try prepare(arguments, environment: environment, program: executable)
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        let reader = ServeCommandTests.LineReader(out)
+        try process.run()
+        return (process, reader)
+    }
+
+    private static func prepare(_ arguments: [String], environment: [String: String], program: URL) throws -> Process {
+        guard FileManager.default.isExecutableFile(atPath: program.path) else {
+            throw TestSetupError("\(program.path) is missing: build it with `swift build` (scripts/test.sh does)")
         }
         let process = Process()
-        process.executableURL = executable
+        process.executableURL = program
         process.arguments = arguments
-        var merged = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HUB_") }
-        merged.merge(environment) { _, new in new }
-        process.environment = merged
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HUB_") }.merging(environment) { _, new in new }
+        return process
+    }
+
+    private static func runBlocking(_ arguments: [String], environment: [String: String], program: URL) throws -> Output {
+        let process = try prepare(arguments, environment: environment, program: program)
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out

@@ -39,26 +39,8 @@ struct QuickStartTests {
     }
 
     static func bash(_ script: String, environment: [String: String]) async throws -> HubProcess.Output {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try bashBlocking(script, environment: environment) }) }
-        }
-    }
-
-    static func bashBlocking(_ script: String, environment: [String: String]) throws -> HubProcess.Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [root.appendingPathComponent("examples/\(script)").path]
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HUB_") }.merging(environment) { $1 }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return HubProcess.Output(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+        try await HubProcess.run(
+            [root.appendingPathComponent("examples/\(script)").path], environment: environment, program: URL(fileURLWithPath: "/bin/bash"))
     }
 
     @Test("the README shows both scripts verbatim")
@@ -75,15 +57,7 @@ struct QuickStartTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quick-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await TargetServer.with { _, base in
-            let server = Process()
-            server.executableURL = HubProcess.executable
-            server.arguments = ["serve", "--port", "0", "--data-dir", directory, "--outbound-allowlist", "127.0.0.0/8"]
-            server.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HUB_") }
-            let out = Pipe()
-            server.standardOutput = out
-            server.standardError = FileHandle.nullDevice
-            let reader = ServeCommandTests.LineReader(out)
-            try server.run()
+            let (server, reader) = try HubProcess.start(["serve", "--port", "0", "--data-dir", directory, "--outbound-allowlist", "127.0.0.0/8"])
             defer {
                 server.terminate()
                 server.waitUntilExit()

@@ -39,18 +39,7 @@ struct ServeCommandTests {
     func embedded() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hub-serve-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        func start() throws -> (Process, LineReader) {
-            let process = Process()
-            process.executableURL = HubProcess.executable
-            process.arguments = ["serve", "--port", "0", "--data-dir", directory]
-            process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HUB_") }
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            let reader = LineReader(out)
-            try process.run()
-            return (process, reader)
-        }
+        func start() throws -> (Process, LineReader) { try HubProcess.start(["serve", "--port", "0", "--data-dir", directory]) }
         let (process, reader) = try start()
         let output = try await reader.wait(for: "listening on")
         let lines = output.split(separator: "\n").map(String.init)
@@ -115,15 +104,7 @@ struct ServeCommandTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let config = directory + "/hub.json"
         try Data(#"{"data_dir": "\#(directory)/data", "port": 0, "host": "127.0.0.1", "body_limit": 4096}"#.utf8).write(to: URL(fileURLWithPath: config))
-        let process = Process()
-        process.executableURL = HubProcess.executable
-        process.arguments = ["serve", "--config", config]
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HUB_") }
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        let reader = LineReader(out)
-        try process.run()
+        let (process, reader) = try HubProcess.start(["serve", "--config", config])
         let output = try await reader.wait(for: "listening on")
         #expect(output.contains(directory + "/data/hub.sqlite"))
         process.terminate()
