@@ -20,8 +20,10 @@ public protocol ExternalSystemIntegrationDAO: Sendable {
     /// Integrations, newest first, one page at a time.
     func list(_ page: PageRequest) async throws -> Page<Integration>
 
-    /// Applies `update` in one statement and bumps `config_version` (v1.0 → v1.1 → …).
-    /// - Throws: `validation`, `notFound`, `conflict` for a duplicate (system_id, integration_type).
+    /// Applies `update` in one statement and bumps `config_version` (v1.0 → v1.1 → …). Credentials are bound to the
+    /// endpoint's origin: moving `endpoint_url` to another scheme, host or port requires `auth_config` in the same update.
+    /// - Throws: `validation` (`auth_config` when the origin moves without it), `notFound`, `conflict` for a duplicate
+    ///   (system_id, integration_type).
     func updateConfig(_ id: IntegrationID, _ update: IntegrationConfigUpdate) async throws -> Integration
 
     /// Deletes the integration with its sync jobs and batches.

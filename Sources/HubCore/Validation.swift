@@ -51,6 +51,16 @@ public enum Validate {
         return url
     }
 
+    /// The origin (lower-cased scheme, host and effective port) of an absolute URL, or nil. Credentials bound to one
+    /// origin are never sent to another.
+    public static func origin(of url: String) -> String? {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+            let host = components.host?.lowercased(), !host.isEmpty
+        else { return nil }
+        let port = components.port ?? (scheme == "https" ? 443 : scheme == "http" ? 80 : 0)
+        return "\(scheme)://\(host):\(port)"
+    }
+
     /// `value` must lie in `range`.
     public static func range(_ value: Int, _ range: ClosedRange<Int>, field: String) throws {
         guard range.contains(value) else {

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HubCore
 
@@ -6,6 +7,12 @@ import HubCore
 public actor AuthApplier {
     private let gateway: OutboundGateway
     private var tokens: [String: (token: String, expires: ContinuousClock.Instant)] = [:]
+    private var inFlight: [String: Task<(token: String, expires: ContinuousClock.Instant), any Error>] = [:]
+
+    /// SHA-256 of the configuration's full JSON (secret included), hex.
+    static func cacheKey(_ auth: AuthConfig) -> String {
+        SHA256.hash(data: Data(auth.json.jsonText.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
 
     /// An applier that fetches tokens through `gateway`.
     public init(gateway: OutboundGateway) { self.gateway = gateway }
@@ -23,29 +30,53 @@ public actor AuthApplier {
         case .bearer(let token):
             return ["Authorization": "Bearer \(token)"]
         case .oauth2ClientCredentials(let tokenURL, let clientID, let clientSecret, let scope):
-            let cacheKey = "\(tokenURL)\u{0}\(clientID)\u{0}\(scope ?? "")"
-            if let cached = tokens[cacheKey], cached.expires > .now { return ["Authorization": "Bearer \(cached.token)"] }
-            var form = "grant_type=client_credentials"
-            if let scope { form += "&scope=" + (scope.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "") }
-            let outcome = await gateway.send(
-                method: "POST", url: tokenURL,
-                headers: [
-                    "Authorization": "Basic " + Data("\(clientID):\(clientSecret)".utf8).base64EncodedString(),
-                    "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json",
-                ],
-                body: Data(form.utf8), timeout: .seconds(15))
-            guard let status = outcome.statusCode else {
-                throw HubError.unavailable(reason: "the OAuth2 token endpoint did not answer: \(outcome.error ?? "no response")")
+            // Keyed by the whole configuration, secret included: a caller who knows the token URL, client id and scope
+            // (all visible in masked reads) but not the secret never gets a cached token.
+            let key = Self.cacheKey(auth)
+            let now = ContinuousClock.now
+            if let cached = tokens[key], cached.expires > now { return ["Authorization": "Bearer \(cached.token)"] }
+            // Concurrent callers share one fetch.
+            let fetch: Task<(token: String, expires: ContinuousClock.Instant), any Error>
+            if let running = inFlight[key] {
+                fetch = running
+            } else {
+                fetch = Task { try await self.fetchToken(tokenURL: tokenURL, clientID: clientID, clientSecret: clientSecret, scope: scope) }
+                inFlight[key] = fetch
             }
-            guard (200..<300).contains(status),
-                let object = try? JSONDecoder().decode(JSONValue.self, from: outcome.body).objectValue,
-                let token = object["access_token"]?.stringValue
-            else {
-                throw HubError.unavailable(reason: "the OAuth2 token endpoint answered \(status) without an access_token")
-            }
-            let lifetime = object["expires_in"]?.intValue ?? 300
-            tokens[cacheKey] = (token, .now + .seconds(max(0, lifetime - 30)))
-            return ["Authorization": "Bearer \(token)"]
+            defer { inFlight[key] = nil }
+            let result = try await fetch.value
+            tokens = tokens.filter { $0.value.expires > now }
+            tokens[key] = result
+            return ["Authorization": "Bearer \(result.token)"]
         }
+    }
+
+    private func fetchToken(tokenURL: String, clientID: String, clientSecret: String, scope: String?) async throws
+        -> (token: String, expires: ContinuousClock.Instant)
+    {
+        // RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic authentication.
+        let formAllowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)...Unicode.Scalar(127)))
+            .union(CharacterSet(charactersIn: "-._~"))
+        func encode(_ text: String) -> String { text.addingPercentEncoding(withAllowedCharacters: formAllowed) ?? text }
+        var form = "grant_type=client_credentials"
+        if let scope { form += "&scope=" + encode(scope) }
+        let outcome = await gateway.send(
+            method: "POST", url: tokenURL,
+            headers: [
+                "Authorization": "Basic " + Data("\(encode(clientID)):\(encode(clientSecret))".utf8).base64EncodedString(),
+                "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json",
+            ],
+            body: Data(form.utf8), timeout: .seconds(15))
+        guard let status = outcome.statusCode else {
+            throw HubError.unavailable(reason: "the OAuth2 token endpoint did not answer: \(outcome.error ?? "no response")")
+        }
+        guard (200..<300).contains(status),
+            let object = try? JSONDecoder().decode(JSONValue.self, from: outcome.body).objectValue,
+            let token = object["access_token"]?.stringValue
+        else {
+            throw HubError.unavailable(reason: "the OAuth2 token endpoint answered \(status) without an access_token")
+        }
+        let lifetime = object["expires_in"]?.intValue ?? object["expires_in"]?.stringValue.flatMap { Int64($0) } ?? 300
+        return (token, .now + .seconds(max(0, lifetime - 30)))
     }
 }

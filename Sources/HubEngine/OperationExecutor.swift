@@ -19,22 +19,38 @@ public struct OperationExecutor: Sendable {
 
     /// Runs `request`. A path endpoint is relative to the integration's endpoint URL and carries the integration's
     /// auth; an absolute URL is sent as it is (with the integration's auth when one is named).
-    /// - Throws: `validation` (before anything is logged), `notFound` for an unknown integration. Network and policy
-    ///   failures are not thrown: they complete the operation as `failed` with the reason.
+    /// - Throws: `validation` (before anything is logged; also for an absolute URL off the integration's origin),
+    ///   `notFound` for an unknown integration. Network, policy and OAuth2 token failures are not thrown: they
+    ///   complete the operation as `failed` with the reason.
     public func execute(_ request: APIOperationRequest) async throws -> APIOperation {
         var headers = try request.validate()
         var url = request.endpoint
+        var authConfig: AuthConfig?
         if let integrationID = request.integrationID {
             let integration = try await integrations.get(integrationID)
             if url.hasPrefix("/") {
                 let base = integration.endpointURL.hasSuffix("/") ? String(integration.endpointURL.dropLast()) : integration.endpointURL
                 url = base + url
             }
-            headers.merge(try await auth.headers(for: try await integrations.authConfig(for: integrationID))) { _, auth in auth }
+            // The integration's credentials go only to its own origin, never to a URL the caller chose elsewhere.
+            guard let target = Validate.origin(of: url), target == Validate.origin(of: integration.endpointURL) else {
+                throw HubError.validation(
+                    field: "endpoint", reason: "must be a path, or a URL on the integration's own origin, when integration_id is given")
+            }
+            authConfig = try await integrations.authConfig(for: integrationID)
         } else if url.hasPrefix("/") {
             throw HubError.validation(field: "endpoint", reason: "a path needs integration_id; otherwise give an absolute URL")
         }
         let operation = try await operations.log(request)
+        if let authConfig {
+            do {
+                headers.merge(try await auth.headers(for: authConfig)) { _, auth in auth }
+            } catch HubError.unavailable(let reason) {
+                // A token that cannot be had fails this operation, recorded like any other failure.
+                return try await operations.complete(
+                    operation.id, APIOperationOutcome(statusCode: nil, executionTime: 0, errorMessage: reason))
+            }
+        }
         var body: Data?
         if let payload = request.payload, payload != .null {
             body = Data(payload.jsonText.utf8)

@@ -76,9 +76,23 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
         let auth = try update.validate()
         let now = clock.now()
         let sealed = try auth.map { try seal($0, id: id) }
-        // One statement: COALESCE patches, and the version bump computed from the row being updated.
-        let row = try await mapErrors {
-            try await database.queryOne(
+        // Credentials are bound to the endpoint's origin: moving the endpoint elsewhere needs them given again, so a
+        // caller who cannot read them cannot point them at a host of their choosing. The row is locked while checked.
+        let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
+        let row: SQLRow? = try await mapErrors {
+            try await database.transaction { executor in
+            if let endpointURL = update.endpointURL, auth == nil {
+                guard
+                    let current = try await executor.queryOne(
+                        "SELECT endpoint_url FROM external_integrations WHERE integration_id = $1\(lock)", [.uuid(id.uuid)])
+                else { return nil }
+                if Validate.origin(of: endpointURL) != Validate.origin(of: try current.string("endpoint_url")) {
+                    throw HubError.validation(
+                        field: "auth_config", reason: "must be given again when endpoint_url moves to another origin")
+                }
+            }
+            // One statement: COALESCE patches, and the version bump computed from the row being updated.
+            return try await executor.queryOne(
                 """
                 UPDATE external_integrations SET \
                 integration_type = COALESCE($1, integration_type), endpoint_url = COALESCE($2, endpoint_url), \
@@ -94,6 +108,7 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
                     .optional(update.status) { .text($0.rawValue) }, .timestamp(now), .uuid(id.uuid),
                     .optional(auth) { .json($0.masked.jsonText) },
                 ])
+            }
         }
         guard let row else { throw HubError.notFound(entity: "integration", id: id.description) }
         return try decode(row)

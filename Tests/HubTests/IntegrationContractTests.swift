@@ -137,9 +137,14 @@ struct IntegrationContractTests {
         let stores = try await TestEnvironment.stores(backend)
         let integration = try await stores.integrations.register(Self.registration())
         let first = try await stores.integrations.updateConfig(
-            integration.id, IntegrationConfigUpdate(endpointURL: "https://hr2.example.com/api"))
+            integration.id, IntegrationConfigUpdate(endpointURL: "https://hr.example.com/api/v3"))
         #expect(first.configVersion == "v1.1")
-        #expect(first.endpointURL == "https://hr2.example.com/api")
+        #expect(first.endpointURL == "https://hr.example.com/api/v3")
+        // Credentials stay with their origin: moving the endpoint elsewhere needs them given again.
+        await expectValidation("auth_config") {
+            _ = try await stores.integrations.updateConfig(integration.id, IntegrationConfigUpdate(endpointURL: "https://evil.example.net/"))
+        }
+        #expect(try await stores.integrations.get(integration.id).endpointURL == "https://hr.example.com/api/v3")
         #expect(first.mappingConfig == integration.mappingConfig)
         #expect(first.maskedAuthConfig == integration.maskedAuthConfig)
         let second = try await stores.integrations.updateConfig(

@@ -108,6 +108,13 @@ struct OutboundTests {
                 #expect(try await client.send(.post, "/v1/integrations/\(oauth)/test")["status"] == "active")
                 #expect(try await client.send(.post, "/v1/integrations/\(oauth)/test")["status"] == "active")
                 #expect(await target.tokenRequests == 1)
+                // Knowing the token URL, client id and scope (all shown masked) is not enough to borrow the cached token.
+                let impostor = try await register("/oauth", [
+                    "type": "oauth2_client_credentials", "token_url": .string(base + "/token"), "client_id": "hub-client",
+                    "client_secret": "guessed-secret",
+                ])
+                #expect(try await client.send(.post, "/v1/integrations/\(impostor)/test")["status"] == "error")
+                #expect(await target.tokenRequests == 2)
                 #expect(try await client.send(.post, "/v1/integrations/\(UUID())/test").status == .notFound)
             }
         }
@@ -190,6 +197,12 @@ struct OutboundTests {
                     "operation_type": "GET", "endpoint": "/auth", "integration_id": integration["integration_id"] ?? .null,
                 ])
                 #expect(viaIntegration["status_code"] == 200)
+                // The integration's credentials never go to another origin.
+                let elsewhere = try await client.send(.post, "/v1/api-operations", json: [
+                    "operation_type": "GET", "endpoint": "http://127.0.0.2:9/steal", "integration_id": integration["integration_id"] ?? .null,
+                ])
+                #expect(elsewhere.status == .unprocessableContent)
+                #expect(elsewhere["field"] == "endpoint")
                 let failed = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": .string(base + "/fail")])
                 #expect(failed["status"] == "failed")
                 #expect(failed["error_message"] == "the endpoint answered 503")

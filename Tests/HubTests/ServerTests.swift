@@ -35,10 +35,14 @@ struct ServerTests {
             let listed = try await client.checked(.get, "/v1/integrations?limit=500", document: document)
             #expect(listed["items"]?.arrayValue?.contains { $0.objectValue?["integration_id"] == .string(id) } == true)
             let updated = try await client.checked(
-                .patch, "/v1/integrations/\(id)", template: "/v1/integrations/{id}", json: ["endpoint_url": "https://hr2.example.com"],
+                .patch, "/v1/integrations/\(id)", template: "/v1/integrations/{id}", json: ["endpoint_url": "https://hr.example.com/scim/v3"],
                 document: document)
             #expect(updated["config_version"] == "v1.1")
-            #expect(updated["endpoint_url"] == "https://hr2.example.com")
+            #expect(updated["endpoint_url"] == "https://hr.example.com/scim/v3")
+            let moved = try await client.checked(
+                .patch, "/v1/integrations/\(id)", template: "/v1/integrations/{id}", json: ["endpoint_url": "https://elsewhere.example.net"],
+                document: document)
+            #expect(moved["field"] == "auth_config")
             let duplicate = try await client.checked(.post, "/v1/integrations", json: [
                 "system_id": .string(system), "integration_type": "HR", "endpoint_url": "https://hr.example.com", "auth_config": ["type": "none"],
             ], document: document)
