@@ -99,6 +99,21 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return nil
     }
 
+    /// This value with every U+0000 in strings and keys replaced by U+FFFD: what to store of data a remote system sent
+    /// (PostgreSQL cannot store NUL, and remote data must never fail validation).
+    public var replacingNUL: JSONValue {
+        func clean(_ text: String) -> String {
+            text.unicodeScalars.contains("\u{0}") ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
+        }
+        switch self {
+        case .string(let text): return .string(clean(text))
+        case .array(let elements): return .array(elements.map(\.replacingNUL))
+        case .object(let members):
+            return .object(Dictionary(members.map { (clean($0.key), $0.value.replacingNUL) }, uniquingKeysWith: { first, _ in first }))
+        default: return self
+        }
+    }
+
     /// A short name of the JSON type, used in validation messages.
     public var typeName: String {
         switch self {

@@ -31,12 +31,15 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         self.bytes = bytes
     }
 
-    /// The IPv4 address an IPv6 address embeds (IPv4-mapped `::ffff:a.b.c.d` or NAT64 `64:ff9b::a.b.c.d`), if any.
+    /// The IPv4 address an IPv6 address embeds (IPv4-mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4
+    /// `2002:aabb:ccdd::`), if any.
     public var embeddedIPv4: IPAddress? {
         guard bytes.count == 16 else { return nil }
         let mapped = bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff
         let nat64 = bytes[0..<12] == [0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0][...]
-        return mapped || nat64 ? IPAddress(bytes: Array(bytes[12..<16])) : nil
+        if mapped || nat64 { return IPAddress(bytes: Array(bytes[12..<16])) }
+        if bytes[0] == 0x20, bytes[1] == 0x02 { return IPAddress(bytes: Array(bytes[2..<6])) }
+        return nil
     }
 
     public var description: String {
@@ -104,14 +107,16 @@ public struct OutboundPolicy: Sendable {
         ("192.0.0.0/24", "a reserved address"), ("198.18.0.0/15", "a reserved address"), ("224.0.0.0/4", "a multicast address"),
         ("240.0.0.0/4", "a reserved address"), ("::/128", "an unspecified address"), ("::1/128", "a loopback address"),
         ("fc00::/7", "a private address"), ("fe80::/10", "a link-local address"), ("ff00::/8", "a multicast address"),
+        ("fec0::/10", "a private (site-local) address"), ("::/96", "a reserved address"), ("64:ff9b:1::/48", "a reserved address"),
+        ("2001::/32", "a reserved (Teredo) address"),
     ].map { (try! CIDR($0.0), $0.1) }
 
-    /// `nil` when `address` may be connected to, else the reason it may not.
+    /// `nil` when `address` may be connected to, else what kind of address it is (`a loopback address`). The address
+    /// itself is not repeated, so messages built from it do not reveal how internal names resolve.
     public func refusal(for address: IPAddress) -> String? {
         if allowlist.contains(where: { $0.contains(address) }) { return nil }
         if let embedded = address.embeddedIPv4 { return refusal(for: embedded) }
-        guard let (_, reason) = Self.refused.first(where: { $0.0.contains(address) }) else { return nil }
-        return "\(address) is \(reason), which the outbound address policy refuses"
+        return Self.refused.first(where: { $0.0.contains(address) })?.1
     }
 
     /// `nil` when the URL's scheme is allowed, else the reason.

@@ -90,7 +90,10 @@ public struct ConnectivityTester: Sendable {
         let passed = outcome.statusCode.map { (200..<300).contains($0) } ?? false
         let details = Self.details(
             passed: passed, outcome,
-            extra: ["message_id": .string(messageID), "response_excerpt": .string(String(decoding: outcome.body.prefix(512), as: UTF8.self))])
+            extra: [
+                "message_id": .string(messageID),
+                "response_excerpt": JSONValue.string(String(decoding: outcome.body.prefix(512), as: UTF8.self)).replacingNUL,
+            ])
         let recorded = try await webhooks.recordTestResult(id, passed: passed, result: details)
         return (recorded, Result(passed: passed, details: details))
     }
@@ -147,7 +150,9 @@ public struct ConnectivityTester: Sendable {
         let addresses = (try? await OutboundGateway.resolve(host)) ?? []
         guard let address = addresses.first else { return (elapsed(), "\(host) does not resolve") }
         for candidate in addresses {
-            if let refusal = gateway.policy.refusal(for: candidate) { return (elapsed(), refusal) }
+            if let refusal = gateway.policy.refusal(for: candidate) {
+                return (elapsed(), "\(host) is \(refusal), which the outbound address policy refuses")
+            }
         }
         do {
             let socketAddress = try SocketAddress(ipAddress: address.description, port: port)
@@ -163,20 +168,24 @@ public struct ConnectivityTester: Sendable {
 
     static func hostAndPort(_ endpoint: String, type: ConnectionType) throws -> (String, Int) {
         let defaults: [ConnectionType: Int] = [.DB: 5432, .FTP: 21, .SFTP: 22]
-        var text = endpoint
-        if let range = text.range(of: "://") { text = String(text[range.upperBound...]) }
-        text = String(text.split(separator: "/", maxSplits: 1).first ?? "")
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            let host = String(text[text.index(after: text.startIndex)..<close])
-            let rest = text[text.index(after: close)...]
-            return (host, rest.hasPrefix(":") ? Int(rest.dropFirst()) ?? 0 : defaults[type] ?? 0)
+        func checked(_ host: String, _ port: Int?) throws -> (String, Int) {
+            let host = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+            guard !host.isEmpty else { throw HubError.validation(field: "endpoint", reason: "has no host") }
+            guard let port, (1...65535).contains(port) else { throw HubError.validation(field: "endpoint", reason: "has no valid port") }
+            return (host, port)
         }
-        let parts = text.split(separator: ":")
-        guard let host = parts.first.map(String.init), !host.isEmpty else {
-            throw HubError.validation(field: "endpoint", reason: "has no host")
+        if endpoint.contains("://") {
+            // URL forms are read the way validation read them.
+            guard let components = URLComponents(string: endpoint), let host = components.host else {
+                throw HubError.validation(field: "endpoint", reason: "is not a valid URL")
+            }
+            return try checked(host, components.port ?? defaults[type])
         }
-        let port = parts.count > 1 ? Int(parts[1]) : defaults[type]
-        guard let port, (1...65535).contains(port) else { throw HubError.validation(field: "endpoint", reason: "has no port") }
-        return (host, port)
+        if endpoint.hasPrefix("["), let close = endpoint.firstIndex(of: "]") {
+            let rest = endpoint[endpoint.index(after: close)...]
+            return try checked(String(endpoint[endpoint.index(after: endpoint.startIndex)..<close]), rest.hasPrefix(":") ? Int(rest.dropFirst()) : defaults[type])
+        }
+        let parts = endpoint.split(separator: ":", omittingEmptySubsequences: false)
+        return try checked(String(parts[0]), parts.count > 1 ? Int(parts[1]) : defaults[type])
     }
 }

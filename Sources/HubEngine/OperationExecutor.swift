@@ -60,7 +60,8 @@ public struct OperationExecutor: Sendable {
             method: request.operationType.rawValue, url: url, headers: headers, body: body, timeout: .seconds(operation.timeout))
         var responseData: JSONValue?
         if outcome.statusCode != nil, !outcome.body.isEmpty {
-            responseData = (try? JSONDecoder().decode(JSONValue.self, from: outcome.body)) ?? .string(String(decoding: outcome.body, as: UTF8.self))
+            responseData = ((try? JSONDecoder().decode(JSONValue.self, from: outcome.body))
+                ?? .string(String(decoding: outcome.body, as: UTF8.self))).replacingNUL
         }
         let error = outcome.error ?? outcome.statusCode.flatMap { $0 >= 400 ? "the endpoint answered \($0)" : nil }
         return try await operations.complete(

@@ -24,12 +24,9 @@ public struct HTTPOutcome: Sendable, Hashable {
 }
 
 /// Every outbound HTTP request the hub makes goes through here: one shared AsyncHTTPClient (redirects are not
-/// followed), the outbound address policy checked on every address the host resolves to, a timeout, and a cap on
-/// the stored body.
-///
-/// The policy is checked before the client connects; the client resolves the host again when it connects, so a DNS
-/// answer that changes in between (rebinding) is not caught yet — pinning the checked address is the gateway's next
-/// step (see the outbound-calls issue).
+/// followed), the outbound address policy checked on every address the host resolves to, the connection pinned to the
+/// checked address (no second resolution that a rebinding DNS answer could change), one deadline for resolution,
+/// connection, response and body, and a cap on the stored body.
 public final class OutboundGateway: Sendable {
     private let client: HTTPClient
     /// The policy in force.
@@ -38,15 +35,21 @@ public final class OutboundGateway: Sendable {
     /// A gateway with its own client on the shared event loop group.
     public init(policy: OutboundPolicy) {
         self.policy = policy
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Self.configuration(pinning: [:]))
+    }
+
+    static func configuration(pinning: [String: String]) -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
-        configuration.timeout = .init(connect: .seconds(10))
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(30))
+        configuration.dnsOverride = pinning
+        return configuration
     }
 
     /// Shuts the client down; no request may follow.
     public func shutdown() async throws { try await client.shutdown() }
 
-    /// Sends one request and returns its outcome; never throws for network or policy failures.
+    /// Sends one request and returns its outcome; never throws for network or policy failures. `timeout` bounds the
+    /// whole exchange, DNS and body included.
     public func send(
         method: String, url: String, headers: [String: String] = [:], body: Data? = nil, timeout: Duration = .seconds(30),
         bodyCap: Int = 64 * 1024
@@ -56,17 +59,48 @@ public final class OutboundGateway: Sendable {
             let duration = ContinuousClock.now - start
             return duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
         }
+        let outcome: HTTPOutcome? = try? await withThrowingTaskGroup(of: HTTPOutcome?.self) { group in
+            group.addTask {
+                await self.perform(method: method, url: url, headers: headers, body: body, timeout: timeout, bodyCap: bodyCap, start: start)
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        return outcome
+            ?? HTTPOutcome(statusCode: nil, body: Data(), truncated: false, elapsedMilliseconds: elapsed(), error: "timed out after \(timeout)")
+    }
+
+    private func perform(
+        method: String, url: String, headers: [String: String], body: Data?, timeout: Duration, bodyCap: Int,
+        start: ContinuousClock.Instant
+    ) async -> HTTPOutcome {
+        func elapsed() -> Int64 {
+            let duration = ContinuousClock.now - start
+            return duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        }
         func failure(_ message: String) -> HTTPOutcome {
             HTTPOutcome(statusCode: nil, body: Data(), truncated: false, elapsedMilliseconds: elapsed(), error: message)
         }
+        let pinned: (host: String, address: IPAddress)
         do {
-            try await checkDestination(url)
+            pinned = try await checkDestination(url)
         } catch let error as HubError {
             if case .validation(_, let reason) = error { return failure(reason) }
             return failure("\(error)")
         } catch {
             return failure("the destination could not be checked")
         }
+        // A host given as an address needs no pinning; a name is pinned to the address that was checked, on a client of
+        // its own (TLS still verifies and sends the name).
+        let isLiteral = IPAddress(pinned.host) != nil
+        let client = isLiteral ? self.client
+            : HTTPClient(eventLoopGroupProvider: .singleton, configuration: Self.configuration(pinning: [pinned.host: pinned.address.description]))
+        defer { if !isLiteral { Task { try? await client.shutdown() } } }
         var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -95,19 +129,23 @@ public final class OutboundGateway: Sendable {
         }
     }
 
-    /// Throws `validation(url)` unless the URL's scheme is allowed and every address its host resolves to passes the
-    /// policy.
-    public func checkDestination(_ url: String) async throws {
+    /// Checks the URL's scheme and every address its host resolves to against the policy; returns the host and the
+    /// address to connect to. - Throws: `validation(url)` with the reason (which never shows a resolved address).
+    @discardableResult
+    public func checkDestination(_ url: String) async throws -> (host: String, address: IPAddress) {
         guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host, !host.isEmpty
         else {
             throw HubError.validation(field: "url", reason: "is not an absolute URL")
         }
         if let refusal = policy.refusal(forScheme: scheme) { throw HubError.validation(field: "url", reason: refusal) }
         let addresses = try await Self.resolve(host)
-        guard !addresses.isEmpty else { throw HubError.validation(field: "url", reason: "\(host) does not resolve") }
+        guard let first = addresses.first else { throw HubError.validation(field: "url", reason: "\(host) does not resolve") }
         for address in addresses {
-            if let refusal = policy.refusal(for: address) { throw HubError.validation(field: "url", reason: refusal) }
+            if let refusal = policy.refusal(for: address) {
+                throw HubError.validation(field: "url", reason: "\(host) is \(refusal), which the outbound address policy refuses")
+            }
         }
+        return (host, first)
     }
 
     /// The addresses `host` resolves to (an IP literal resolves to itself).

@@ -126,8 +126,11 @@ struct Serve: AsyncParsableCommand {
                 let app = HubServer.application(stores: stores, configuration: configuration, gateway: gateway, logger: logger) { port in
                     say("IntegrationHub listening on http://\(host):\(port) (\(location.redacted))")
                 }
-                let group = ServiceGroup(
-                    configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                // SIGTERM/SIGINT stop accepting and let in-flight requests finish, for at most 30 s; then they are cancelled.
+                var groupConfiguration = ServiceGroupConfiguration(
+                    services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                groupConfiguration.maximumGracefulShutdownDuration = .seconds(30)
+                let group = ServiceGroup(configuration: groupConfiguration)
                 do {
                     try await group.run()
                 } catch {

@@ -1,4 +1,5 @@
 import HubCore
+@testable import HubEngine
 import Testing
 
 @Suite("Outbound address policy")
@@ -42,5 +43,33 @@ struct OutboundPolicyTests {
         #expect(try OutboundPolicy(requireHTTPS: true).refusal(forScheme: "http") != nil)
         #expect(try OutboundPolicy(requireHTTPS: true).refusal(forScheme: "HTTPS") == nil)
         #expect(try OutboundPolicy().refusal(forScheme: "file") != nil)
+    }
+}
+
+@Suite("Connection endpoints for probes")
+struct ProbeEndpointTests {
+    @Test("URL and host:port forms give the host and port validation accepted", arguments: [
+        ("postgres://db.example.com:6543?sslmode=require", ConnectionType.DB, "db.example.com", 6543),
+        ("postgres://db.example.com?sslmode=require", .DB, "db.example.com", 5432),
+        ("postgresql://db.example.com/hr", .DB, "db.example.com", 5432),
+        ("ftp://files.example.com", .FTP, "files.example.com", 21),
+        ("sftp://files.example.com:2222", .SFTP, "files.example.com", 2222),
+        ("files.example.com:21", .FTP, "files.example.com", 21),
+        ("tcp://ldap.example.com:389", .TCP, "ldap.example.com", 389),
+        ("[::1]:5432", .TCP, "::1", 5432),
+    ])
+    func parse(endpoint: String, type: ConnectionType, host: String, port: Int) throws {
+        let parsed = try ConnectivityTester.hostAndPort(endpoint, type: type)
+        #expect(parsed.0 == host)
+        #expect(parsed.1 == port)
+    }
+
+    @Test("more refused ranges: site-local, IPv4-compatible, local NAT64, Teredo, and 6to4 embedding a private address")
+    func ranges() throws {
+        let policy = try OutboundPolicy()
+        for address in ["fec0::1", "::7f00:1", "64:ff9b:1::a00:1", "2001::1", "2002:7f00:1::1", "2002:a00:1::1"] {
+            #expect(policy.refusal(for: IPAddress(address)!) != nil, "\(address)")
+        }
+        #expect(policy.refusal(for: IPAddress("2002:5db8:d822::1")!) == nil)
     }
 }

@@ -32,6 +32,16 @@ actor TargetServer {
         router.get("/json") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"a":1}"#)))
         }
+        router.get("/trickle") { _, _ -> Response in
+            Response(status: .ok, body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "x"))
+                try await Task.sleep(for: .seconds(30))
+                try await writer.finish(nil)
+            })
+        }
+        router.get("/nul") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(bytes: [0x61, 0x00, 0x62])))
+        }
         router.get("/auth") { request, _ -> Response in
             Response(status: request.headers[.authorization] == "Bearer good-token-0123456789" ? .ok : .unauthorized)
         }
@@ -209,6 +219,23 @@ struct OutboundTests {
                 let escaped = (base + "/echo").addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
                 let statistics = try await client.send(.get, "/v1/api-statistics?endpoint=\(escaped)")
                 #expect(statistics["items"]?.arrayValue?.first?.objectValue?["call_count"] == 1)
+                // One deadline covers the body too: a server that sends headers and then trickles does not hold the call.
+                let started = ContinuousClock.now
+                let trickle = try await client.send(.post, "/v1/api-operations", json: [
+                    "operation_type": "GET", "endpoint": .string(base + "/trickle"), "timeout": 1,
+                ])
+                #expect(trickle["status"] == "failed")
+                #expect(trickle["error_message"]?.stringValue?.contains("timed out") == true)
+                #expect(ContinuousClock.now - started < .seconds(10))
+                // Remote bytes the database cannot store are replaced, never a reason to lose the record.
+                let nul = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": .string(base + "/nul")])
+                #expect(nul["status"] == "completed")
+                #expect(nul["response_data"] == "a\u{FFFD}b")
+                // A host name is resolved, checked and pinned: localhost (allowlisted here) is reached by name.
+                let named = try await client.send(.post, "/v1/api-operations", json: [
+                    "operation_type": "GET", "endpoint": .string(base.replacingOccurrences(of: "127.0.0.1", with: "localhost") + "/json"),
+                ])
+                #expect(named["status_code"] == 200)
                 let path = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": "/relative"])
                 #expect(path["field"] == "endpoint")
             }

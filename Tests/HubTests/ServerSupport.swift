@@ -44,9 +44,9 @@ struct APIHarness {
     let stores: HubStores
     let token: String
     let logs = CapturedLogs()
-    var configuration = ServerConfiguration(port: 0, outboundPolicy: try! OutboundPolicy(allowlist: ["127.0.0.0/8"]))
+    var configuration = ServerConfiguration(port: 0, outboundPolicy: try! OutboundPolicy(allowlist: ["127.0.0.0/8", "::1"]))
     /// One gateway for the test process (loopback allowed); never shut down before the process ends.
-    static let gateway = OutboundGateway(policy: try! OutboundPolicy(allowlist: ["127.0.0.0/8"]))
+    static let gateway = OutboundGateway(policy: try! OutboundPolicy(allowlist: ["127.0.0.0/8", "::1"]))
 
     static func make(_ backend: Backend) async throws -> APIHarness {
         let stores = try await TestEnvironment.stores(backend)
