@@ -65,9 +65,10 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
     }
 }
 
-func makeLogger() -> Logger {
+/// The logger of a command: `log_level` from the settings (default warning).
+func makeLogger(_ options: DatabaseOptions) throws -> Logger {
     var logger = Logger(label: "hub")
-    logger.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["HUB_LOG_LEVEL"] ?? "") ?? .warning
+    logger.logLevel = try options.settings().logLevel(default: .warning)
     return logger
 }
 
@@ -84,7 +85,7 @@ struct Migrate: AsyncParsableCommand {
         let check = self.check
         try await reportingErrors {
             let location = try database.location()
-            try await location.withDatabase(logger: makeLogger()) { database in
+            try await location.withDatabase(logger: try makeLogger(database)) { database in
                 let migrator = Migrator(database: database)
                 if check {
                     try await migrator.check()

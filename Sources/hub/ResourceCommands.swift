@@ -22,13 +22,11 @@ struct ResourceOptions: ParsableArguments {
 
     /// Runs `body` with the stores and the engine over a gateway under the configured policy (shut down afterwards).
     func withEngine(_ body: @escaping @Sendable (HubStores, Engine) async throws -> Void) async throws {
-        let settings = try database.settings()
-        let allowlist = try settings.string("outbound_allowlist", flag: outboundAllowlist) ?? ""
-        let policy = try OutboundPolicy(
-            allowlist: allowlist.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
-            requireHTTPS: try settings.string("require_https", flag: nil) == "true")
+        var policy = try OutboundPolicy()
+        try await reportingErrors { policy = try database.settings().outboundPolicy(allowlistFlag: outboundAllowlist) }
+        let outboundPolicy = policy
         try await withStores { stores in
-            let gateway = OutboundGateway(policy: policy)
+            let gateway = OutboundGateway(policy: outboundPolicy)
             let auth = AuthApplier(gateway: gateway)
             let engine = Engine(
                 tester: ConnectivityTester(
@@ -54,7 +52,7 @@ struct ResourceOptions: ParsableArguments {
                 settings: try database.settings(), dataDirectory: try database.resolvedDataDirectory(), location: location,
                 isEmbeddedDefault: try database.isEmbeddedDefault())
             let embedded = try database.isEmbeddedDefault()
-            try await location.withDatabase(logger: makeLogger()) { database in
+            try await location.withDatabase(logger: try makeLogger(database)) { database in
                 try await prepareSchema(database, embedded: embedded)
                 try await body(HubStores(database: database, sealer: sealer))
             }

@@ -18,8 +18,10 @@ struct SealingOptions: ParsableArguments {
     /// the data directory, created on first use. A database named by URL or path must be given its keys explicitly,
     /// so that every instance and command sharing it seals with the same keys.
     func sealer(settings: Settings, dataDirectory: String, location: DatabaseLocation, isEmbeddedDefault: Bool) throws -> SecretSealer {
+        // A flag wins: --key-file first, then HUB_SEALING_KEYS / HUB_KEY_FILE, then the file's settings.
+        if let keyFile { return try SecretSealer.loadOrCreateKeyFile(at: keyFile) }
         if let ring = try settings.string("sealing_keys", flag: nil), !ring.isEmpty { return try SecretSealer(keyRing: ring) }
-        if let path = try settings.string("key_file", flag: keyFile) { return try SecretSealer.loadOrCreateKeyFile(at: path) }
+        if let path = try settings.string("key_file", flag: nil) { return try SecretSealer.loadOrCreateKeyFile(at: path) }
         guard isEmbeddedDefault else {
             throw HubError.validation(
                 field: "sealing_keys",
@@ -78,25 +80,14 @@ struct Serve: AsyncParsableCommand {
                 throw HubError.validation(field: "port", reason: "must be between 0 and 65535")
             }
             guard configuration.bodyLimit >= 1024 else { throw HubError.validation(field: "body_limit", reason: "must be at least 1024") }
-            let allowlist = try settings.string("outbound_allowlist", flag: outboundAllowlist) ?? ""
-            let requireHTTPS = try settings.string("require_https", flag: nil) ?? "false"
-            guard requireHTTPS == "true" || requireHTTPS == "false" else {
-                throw HubError.validation(field: "require_https", reason: "must be true or false")
-            }
-            configuration.outboundPolicy = try OutboundPolicy(
-                allowlist: allowlist.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
-                requireHTTPS: requireHTTPS == "true")
+            configuration.outboundPolicy = try settings.outboundPolicy(allowlistFlag: outboundAllowlist)
             let mode = try settings.string("migrate", flag: migrate) ?? "apply"
             guard mode == "apply" || mode == "check" else { throw HubError.validation(field: "migrate", reason: "must be apply or check") }
             if case .sqlite = location { try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true) }
             let sealer = try sealing.sealer(
                 settings: settings, dataDirectory: dataDirectory, location: location, isEmbeddedDefault: try database.isEmbeddedDefault())
             var logger = Logger(label: "hub")
-            let level = try settings.string("log_level", flag: nil) ?? "info"
-            guard let logLevel = Logger.Level(rawValue: level) else {
-                throw HubError.validation(field: "log_level", reason: "must be trace, debug, info, notice, warning, error or critical")
-            }
-            logger.logLevel = logLevel
+            logger.logLevel = try settings.logLevel(default: .info)
 
             let serverConfiguration = configuration
             let serverLogger = logger
@@ -162,7 +153,7 @@ struct Keys: AsyncParsableCommand {
             let name = self.name
             try await reportingErrors {
                 let embedded = try database.isEmbeddedDefault()
-                try await database.location().withDatabase(logger: makeLogger()) { database in
+                try await database.location().withDatabase(logger: try makeLogger(database)) { database in
                     try await prepareSchema(database, embedded: embedded)
                     let (key, token) = try await APIKeyStore(database: database).create(name: name)
                     say("created API key '\(key.name)' (id \(key.keyID)); it is shown this once:")
@@ -181,7 +172,7 @@ struct Keys: AsyncParsableCommand {
             let json = self.json
             try await reportingErrors {
                 let embedded = try database.isEmbeddedDefault()
-                try await database.location().withDatabase(logger: makeLogger()) { database in
+                try await database.location().withDatabase(logger: try makeLogger(database)) { database in
                     try await prepareSchema(database, embedded: embedded)
                     let keys = try await APIKeyStore(database: database).list()
                     if json {
@@ -214,7 +205,7 @@ struct Keys: AsyncParsableCommand {
             let key = self.key
             try await reportingErrors {
                 let embedded = try database.isEmbeddedDefault()
-                try await database.location().withDatabase(logger: makeLogger()) { database in
+                try await database.location().withDatabase(logger: try makeLogger(database)) { database in
                     try await prepareSchema(database, embedded: embedded)
                     let revoked = try await APIKeyStore(database: database).revoke(key)
                     say("revoked API key '\(revoked.name)'")

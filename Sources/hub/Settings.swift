@@ -1,5 +1,6 @@
 import Foundation
 import HubCore
+import Logging
 
 /// Settings from flags, environment variables and an optional JSON configuration file (`--config FILE` or
 /// `HUB_CONFIG`). A flag wins over the environment, which wins over the file, which wins over the default.
@@ -37,8 +38,41 @@ struct Settings {
         case nil, .null?: return nil
         case .string(let text)?: return text
         case .int(let value)?: return String(value)
+        case .bool(let value)?: return String(value)
         case let other?: throw HubError.validation(field: "config.\(key)", reason: "must be a string or number, not \(other.typeName)")
         }
+    }
+
+    /// The boolean setting `key` (`true`/`false`, `1`/`0`, `yes`/`no`, any case; a JSON boolean in the file).
+    /// - Throws: `validation(key)` for anything else.
+    func bool(_ key: String, flag: Bool?) throws -> Bool? {
+        if let flag { return flag }
+        if environment["HUB_" + key.uppercased()] == nil || environment["HUB_" + key.uppercased()] == "", case .bool(let value)? = file[key] {
+            return value
+        }
+        guard let text = try string(key, flag: nil)?.lowercased() else { return nil }
+        switch text {
+        case "true", "1", "yes": return true
+        case "false", "0", "no": return false
+        default: throw HubError.validation(field: key, reason: "must be true or false")
+        }
+    }
+
+    /// The log level (`log_level`): trace, debug, info, notice, warning, error or critical. - Throws: `validation`.
+    func logLevel(default fallback: Logger.Level) throws -> Logger.Level {
+        guard let text = try string("log_level", flag: nil) else { return fallback }
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            throw HubError.validation(field: "log_level", reason: "must be trace, debug, info, notice, warning, error or critical")
+        }
+        return level
+    }
+
+    /// The outbound address policy from `outbound_allowlist` (comma-separated CIDRs) and `require_https`.
+    func outboundPolicy(allowlistFlag: String?) throws -> OutboundPolicy {
+        let allowlist = try string("outbound_allowlist", flag: allowlistFlag) ?? ""
+        return try OutboundPolicy(
+            allowlist: allowlist.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
+            requireHTTPS: try bool("require_https", flag: nil) ?? false)
     }
 
     /// The integer setting `key` (flag, environment, file). - Throws: `validation(key)` when it is not an integer.

@@ -119,6 +119,21 @@ struct ServeCommandTests {
         let flagged = try await HubProcess.run(["migrate", "--config", config, "--data-dir", directory + "/flag"], environment: ["HUB_DATA_DIR": directory + "/other"])
         #expect(flagged.stdout.contains(directory + "/flag/hub.sqlite"))
 
+        // Booleans: a JSON boolean in the file, any common spelling in the environment, anything else refused.
+        try Data(#"{"data_dir": "\#(directory)/data", "require_https": true, "outbound_allowlist": "127.0.0.0/8"}"#.utf8)
+            .write(to: URL(fileURLWithPath: config))
+        let refusedHTTP = try await HubProcess.run(["ops", "run", "--method", "GET", "--endpoint", "http://127.0.0.1:9/x", "--config", config])
+        #expect(refusedHTTP.status == 7)
+        #expect(refusedHTTP.stdout.contains("requires https"))
+        let envFalse = try await HubProcess.run(
+            ["ops", "run", "--method", "GET", "--endpoint", "http://127.0.0.1:9/x", "--config", config], environment: ["HUB_REQUIRE_HTTPS": "FALSE"])
+        #expect(envFalse.stdout.contains("the connection failed"))
+        let maybe = try await HubProcess.run(
+            ["ops", "run", "--method", "GET", "--endpoint", "http://127.0.0.1:9/x", "--config", config], environment: ["HUB_REQUIRE_HTTPS": "maybe"])
+        #expect(maybe.status == 2)
+        #expect(maybe.stderr.contains("require_https"))
+        #expect(try await HubProcess.run(["ops", "list", "--config", config], environment: ["HUB_LOG_LEVEL": "loud"]).status == 2)
+
         try Data(#"{"prot": 8080}"#.utf8).write(to: URL(fileURLWithPath: config))
         let unknown = try await HubProcess.run(["migrate", "--config", config])
         #expect(unknown.status == 2)
