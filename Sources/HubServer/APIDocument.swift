@@ -213,5 +213,6 @@ enum Schemas {
              "uptime_percentage": ["type": ["number", "null"]], "avg_response_time": nullableInteger],
             required: ["connection_id", "status", "last_check", "uptime_percentage", "avg_response_time"]),
         "Status": object(["status": string], required: ["status"]),
+        "UpstreamBody": ["description": "The integration's own response body: JSON as received, other bodies as text"],
     ]
 }

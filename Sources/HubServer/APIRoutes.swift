@@ -37,7 +37,9 @@ final class APIRoutes: @unchecked Sendable {
     ) {
         // Grouped routes are registered relative to the group (`/v1`).
         let segments = path.split(separator: "/").dropFirst(group == nil ? 0 : 1)
-        let hummingbirdPath = segments.map { $0.hasPrefix("{") ? ":" + $0.dropFirst().dropLast() : $0 }.joined(separator: "/")
+        // `{path}` is a catch-all (the rest of the path); other `{name}` segments are single parameters.
+        let hummingbirdPath = segments.map { $0 == "{path}" ? "**" : $0.hasPrefix("{") ? ":" + $0.dropFirst().dropLast() : $0 }
+            .joined(separator: "/")
         let routePath = RouterPath("/" + hummingbirdPath)
         if let group {
             group.on(routePath, method: method, use: handler)
@@ -116,11 +118,62 @@ final class APIRoutes: @unchecked Sendable {
             members["test_result"] = result.details
             return JSONValue.object(members).response()
         }
+        for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
+            add(method, "/v1/integrations/{id}/proxy/{path}", on: v1,
+                summary: "Call the integration's API at {path} (with the query) with its sealed auth; logged as an API operation. Answers with the upstream status and body and an X-Hub-Operation-Id header; 502 when no answer arrived.",
+                tag: tag, response: "UpstreamBody", errors: [404, 415, 422, 502]) { request, context in
+                try await self.proxy(method, request, context)
+            }
+        }
         add(.delete, "/v1/integrations/{id}", on: v1, summary: "Delete an integration with its sync jobs", tag: tag,
             success: 204, response: nil, errors: [404, 409]) { _, context in
             try await stores.integrations.delete(try Self.id(context, "integration"))
             return Response(status: .noContent)
         }
+    }
+
+    /// Forwards one call to an integration through the executor (design steps 1-3 of the API Operation DAO).
+    func proxy(_ method: HTTPRequest.Method, _ request: Request, _ context: HubRequestContext) async throws -> Response {
+        let id: IntegrationID = try Self.id(context, "integration")
+        guard let operationType = HubCore.HTTPMethod(rawValue: method.rawValue) else {
+            throw Problem(status: .methodNotAllowed, title: "Method not allowed", detail: "\(method) cannot be proxied")
+        }
+        var endpoint = "/" + context.parameters.getCatchAll().joined(separator: "/")
+        if let query = request.uri.query, !query.isEmpty { endpoint += "?" + query }
+        var payload: JSONValue?
+        let buffer = try await request.body.collect(upTo: bodyLimit)
+        if buffer.readableBytes > 0 {
+            let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+            guard type == "application/json" else {
+                throw Problem(status: .unsupportedMediaType, title: "Unsupported media type", detail: "proxy bodies are JSON: send Content-Type: application/json")
+            }
+            guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(buffer: buffer)) else {
+                throw Problem(status: .badRequest, title: "Malformed JSON", detail: "the body is not valid JSON")
+            }
+            payload = value
+        }
+        var headers: JSONValue?
+        if let accept = request.headers[.accept] { headers = ["Accept": .string(accept)] }
+        let operation = try await executor.execute(APIOperationRequest(
+            operationType: operationType, endpoint: endpoint, headers: headers, payload: payload, integrationID: id))
+        guard let status = operation.statusCode else {
+            var problem = Problem(status: .badGateway, title: "Bad gateway", detail: operation.errorMessage ?? "no answer from the integration")
+            problem.headers[HTTPField.Name("X-Hub-Operation-Id")!] = operation.id.description
+            throw problem
+        }
+        var responseHeaders: HTTPFields = [HTTPField.Name("X-Hub-Operation-Id")!: operation.id.description]
+        let body: ByteBuffer
+        switch operation.responseData {
+        case .string(let text)?:
+            responseHeaders[.contentType] = "text/plain; charset=utf-8"
+            body = ByteBuffer(string: text)
+        case let value?:
+            responseHeaders[.contentType] = "application/json"
+            body = ByteBuffer(string: value.jsonText)
+        case nil:
+            body = ByteBuffer()
+        }
+        return Response(status: HTTPResponse.Status(code: status), headers: responseHeaders, body: .init(byteBuffer: body))
     }
 
     // MARK: - Sync jobs (DAO-MDE-03-08-02)

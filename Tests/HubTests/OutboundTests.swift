@@ -265,4 +265,51 @@ struct OutboundTests {
         }
         try await strict.shutdown()
     }
+
+    @Test("proxy: calls through an integration carry its auth, answer with the upstream response, and are logged", arguments: Backend.allCases)
+    func proxy(backend: Backend) async throws {
+        let harness = try await APIHarness.make(backend)
+        try await TargetServer.with { target, base in
+            try await harness.test { client in
+                let integration = try await client.send(.post, "/v1/integrations", json: [
+                    "system_id": .string(unique("p")), "integration_type": "HR", "endpoint_url": .string(base),
+                    "auth_config": ["type": "bearer", "token": "good-token-0123456789"],
+                ])
+                let id = try #require(integration["integration_id"]?.stringValue)
+                let authed = try await client.send(.get, "/v1/integrations/\(id)/proxy/auth")
+                #expect(authed.status == .ok)
+                let operationID = try #require(authed.headers[HTTPField.Name("X-Hub-Operation-Id")!])
+                let operation = try await client.send(.get, "/v1/api-operations/\(operationID)")
+                #expect(operation["integration_id"] == .string(id))
+                #expect(operation["endpoint"] == "/auth")
+                #expect(operation["status"] == "completed")
+                let json = try await client.send(.get, "/v1/integrations/\(id)/proxy/json?page=2&token=hidden")
+                #expect(json.json == ["a": 1])
+                let logged = try await client.send(.get, "/v1/api-operations/\(json.headers[HTTPField.Name("X-Hub-Operation-Id")!] ?? "")")
+                #expect(logged["endpoint"] == "/json?page=2&token=[REDACTED]")
+                let echoed = try await client.send(.post, "/v1/integrations/\(id)/proxy/echo", json: ["name": "Ada"])
+                #expect(echoed.json == ["name": "Ada"])
+                #expect(await target.captured.last?.headers[.authorization] == "Bearer good-token-0123456789")
+                let upstreamError = try await client.send(.get, "/v1/integrations/\(id)/proxy/fail")
+                #expect(upstreamError.status == .serviceUnavailable)
+                let notJSON = try await client.send(.post, "/v1/integrations/\(id)/proxy/echo", raw: "a=b", contentType: "application/x-www-form-urlencoded")
+                #expect(notJSON.status == .unsupportedMediaType)
+                #expect(try await client.send(.get, "/v1/integrations/\(UUID())/proxy/auth").status == .notFound)
+            }
+        }
+    }
+
+    @Test("proxy: no answer is a 502 problem naming the operation")
+    func proxyUnreachable() async throws {
+        let harness = try await APIHarness.make(.sqlite)
+        try await harness.test { client in
+            let integration = try await client.send(.post, "/v1/integrations", json: [
+                "system_id": .string(unique("p")), "integration_type": "HR", "endpoint_url": "http://127.0.0.1:1", "auth_config": ["type": "none"],
+            ])
+            let response = try await client.send(.get, "/v1/integrations/\(integration["integration_id"]?.stringValue ?? "")/proxy/anything")
+            #expect(response.status == .badGateway)
+            #expect(response.headers[.contentType] == "application/problem+json")
+            #expect(response.headers[HTTPField.Name("X-Hub-Operation-Id")!] != nil)
+        }
+    }
 }
