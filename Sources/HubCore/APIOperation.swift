@@ -345,6 +345,11 @@ public protocol APIOperationDAO: Sendable {
     /// Operations matching `filter`, newest first, one page at a time.
     func list(_ filter: APIOperationFilter, _ page: PageRequest) async throws -> Page<APIOperation>
 
+    /// Retention: deletes operations created before `operationsBefore` and statistics rows of days before
+    /// `statisticsBefore` (`YYYY-MM-DD`), in batches so no statement holds locks for long. Returns how many of each
+    /// were deleted.
+    func prune(operationsBefore: Date, statisticsBefore: String) async throws -> (operations: Int, statistics: Int)
+
     /// Daily statistics rows matching `query`, ordered by day, endpoint, method.
     func statistics(_ query: APIStatisticsQuery) async throws -> [APIStatistics]
 }

@@ -108,6 +108,26 @@ public struct APIOperationStore: APIOperationDAO {
         }
     }
 
+    public func prune(operationsBefore: Date, statisticsBefore: String) async throws -> (operations: Int, statistics: Int) {
+        try UTCDay.validate(statisticsBefore, field: "statistics_before")
+        var operations = 0
+        while true {
+            // Batches of 5,000 by the created_at index: short statements, however large the backlog.
+            let deleted = try await database.query(
+                """
+                DELETE FROM api_operations WHERE operation_id IN \
+                (SELECT operation_id FROM api_operations WHERE created_at < $1 LIMIT 5000) RETURNING operation_id
+                """, [.timestamp(operationsBefore)]
+            ).count
+            operations += deleted
+            if deleted < 5000 { break }
+        }
+        let statistics = try await database.query(
+            "DELETE FROM api_statistics WHERE stat_date < $1 RETURNING stat_date", [.text(statisticsBefore)]
+        ).count
+        return (operations, statistics)
+    }
+
     public func statistics(_ query: APIStatisticsQuery) async throws -> [APIStatistics] {
         try query.validate()
         var conditions: [String] = []

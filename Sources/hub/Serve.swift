@@ -81,6 +81,8 @@ struct Serve: AsyncParsableCommand {
             }
             guard configuration.bodyLimit >= 1024 else { throw HubError.validation(field: "body_limit", reason: "must be at least 1024") }
             configuration.outboundPolicy = try settings.outboundPolicy(allowlistFlag: outboundAllowlist)
+            let operationDays = try settings.int("operations_retention_days", flag: nil) ?? 30
+            let statisticsDays = try settings.int("statistics_retention_days", flag: nil) ?? 400
             let mode = try settings.string("migrate", flag: migrate) ?? "apply"
             guard mode == "apply" || mode == "check" else { throw HubError.validation(field: "migrate", reason: "must be apply or check") }
             if case .sqlite = location { try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true) }
@@ -118,8 +120,10 @@ struct Serve: AsyncParsableCommand {
                     say("IntegrationHub listening on http://\(host):\(port) (\(location.redacted))")
                 }
                 // SIGTERM/SIGINT stop accepting and let in-flight requests finish, for at most 30 s; then they are cancelled.
+                let retention = try RetentionService(
+                    operations: stores.apiOperations, operationDays: operationDays, statisticsDays: statisticsDays, logger: logger)
                 var groupConfiguration = ServiceGroupConfiguration(
-                    services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                    services: [app, retention], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
                 groupConfiguration.maximumGracefulShutdownDuration = .seconds(30)
                 let group = ServiceGroup(configuration: groupConfiguration)
                 do {

@@ -6,11 +6,12 @@ import Logging
 /// `HUB_CONFIG`). A flag wins over the environment, which wins over the file, which wins over the default.
 ///
 /// File keys (all optional; unknown keys are refused): `database_url`, `data_dir`, `host`, `port`, `body_limit`,
-/// `migrate`, `key_file`, `sealing_keys`, `log_level`, `outbound_allowlist`, `require_https`. Each matches the environment variable `HUB_<KEY>`.
+/// `migrate`, `key_file`, `sealing_keys`, `log_level`, `outbound_allowlist`, `require_https`,
+/// `operations_retention_days`, `statistics_retention_days`. Each matches the environment variable `HUB_<KEY>`.
 struct Settings {
     static let keys: Set<String> = [
         "database_url", "data_dir", "host", "port", "body_limit", "migrate", "key_file", "sealing_keys", "log_level",
-        "outbound_allowlist", "require_https",
+        "outbound_allowlist", "require_https", "operations_retention_days", "statistics_retention_days",
     ]
 
     let file: [String: JSONValue]

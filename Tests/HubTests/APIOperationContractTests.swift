@@ -1,6 +1,8 @@
 import Foundation
 import HubCore
+import HubEngine
 import HubStore
+import Logging
 import Testing
 
 /// DAO-MDE-03-08-03 contract, on both backends.
@@ -157,5 +159,40 @@ struct APIOperationContractTests {
         let completed = try await stores.apiOperations.list(
             APIOperationFilter(integrationID: integration.id, status: .completed), PageRequest())
         #expect(completed.items.map(\.id) == [ids[0]])
+    }
+}
+
+/// Retention of raw operations and daily statistics, on both backends. Dates are in 2001 so that pruning can never
+/// touch rows of the other tests sharing the PostgreSQL database.
+@Suite("API operation retention", .timeLimit(.minutes(2)))
+struct RetentionTests {
+    @Test("operations older than 30 days and statistics older than 400 days are pruned, the rest kept", arguments: Backend.allCases)
+    func prune(backend: Backend) async throws {
+        let clock = ManualClock(Date(timeIntervalSince1970: 1_000_000_000))  // 2001-09-09
+        let stores = try await TestEnvironment.stores(backend, clock: clock.wallClock)
+        let endpoint = "https://api.example.com/\(unique("retention"))"
+        func call() async throws -> OperationID {
+            let operation = try await stores.apiOperations.log(APIOperationRequest(operationType: .GET, endpoint: endpoint))
+            _ = try await stores.apiOperations.complete(operation.id, APIOperationOutcome(statusCode: 200, executionTime: 3))
+            return operation.id
+        }
+        let old = try await call()
+        clock.advance(by: 20 * 86_400)
+        let recent = try await call()
+        clock.advance(by: 15 * 86_400)  // old is 35 days old, recent 15
+        var logger = Logger(label: "test.retention")
+        logger.logLevel = .critical
+        let service = try RetentionService(
+            operations: stores.apiOperations, operationDays: 30, statisticsDays: 30, clock: clock.wallClock, logger: logger)
+        let pruned = try await service.pruneOnce()
+        #expect(pruned.operations >= 1)
+        await expectHubError({ $0.isNotFound }) { _ = try await stores.apiOperations.get(old) }
+        #expect(try await stores.apiOperations.get(recent).id == recent)
+        let days = try await stores.apiOperations.statistics(APIStatisticsQuery(endpoint: endpoint)).map(\.day)
+        #expect(days == [UTCDay.of(Date(timeIntervalSince1970: 1_000_000_000 + 20 * 86_400))])
+        #expect(try await service.pruneOnce().operations == 0)
+        #expect(throws: HubError.self) {
+            try RetentionService(operations: stores.apiOperations, operationDays: 0, logger: logger)
+        }
     }
 }
