@@ -181,13 +181,28 @@ public struct APIOperationOutcome: Sendable, Hashable {
     public var executionTime: Int64
     /// Why the call failed, or `nil`; a message makes the outcome `failed` whatever the status code.
     public var errorMessage: String?
+    /// Whether the call ran out of time (counted as a timeout, not a connection error, when no response arrived).
+    public var timedOut: Bool
 
     /// Creates an outcome with every member given; nothing is validated until ``validate()``.
-    public init(statusCode: Int?, responseData: JSONValue? = nil, executionTime: Int64, errorMessage: String? = nil) {
+    public init(
+        statusCode: Int?, responseData: JSONValue? = nil, executionTime: Int64, errorMessage: String? = nil, timedOut: Bool = false
+    ) {
         self.statusCode = statusCode
         self.responseData = responseData
         self.executionTime = executionTime
         self.errorMessage = errorMessage
+        self.timedOut = timedOut
+    }
+
+    /// The error class the statistics count: `4xx`, `5xx`, `timeout` or `connection`; `nil` for a success.
+    public var errorClass: String? {
+        if let statusCode {
+            if statusCode >= 500 { return "5xx" }
+            if statusCode >= 400 { return "4xx" }
+            return errorMessage == nil ? nil : "connection"
+        }
+        return timedOut ? "timeout" : "connection"
     }
 
     /// `completed` for a response below 400, `failed` otherwise.
@@ -207,43 +222,63 @@ public struct APIOperationOutcome: Sendable, Hashable {
     }
 }
 
-/// Daily statistics of one endpoint and method (UTC day), stored as counts and sums; averages are derived.
+/// Daily statistics of one endpoint template, method and integration (UTC day), stored as counts, sums and a fixed
+/// latency histogram; averages and percentiles are derived, so rows merge exactly across days and processes.
 public struct APIStatistics: Sendable, Hashable {
-    /// The endpoint as logged (URL or path).
+    /// The integration the calls belong to; `nil` for calls made without one.
+    public var integrationID: IntegrationID?
+    /// The endpoint template (``APIOperation/template(for:)``): `/users/{id}`, not `/users/42`.
     public var endpoint: String
     /// The HTTP method.
     public var operationType: HTTPMethod
-    /// The UTC day, `YYYY-MM-DD`.
+    /// The UTC day, `YYYY-MM-DD` (for merged rows, `first..last`).
     public var day: String
-    /// Calls completed on this day (≥ 1).
+    /// Calls completed (≥ 1).
     public var callCount: Int64
     /// Calls that failed (status ≥ 400 or no response).
     public var errorCount: Int64
+    /// Failed calls by class: answered 4xx, answered 5xx, timed out, no connection (refused, DNS, reset, policy).
+    public var errors4xx: Int64
+    /// See ``errors4xx``.
+    public var errors5xx: Int64
+    /// See ``errors4xx``.
+    public var errorsTimeout: Int64
+    /// See ``errors4xx``.
+    public var errorsConnection: Int64
     /// Sum of execution times in milliseconds.
     public var totalExecutionTime: Int64
-    /// Shortest execution time of the day's calls, in milliseconds.
+    /// Shortest execution time, in milliseconds.
     public var minExecutionTime: Int64
-    /// Longest execution time of the day's calls, in milliseconds.
+    /// Longest execution time, in milliseconds.
     public var maxExecutionTime: Int64
+    /// Calls per latency bucket (``LatencyHistogram/bounds``), 15 counts.
+    public var latencyHistogram: [Int64]
     /// Status code of the call folded in last; `nil` when that call got no response.
     public var lastStatusCode: Int?
-    /// Latest completion time among the day's calls.
+    /// Latest completion time among the calls.
     public var lastCallAt: Date
 
     /// Creates a value with every member given.
     public init(
-        endpoint: String, operationType: HTTPMethod, day: String, callCount: Int64, errorCount: Int64,
-        totalExecutionTime: Int64, minExecutionTime: Int64, maxExecutionTime: Int64, lastStatusCode: Int?,
-        lastCallAt: Date
+        integrationID: IntegrationID?, endpoint: String, operationType: HTTPMethod, day: String, callCount: Int64,
+        errorCount: Int64, errors4xx: Int64, errors5xx: Int64, errorsTimeout: Int64, errorsConnection: Int64,
+        totalExecutionTime: Int64, minExecutionTime: Int64, maxExecutionTime: Int64, latencyHistogram: [Int64],
+        lastStatusCode: Int?, lastCallAt: Date
     ) {
+        self.integrationID = integrationID
         self.endpoint = endpoint
         self.operationType = operationType
         self.day = day
         self.callCount = callCount
         self.errorCount = errorCount
+        self.errors4xx = errors4xx
+        self.errors5xx = errors5xx
+        self.errorsTimeout = errorsTimeout
+        self.errorsConnection = errorsConnection
         self.totalExecutionTime = totalExecutionTime
         self.minExecutionTime = minExecutionTime
         self.maxExecutionTime = maxExecutionTime
+        self.latencyHistogram = latencyHistogram
         self.lastStatusCode = lastStatusCode
         self.lastCallAt = lastCallAt
     }
@@ -252,12 +287,56 @@ public struct APIStatistics: Sendable, Hashable {
     public var averageExecutionTime: Double {
         callCount == 0 ? 0 : Double(totalExecutionTime) / Double(callCount)
     }
+
+    /// The `p`-quantile of execution time in milliseconds, estimated from the histogram (see
+    /// ``LatencyHistogram/percentile(_:buckets:minimum:maximum:)``).
+    public func percentile(_ p: Double) -> Double? {
+        LatencyHistogram.percentile(p, buckets: latencyHistogram, minimum: minExecutionTime, maximum: maxExecutionTime)
+    }
+
+    /// Rows of the same integration, endpoint and method added together (counts, sums and histograms add; minimum
+    /// and maximum combine), with `day` spanning the first to the last day. Returns one row per key, in the order
+    /// of first appearance.
+    public static func merged(_ rows: [APIStatistics]) -> [APIStatistics] {
+        var order: [String] = []
+        var merged: [String: APIStatistics] = [:]
+        for row in rows {
+            let key = "\(row.integrationID?.description ?? "")\u{0}\(row.endpoint)\u{0}\(row.operationType.rawValue)"
+            guard var total = merged[key] else {
+                order.append(key)
+                merged[key] = row
+                continue
+            }
+            let days = total.day.components(separatedBy: "..")
+            let first = min(days.first ?? row.day, row.day)
+            let last = max(days.last ?? row.day, row.day)
+            total.day = first == last ? first : "\(first)..\(last)"
+            total.callCount += row.callCount
+            total.errorCount += row.errorCount
+            total.errors4xx += row.errors4xx
+            total.errors5xx += row.errors5xx
+            total.errorsTimeout += row.errorsTimeout
+            total.errorsConnection += row.errorsConnection
+            total.totalExecutionTime += row.totalExecutionTime
+            total.minExecutionTime = min(total.minExecutionTime, row.minExecutionTime)
+            total.maxExecutionTime = max(total.maxExecutionTime, row.maxExecutionTime)
+            total.latencyHistogram = zip(total.latencyHistogram, row.latencyHistogram).map(+)
+            if row.lastCallAt > total.lastCallAt {
+                total.lastCallAt = row.lastCallAt
+                total.lastStatusCode = row.lastStatusCode
+            }
+            merged[key] = total
+        }
+        return order.compactMap { merged[$0] }
+    }
 }
 
 /// A statistics query: all filters optional; days are inclusive `YYYY-MM-DD` (UTC).
 public struct APIStatisticsQuery: Sendable, Hashable {
-    /// Only rows for exactly this endpoint; `nil` for every endpoint.
+    /// Only rows for this endpoint (given as a template or as a concrete endpoint, which is templated); `nil` for all.
     public var endpoint: String?
+    /// Only this integration's rows; `nil` for all.
+    public var integrationID: IntegrationID?
     /// Only rows for this method; `nil` for every method.
     public var operationType: HTTPMethod?
     /// First day included (`YYYY-MM-DD`, UTC); `nil` for no lower bound.
@@ -266,8 +345,12 @@ public struct APIStatisticsQuery: Sendable, Hashable {
     public var toDay: String?
 
     /// Creates a query with every member given; `nil` members do not filter.
-    public init(endpoint: String? = nil, operationType: HTTPMethod? = nil, fromDay: String? = nil, toDay: String? = nil) {
+    public init(
+        endpoint: String? = nil, operationType: HTTPMethod? = nil, fromDay: String? = nil, toDay: String? = nil,
+        integrationID: IntegrationID? = nil
+    ) {
         self.endpoint = endpoint
+        self.integrationID = integrationID
         self.operationType = operationType
         self.fromDay = fromDay
         self.toDay = toDay

@@ -66,6 +66,8 @@ public struct OperationExecutor: Sendable {
         let error = outcome.error ?? outcome.statusCode.flatMap { $0 >= 400 ? "the endpoint answered \($0)" : nil }
         return try await operations.complete(
             operation.id,
-            APIOperationOutcome(statusCode: outcome.statusCode, responseData: responseData, executionTime: outcome.elapsedMilliseconds, errorMessage: error))
+            APIOperationOutcome(
+                statusCode: outcome.statusCode, responseData: responseData, executionTime: outcome.elapsedMilliseconds, errorMessage: error,
+                timedOut: outcome.timedOut))
     }
 }

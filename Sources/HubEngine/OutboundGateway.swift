@@ -21,6 +21,8 @@ public struct HTTPOutcome: Sendable, Hashable {
     public var elapsedMilliseconds: Int64
     /// Why no response arrived, if none did.
     public var error: String?
+    /// Whether the exchange ran out of time.
+    public var timedOut: Bool = false
 }
 
 /// Every outbound HTTP request the hub makes goes through here: one shared AsyncHTTPClient (redirects are not
@@ -72,7 +74,9 @@ public final class OutboundGateway: Sendable {
             return first
         }
         return outcome
-            ?? HTTPOutcome(statusCode: nil, body: Data(), truncated: false, elapsedMilliseconds: elapsed(), error: "timed out after \(timeout)")
+            ?? HTTPOutcome(
+                statusCode: nil, body: Data(), truncated: false, elapsedMilliseconds: elapsed(), error: "timed out after \(timeout)",
+                timedOut: true)
     }
 
     private func perform(
@@ -123,7 +127,9 @@ public final class OutboundGateway: Sendable {
                 statusCode: Int(response.status.code), body: collected, truncated: truncated, elapsedMilliseconds: elapsed(),
                 error: nil)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            return failure("timed out after \(timeout)")
+            var timedOut = failure("timed out after \(timeout)")
+            timedOut.timedOut = true
+            return timedOut
         } catch {
             return failure("the connection failed")
         }

@@ -252,13 +252,20 @@ final class APIRoutes: @unchecked Sendable {
             response: "APIOperation", errors: [404]) { _, context in
             try await stores.apiOperations.get(try Self.id(context, "API operation")).json.response()
         }
-        add(.get, "/v1/api-statistics", on: v1, summary: "Daily statistics by endpoint and method (design step 3)", tag: tag,
-            query: [("endpoint", "exact endpoint"), ("method", "GET, POST, PUT, PATCH or DELETE"), ("from", "first UTC day, YYYY-MM-DD"),
-                    ("to", "last UTC day, YYYY-MM-DD")],
+        add(.get, "/v1/api-statistics", on: v1, summary: "Daily statistics by endpoint template, method, integration and day, with error classes and p50/p95/p99 (design step 3)", tag: tag,
+            query: [("endpoint", "endpoint or its template (/users/{id})"), ("method", "GET, POST, PUT, PATCH or DELETE"),
+                    ("integration_id", "only this integration's calls"), ("from", "first UTC day, YYYY-MM-DD"),
+                    ("to", "last UTC day, YYYY-MM-DD"), ("merge", "true: one row per endpoint, method and integration over the days")],
             response: "APIStatisticsList", errors: [422]) { request, _ in
             var query = APIStatisticsQuery(endpoint: request.query("endpoint"), fromDay: request.query("from"), toDay: request.query("to"))
-            if let text = request.query("method") { query.operationType = try Validate.oneOf(text, as: HTTPMethod.self, field: "method") }
-            let rows = try await stores.apiOperations.statistics(query)
+            if let text = request.query("method") { query.operationType = try Validate.oneOf(text, as: HubCore.HTTPMethod.self, field: "method") }
+            if let text = request.query("integration_id") { query.integrationID = try IntegrationID(parsing: text, field: "integration_id") }
+            var rows = try await stores.apiOperations.statistics(query)
+            switch request.query("merge") {
+            case nil, "false": break
+            case "true": rows = APIStatistics.merged(rows)
+            default: throw HubError.validation(field: "merge", reason: "must be true or false")
+            }
             return JSONValue.object(["items": .array(rows.map(\.json))]).response()
         }
     }

@@ -52,14 +52,21 @@ extension APIOperation {
 }
 
 extension APIStatistics {
-    /// The JSON representation the API returns (snake_case, RFC 3339 UTC, secrets masked).
+    /// The JSON representation the API returns: counts and sums as stored, with the average and the p50/p95/p99
+    /// execution times derived from them (milliseconds).
     public var json: JSONValue {
-        [
-            "endpoint": .string(endpoint), "operation_type": .string(operationType.rawValue), "day": .string(day),
-            "call_count": .int(callCount), "error_count": .int(errorCount), "total_execution_time": .int(totalExecutionTime),
-            "avg_execution_time": .double(averageExecutionTime), "min_execution_time": .int(minExecutionTime),
-            "max_execution_time": .int(maxExecutionTime), "last_status_code": lastStatusCode.map { .int(Int64($0)) } ?? .null,
-            "last_call_at": .timestamp(lastCallAt),
+        func number(_ value: Double?) -> JSONValue { value.map { .double(($0 * 100).rounded() / 100) } ?? .null }
+        return [
+            "integration_id": integrationID.map { .string($0.description) } ?? .null, "endpoint": .string(endpoint),
+            "operation_type": .string(operationType.rawValue), "day": .string(day), "call_count": .int(callCount),
+            "error_count": .int(errorCount),
+            "errors": ["4xx": .int(errors4xx), "5xx": .int(errors5xx), "timeout": .int(errorsTimeout), "connection": .int(errorsConnection)],
+            "total_execution_time": .int(totalExecutionTime), "avg_execution_time": .double(averageExecutionTime),
+            "min_execution_time": .int(minExecutionTime), "max_execution_time": .int(maxExecutionTime),
+            "p50_execution_time": number(percentile(0.5)), "p95_execution_time": number(percentile(0.95)),
+            "p99_execution_time": number(percentile(0.99)),
+            "latency_histogram": ["bounds_ms": .array(LatencyHistogram.bounds.map(JSONValue.int)), "counts": .array(latencyHistogram.map(JSONValue.int))],
+            "last_status_code": lastStatusCode.map { .int(Int64($0)) } ?? .null, "last_call_at": .timestamp(lastCallAt),
         ]
     }
 }

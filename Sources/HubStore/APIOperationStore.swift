@@ -61,34 +61,49 @@ public struct APIOperationStore: APIOperationDAO {
                     ])
             else { return nil }
             let operation = try decode(row)
-            // Step 3: fold into the day's statistics as counts and sums, in the same transaction.
-            _ = try await executor.query(
-                """
-                INSERT INTO api_statistics (endpoint, operation_type, stat_date, call_count, error_count, \
-                total_execution_time, min_execution_time, max_execution_time, last_status_code, recorded_at, \
-                last_call_at) VALUES ($1, $2, $3, 1, $4, $5, $5, $5, $6, $7, $7) \
-                ON CONFLICT (endpoint, operation_type, stat_date) DO UPDATE SET \
-                call_count = api_statistics.call_count + 1, \
-                error_count = api_statistics.error_count + excluded.error_count, \
-                total_execution_time = api_statistics.total_execution_time + excluded.total_execution_time, \
-                min_execution_time = CASE WHEN excluded.min_execution_time < api_statistics.min_execution_time \
-                THEN excluded.min_execution_time ELSE api_statistics.min_execution_time END, \
-                max_execution_time = CASE WHEN excluded.max_execution_time > api_statistics.max_execution_time \
-                THEN excluded.max_execution_time ELSE api_statistics.max_execution_time END, \
-                last_status_code = excluded.last_status_code, \
-                last_call_at = CASE WHEN excluded.last_call_at > api_statistics.last_call_at \
-                THEN excluded.last_call_at ELSE api_statistics.last_call_at END
-                """,
-                [
-                    .text(operation.endpoint), .text(operation.operationType.rawValue), .text(UTCDay.of(now)),
-                    .int(outcome.status == .failed ? 1 : 0), .int(outcome.executionTime),
-                    .optional(outcome.statusCode) { .int(Int64($0)) }, .timestamp(now),
-                ])
+            // Step 3: fold into the day's statistics row of (integration, endpoint template, method, UTC day) as counts,
+            // sums, error classes and one histogram bucket, in the same transaction, by one upsert.
+            try await Self.fold(operation, outcome, at: now, into: executor)
             return operation
         }
         if let completed { return completed }
         let operation = try await get(id)
         throw HubError.conflict(field: nil, reason: "the operation is already \(operation.status.rawValue)")
+    }
+
+    static let histogramColumns = (0..<LatencyHistogram.bucketCount).map { String(format: "latency_%02d", $0) }
+
+    /// The step-3 upsert. Every counter is added as `existing + excluded`, so concurrent writers never lose a call.
+    static func fold(_ operation: APIOperation, _ outcome: APIOperationOutcome, at now: Date, into executor: any SQLExecutor) async throws {
+        let errorClass = outcome.errorClass
+        let bucket = LatencyHistogram.bucket(for: outcome.executionTime)
+        let counters = ["errors_4xx", "errors_5xx", "errors_timeout", "errors_connection"] + histogramColumns
+        var binds: [SQLValue] = [
+            .text(operation.integrationID?.description ?? ""), .text(APIOperation.template(for: operation.endpoint)),
+            .text(operation.operationType.rawValue), .text(UTCDay.of(now)), .int(outcome.status == .failed ? 1 : 0),
+            .int(outcome.executionTime), .optional(outcome.statusCode) { .int(Int64($0)) }, .timestamp(now),
+        ]
+        binds += ["4xx", "5xx", "timeout", "connection"].map { .int($0 == errorClass ? 1 : 0) }
+        binds += (0..<LatencyHistogram.bucketCount).map { .int($0 == bucket ? 1 : 0) }
+        let counterPlaceholders = counters.indices.map { "$\($0 + 9)" }.joined(separator: ", ")
+        let counterUpdates = counters.map { "\($0) = api_statistics.\($0) + excluded.\($0)" }.joined(separator: ", ")
+        _ = try await executor.query(
+            """
+            INSERT INTO api_statistics (integration_key, endpoint, operation_type, stat_date, call_count, error_count, \
+            total_execution_time, min_execution_time, max_execution_time, last_status_code, recorded_at, last_call_at, \
+            \(counters.joined(separator: ", "))) VALUES ($1, $2, $3, $4, 1, $5, $6, $6, $6, $7, $8, $8, \(counterPlaceholders)) \
+            ON CONFLICT (integration_key, endpoint, operation_type, stat_date) DO UPDATE SET \
+            call_count = api_statistics.call_count + 1, \
+            error_count = api_statistics.error_count + excluded.error_count, \
+            total_execution_time = api_statistics.total_execution_time + excluded.total_execution_time, \
+            min_execution_time = CASE WHEN excluded.min_execution_time < api_statistics.min_execution_time \
+            THEN excluded.min_execution_time ELSE api_statistics.min_execution_time END, \
+            max_execution_time = CASE WHEN excluded.max_execution_time > api_statistics.max_execution_time \
+            THEN excluded.max_execution_time ELSE api_statistics.max_execution_time END, \
+            last_status_code = excluded.last_status_code, \
+            last_call_at = CASE WHEN excluded.last_call_at > api_statistics.last_call_at \
+            THEN excluded.last_call_at ELSE api_statistics.last_call_at END, \(counterUpdates)
+            """, binds)
     }
 
     public func get(_ id: OperationID) async throws -> APIOperation {
@@ -136,28 +151,33 @@ public struct APIOperationStore: APIOperationDAO {
             binds.append(value)
             conditions.append(condition(binds.count))
         }
-        if let endpoint = query.endpoint { add({ "endpoint = $\($0)" }, .text(endpoint)) }
+        if let endpoint = query.endpoint { add({ "endpoint = $\($0)" }, .text(APIOperation.template(for: endpoint))) }
+        if let integrationID = query.integrationID { add({ "integration_key = $\($0)" }, .text(integrationID.description)) }
         if let method = query.operationType { add({ "operation_type = $\($0)" }, .text(method.rawValue)) }
         if let fromDay = query.fromDay { add({ "stat_date >= $\($0)" }, .text(fromDay)) }
         if let toDay = query.toDay { add({ "stat_date <= $\($0)" }, .text(toDay)) }
         let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         return try await database.query(
             """
-            SELECT endpoint, operation_type, stat_date, call_count, error_count, total_execution_time, \
-            min_execution_time, max_execution_time, last_status_code, last_call_at FROM api_statistics\(whereClause) \
-            ORDER BY stat_date, endpoint, operation_type LIMIT 10000
+            SELECT integration_key, endpoint, operation_type, stat_date, call_count, error_count, errors_4xx, errors_5xx, \
+            errors_timeout, errors_connection, total_execution_time, min_execution_time, max_execution_time, \
+            \(Self.histogramColumns.joined(separator: ", ")), last_status_code, last_call_at FROM api_statistics\(whereClause) \
+            ORDER BY stat_date, endpoint, operation_type, integration_key LIMIT 10000
             """, binds
         ).map { row in
             guard let method = HTTPMethod(rawValue: try row.string("operation_type")) else {
                 throw SQLError.decoding(column: "operation_type")
             }
+            let integrationKey = try row.string("integration_key")
             return APIStatistics(
+                integrationID: integrationKey.isEmpty ? nil : try IntegrationID(parsing: integrationKey, field: "integration_key"),
                 endpoint: try row.string("endpoint"), operationType: method, day: try row.string("stat_date"),
-                callCount: try row.int("call_count"), errorCount: try row.int("error_count"),
-                totalExecutionTime: try row.int("total_execution_time"),
+                callCount: try row.int("call_count"), errorCount: try row.int("error_count"), errors4xx: try row.int("errors_4xx"),
+                errors5xx: try row.int("errors_5xx"), errorsTimeout: try row.int("errors_timeout"),
+                errorsConnection: try row.int("errors_connection"), totalExecutionTime: try row.int("total_execution_time"),
                 minExecutionTime: try row.int("min_execution_time"), maxExecutionTime: try row.int("max_execution_time"),
-                lastStatusCode: try row.optionalInt("last_status_code").map(Int.init),
-                lastCallAt: try row.date("last_call_at"))
+                latencyHistogram: try Self.histogramColumns.map { try row.int($0) },
+                lastStatusCode: try row.optionalInt("last_status_code").map(Int.init), lastCallAt: try row.date("last_call_at"))
         }
     }
 

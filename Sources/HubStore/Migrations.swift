@@ -96,7 +96,8 @@ public struct Migrator: Sendable {
 
 extension Migration {
     /// Migration 1: the nine tables of DAO-MDE-03-08 with the columns the design's statements name, plus
-    /// what the steps need (counts and sums for statistics, a one-running-job index, cascade rules).
+    /// what the steps need (counts, sums, error classes and a fixed latency histogram for statistics keyed by
+    /// integration, endpoint template, method and UTC day; a one-running-job index; cascade rules).
     static let designTables = Migration(
         version: 1, name: "create_design_tables",
         postgres: [
@@ -175,18 +176,38 @@ extension Migration {
             "CREATE INDEX api_operations_integration ON api_operations (integration_id, created_at DESC)",
             """
             CREATE TABLE api_statistics (
+                integration_key text NOT NULL DEFAULT '',
                 endpoint text NOT NULL,
                 operation_type text NOT NULL,
                 stat_date text NOT NULL,
                 call_count bigint NOT NULL DEFAULT 0,
                 error_count bigint NOT NULL DEFAULT 0,
+                errors_4xx bigint NOT NULL DEFAULT 0,
+                errors_5xx bigint NOT NULL DEFAULT 0,
+                errors_timeout bigint NOT NULL DEFAULT 0,
+                errors_connection bigint NOT NULL DEFAULT 0,
+                latency_00 bigint NOT NULL DEFAULT 0,
+                latency_01 bigint NOT NULL DEFAULT 0,
+                latency_02 bigint NOT NULL DEFAULT 0,
+                latency_03 bigint NOT NULL DEFAULT 0,
+                latency_04 bigint NOT NULL DEFAULT 0,
+                latency_05 bigint NOT NULL DEFAULT 0,
+                latency_06 bigint NOT NULL DEFAULT 0,
+                latency_07 bigint NOT NULL DEFAULT 0,
+                latency_08 bigint NOT NULL DEFAULT 0,
+                latency_09 bigint NOT NULL DEFAULT 0,
+                latency_10 bigint NOT NULL DEFAULT 0,
+                latency_11 bigint NOT NULL DEFAULT 0,
+                latency_12 bigint NOT NULL DEFAULT 0,
+                latency_13 bigint NOT NULL DEFAULT 0,
+                latency_14 bigint NOT NULL DEFAULT 0,
                 total_execution_time bigint NOT NULL DEFAULT 0,
                 min_execution_time bigint NOT NULL DEFAULT 0,
                 max_execution_time bigint NOT NULL DEFAULT 0,
                 last_status_code integer,
                 recorded_at timestamptz NOT NULL DEFAULT now(),
                 last_call_at timestamptz NOT NULL DEFAULT now(),
-                CONSTRAINT api_statistics_pkey PRIMARY KEY (endpoint, operation_type, stat_date)
+                CONSTRAINT api_statistics_pkey PRIMARY KEY (integration_key, endpoint, operation_type, stat_date)
             )
             """,
             """
@@ -324,18 +345,38 @@ extension Migration {
             "CREATE INDEX api_operations_integration ON api_operations (integration_id, created_at DESC)",
             """
             CREATE TABLE api_statistics (
+                integration_key TEXT NOT NULL DEFAULT '',
                 endpoint TEXT NOT NULL,
                 operation_type TEXT NOT NULL,
                 stat_date TEXT NOT NULL,
                 call_count INTEGER NOT NULL DEFAULT 0,
                 error_count INTEGER NOT NULL DEFAULT 0,
+                errors_4xx INTEGER NOT NULL DEFAULT 0,
+                errors_5xx INTEGER NOT NULL DEFAULT 0,
+                errors_timeout INTEGER NOT NULL DEFAULT 0,
+                errors_connection INTEGER NOT NULL DEFAULT 0,
+                latency_00 INTEGER NOT NULL DEFAULT 0,
+                latency_01 INTEGER NOT NULL DEFAULT 0,
+                latency_02 INTEGER NOT NULL DEFAULT 0,
+                latency_03 INTEGER NOT NULL DEFAULT 0,
+                latency_04 INTEGER NOT NULL DEFAULT 0,
+                latency_05 INTEGER NOT NULL DEFAULT 0,
+                latency_06 INTEGER NOT NULL DEFAULT 0,
+                latency_07 INTEGER NOT NULL DEFAULT 0,
+                latency_08 INTEGER NOT NULL DEFAULT 0,
+                latency_09 INTEGER NOT NULL DEFAULT 0,
+                latency_10 INTEGER NOT NULL DEFAULT 0,
+                latency_11 INTEGER NOT NULL DEFAULT 0,
+                latency_12 INTEGER NOT NULL DEFAULT 0,
+                latency_13 INTEGER NOT NULL DEFAULT 0,
+                latency_14 INTEGER NOT NULL DEFAULT 0,
                 total_execution_time INTEGER NOT NULL DEFAULT 0,
                 min_execution_time INTEGER NOT NULL DEFAULT 0,
                 max_execution_time INTEGER NOT NULL DEFAULT 0,
                 last_status_code INTEGER,
                 recorded_at INTEGER NOT NULL,
                 last_call_at INTEGER NOT NULL,
-                CONSTRAINT api_statistics_pkey PRIMARY KEY (endpoint, operation_type, stat_date)
+                CONSTRAINT api_statistics_pkey PRIMARY KEY (integration_key, endpoint, operation_type, stat_date)
             ) STRICT
             """,
             """

@@ -286,22 +286,27 @@ struct Ops: AsyncParsableCommand {
     }
 
     struct Stats: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Daily statistics by endpoint and method.")
+        static let configuration = CommandConfiguration(
+            abstract: "Daily statistics by endpoint template, method and integration, with error classes and p50/p95/p99.")
         @OptionGroup var options: ResourceOptions
-        @Option(help: "Exact endpoint.") var endpoint: String?
+        @Option(help: "Endpoint or its template (/users/{id}).") var endpoint: String?
         @Option(help: "GET, POST, PUT, PATCH or DELETE") var method: String?
+        @Option(help: "Only this integration's calls.") var integration: String?
         @Option(help: "First UTC day, YYYY-MM-DD.") var from: String?
         @Option(help: "Last UTC day, YYYY-MM-DD.") var to: String?
+        @Flag(help: "One row per endpoint, method and integration over the days.") var merge = false
 
         func run() async throws {
-            let (endpoint, method, from, to, json) = (endpoint, method, from, to, options.json)
+            let (endpoint, method, integration, from, to, merge, json) = (endpoint, method, integration, from, to, merge, options.json)
             try await options.withStores { stores in
                 let query = APIStatisticsQuery(
                     endpoint: endpoint, operationType: try method.map { try Validate.oneOf($0, as: HTTPMethod.self, field: "method") },
-                    fromDay: from, toDay: to)
-                let rows = try await stores.apiOperations.statistics(query)
+                    fromDay: from, toDay: to, integrationID: try integration.map { try parseID($0, field: "integration") })
+                var rows = try await stores.apiOperations.statistics(query)
+                if merge { rows = APIStatistics.merged(rows) }
                 output(["items": .array(rows.map(\.json))], json: json,
-                       columns: ["day", "operation_type", "endpoint", "call_count", "error_count", "avg_execution_time", "max_execution_time"])
+                       columns: ["day", "operation_type", "endpoint", "call_count", "error_count", "avg_execution_time", "p50_execution_time",
+                                 "p95_execution_time", "p99_execution_time"])
             }
         }
     }

@@ -196,3 +196,82 @@ struct RetentionTests {
         }
     }
 }
+
+/// Statistics as an analytics user expects them, on both backends.
+@Suite("API statistics: templates, error classes, percentiles", .timeLimit(.minutes(2)))
+struct StatisticsTests {
+    @Test("endpoint templates fold ids together; the query is dropped")
+    func templates() {
+        #expect(APIOperation.template(for: "https://api.example.com/v1/users/42/groups/7?page=2") == "https://api.example.com/v1/users/{id}/groups/{id}")
+        #expect(APIOperation.template(for: "/users/0a1b2c3d-0000-4000-8000-123456789abc") == "/users/{id}")
+        #expect(APIOperation.template(for: "/files/deadbeef01/meta") == "/files/{id}/meta")
+        #expect(APIOperation.template(for: "/tokens/aB3dE5gH7jK9mN1p") == "/tokens/{id}")
+        #expect(APIOperation.template(for: "/v2/employees/search") == "/v2/employees/search")
+    }
+
+    @Test("rows per (integration, template, method, day) with error classes and histogram percentiles that match the raw calls", arguments: Backend.allCases)
+    func percentiles(backend: Backend) async throws {
+        let stores = try await TestEnvironment.stores(backend)
+        let host = "https://\(unique("stats")).example.com"
+        let integration = try await stores.integrations.register(IntegrationContractTests.registration())
+        var latencies: [Int64] = []
+        for index in 1...200 {
+            let time = Int64((index * 37) % 1200 + 1)  // spread over 1…1200 ms
+            latencies.append(time)
+            let operation = try await stores.apiOperations.log(APIOperationRequest(operationType: .GET, endpoint: "\(host)/users/\(index)"))
+            let outcome: APIOperationOutcome = switch index % 10 {
+            case 0: APIOperationOutcome(statusCode: 404, executionTime: time)
+            case 1: APIOperationOutcome(statusCode: 503, executionTime: time)
+            case 2: APIOperationOutcome(statusCode: nil, executionTime: time, errorMessage: "timed out", timedOut: true)
+            case 3: APIOperationOutcome(statusCode: nil, executionTime: time, errorMessage: "the connection failed")
+            default: APIOperationOutcome(statusCode: 200, executionTime: time)
+            }
+            _ = try await stores.apiOperations.complete(operation.id, outcome)
+        }
+        let other = try await stores.apiOperations.log(APIOperationRequest(operationType: .GET, endpoint: "\(host)/users/1", integrationID: integration.id))
+        _ = try await stores.apiOperations.complete(other.id, APIOperationOutcome(statusCode: 200, executionTime: 5))
+
+        let rows = try await stores.apiOperations.statistics(APIStatisticsQuery(endpoint: "\(host)/users/{id}"))
+        #expect(rows.count == 2)
+        let row = try #require(rows.first { $0.integrationID == nil })
+        #expect(row.endpoint == "\(host)/users/{id}")
+        #expect(row.callCount == 200)
+        #expect((row.errors4xx, row.errors5xx, row.errorsTimeout, row.errorsConnection) == (20, 20, 20, 20))
+        #expect(row.errorCount == 80)
+        #expect(row.totalExecutionTime == latencies.reduce(0, +))
+        #expect(row.latencyHistogram.reduce(0, +) == 200)
+        // Each estimate lies in the same histogram bucket as the true percentile of the raw latencies.
+        let sorted = latencies.sorted()
+        for p in [0.5, 0.95, 0.99] {
+            let truth = sorted[Int((p * Double(sorted.count)).rounded(.up)) - 1]
+            let estimate = try #require(row.percentile(p))
+            let bucket = LatencyHistogram.bucket(for: truth)
+            let lower = bucket == 0 ? 0 : Double(LatencyHistogram.bounds[bucket - 1])
+            let upper = bucket < LatencyHistogram.bounds.count ? Double(LatencyHistogram.bounds[bucket]) : Double(row.maxExecutionTime)
+            #expect(estimate >= lower && estimate <= upper, "p\(Int(p * 100)): \(estimate) outside (\(lower), \(upper)] of the true \(truth)")
+        }
+        let byIntegration = try await stores.apiOperations.statistics(APIStatisticsQuery(integrationID: integration.id))
+        #expect(byIntegration.map(\.callCount) == [1])
+    }
+
+    @Test("merging days adds counts and histograms", arguments: Backend.allCases)
+    func merge(backend: Backend) async throws {
+        let clock = ManualClock()
+        let stores = try await TestEnvironment.stores(backend, clock: clock.wallClock)
+        let endpoint = "https://\(unique("merge")).example.com/ping"
+        for (day, time) in [(0, 3), (0, 700), (1, 40), (2, 9000)] {
+            if day > 0 { clock.advance(by: 86_400) }
+            let operation = try await stores.apiOperations.log(APIOperationRequest(operationType: .GET, endpoint: endpoint))
+            _ = try await stores.apiOperations.complete(operation.id, APIOperationOutcome(statusCode: 200, executionTime: Int64(time)))
+        }
+        let rows = try await stores.apiOperations.statistics(APIStatisticsQuery(endpoint: endpoint))
+        #expect(rows.count == 3)
+        let merged = try #require(APIStatistics.merged(rows).first)
+        #expect(APIStatistics.merged(rows).count == 1)
+        #expect(merged.callCount == 4)
+        #expect(merged.minExecutionTime == 3)
+        #expect(merged.maxExecutionTime == 9000)
+        #expect(merged.latencyHistogram == zip(zip(rows[0].latencyHistogram, rows[1].latencyHistogram).map(+), rows[2].latencyHistogram).map(+))
+        #expect(merged.day == "\(rows[0].day)..\(rows[2].day)")
+    }
+}
