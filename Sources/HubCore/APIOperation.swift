@@ -78,8 +78,11 @@ public struct APIOperation: Sendable, Hashable {
     public var status: APIOperationStatus
     /// The HTTP status code (100…599); `nil` while pending or when no response arrived.
     public var statusCode: Int?
-    /// The response data (any JSON); `nil` while pending or when none was recorded.
+    /// The response data (any JSON; a body that is not JSON is stored as a string); `nil` while pending or when none
+    /// was recorded.
     public var responseData: JSONValue?
+    /// Whether the response body was cut at the stored-body cap.
+    public var responseTruncated: Bool
     /// Execution time in milliseconds.
     public var executionTime: Int64?
     /// Why the call failed; `nil` while pending or when no error was recorded.
@@ -95,7 +98,7 @@ public struct APIOperation: Sendable, Hashable {
     public init(
         id: OperationID, integrationID: IntegrationID?, operationType: HTTPMethod, endpoint: String,
         headers: JSONValue?, payload: JSONValue?, timeout: Int, status: APIOperationStatus, statusCode: Int?,
-        responseData: JSONValue?, executionTime: Int64?, errorMessage: String?, startedAt: Date,
+        responseData: JSONValue?, responseTruncated: Bool = false, executionTime: Int64?, errorMessage: String?, startedAt: Date,
         completedAt: Date?, createdAt: Date
     ) {
         self.id = id
@@ -108,6 +111,7 @@ public struct APIOperation: Sendable, Hashable {
         self.status = status
         self.statusCode = statusCode
         self.responseData = responseData
+        self.responseTruncated = responseTruncated
         self.executionTime = executionTime
         self.errorMessage = errorMessage
         self.startedAt = startedAt
@@ -177,6 +181,8 @@ public struct APIOperationOutcome: Sendable, Hashable {
     public var statusCode: Int?
     /// The response data (any JSON), or `nil`.
     public var responseData: JSONValue?
+    /// Whether the response body was cut at the stored-body cap before it became `responseData`.
+    public var responseTruncated: Bool
     /// Execution time in milliseconds (≥ 0).
     public var executionTime: Int64
     /// Why the call failed, or `nil`; a message makes the outcome `failed` whatever the status code.
@@ -186,10 +192,12 @@ public struct APIOperationOutcome: Sendable, Hashable {
 
     /// Creates an outcome with every member given; nothing is validated until ``validate()``.
     public init(
-        statusCode: Int?, responseData: JSONValue? = nil, executionTime: Int64, errorMessage: String? = nil, timedOut: Bool = false
+        statusCode: Int?, responseData: JSONValue? = nil, executionTime: Int64, errorMessage: String? = nil, timedOut: Bool = false,
+        responseTruncated: Bool = false
     ) {
         self.statusCode = statusCode
         self.responseData = responseData
+        self.responseTruncated = responseTruncated
         self.executionTime = executionTime
         self.errorMessage = errorMessage
         self.timedOut = timedOut
@@ -399,18 +407,27 @@ public struct APIOperationFilter: Sendable, Hashable {
     public var integrationID: IntegrationID?
     /// Only operations with this status; `nil` for all.
     public var status: APIOperationStatus?
+    /// Only operations logged at or after this time; `nil` for no lower bound.
+    public var createdFrom: Date?
+    /// Only operations logged before this time; `nil` for no upper bound.
+    public var createdBefore: Date?
 
     /// Creates a filter with every member given; `nil` members do not filter.
-    public init(integrationID: IntegrationID? = nil, status: APIOperationStatus? = nil) {
+    public init(
+        integrationID: IntegrationID? = nil, status: APIOperationStatus? = nil, createdFrom: Date? = nil, createdBefore: Date? = nil
+    ) {
         self.integrationID = integrationID
         self.status = status
+        self.createdFrom = createdFrom
+        self.createdBefore = createdBefore
     }
 }
 
 /// DAO-MDE-03-08-03, API Operation: every outbound call logged, completed and folded into daily statistics.
 ///
-/// Statistics are kept as counts and sums in one row per (endpoint, operation_type, UTC day), updated by a single
-/// upsert, so any number of concurrent writers in any number of processes produce exact totals.
+/// Statistics are kept as counts, sums and a latency histogram in one row per (integration, endpoint template,
+/// operation_type, UTC day), updated by a single upsert, so any number of concurrent writers in any number of processes
+/// produce exact totals.
 public protocol APIOperationDAO: Sendable {
     /// Step 1: validates and logs a `pending` operation (timeout defaults to 30 s). Credential-bearing headers and
     /// query parameters are stored as `[REDACTED]` (the statistics key is the redacted endpoint too).

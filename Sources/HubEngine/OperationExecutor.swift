@@ -8,9 +8,15 @@ public struct OperationExecutor: Sendable {
     let auth: AuthApplier
     let integrations: any ExternalSystemIntegrationDAO
     let operations: any APIOperationDAO
+    /// Response bytes stored per operation (default 64 KiB); longer bodies are cut and flagged `response_truncated`.
+    public let responseBodyCap: Int
 
     /// An executor over the gateway, an auth applier (its OAuth2 token cache), and the DAOs it reads and records into.
-    public init(gateway: OutboundGateway, auth: AuthApplier, integrations: any ExternalSystemIntegrationDAO, operations: any APIOperationDAO) {
+    public init(
+        gateway: OutboundGateway, auth: AuthApplier, integrations: any ExternalSystemIntegrationDAO, operations: any APIOperationDAO,
+        responseBodyCap: Int = 64 * 1024
+    ) {
+        self.responseBodyCap = responseBodyCap
         self.gateway = gateway
         self.auth = auth
         self.integrations = integrations
@@ -57,7 +63,8 @@ public struct OperationExecutor: Sendable {
             if !headers.keys.contains(where: { $0.lowercased() == "content-type" }) { headers["Content-Type"] = "application/json" }
         }
         let outcome = await gateway.send(
-            method: request.operationType.rawValue, url: url, headers: headers, body: body, timeout: .seconds(operation.timeout))
+            method: request.operationType.rawValue, url: url, headers: headers, body: body, timeout: .seconds(operation.timeout),
+            bodyCap: responseBodyCap)
         var responseData: JSONValue?
         if outcome.statusCode != nil, !outcome.body.isEmpty {
             responseData = ((try? JSONDecoder().decode(JSONValue.self, from: outcome.body))
@@ -68,6 +75,6 @@ public struct OperationExecutor: Sendable {
             operation.id,
             APIOperationOutcome(
                 statusCode: outcome.statusCode, responseData: responseData, executionTime: outcome.elapsedMilliseconds, errorMessage: error,
-                timedOut: outcome.timedOut))
+                timedOut: outcome.timedOut, responseTruncated: outcome.truncated))
     }
 }

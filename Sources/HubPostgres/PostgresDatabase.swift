@@ -140,6 +140,7 @@ public final class PostgresDatabase: SQLDatabase {
             case .timestamp(let date): bindings.append(Timestamp(microseconds: SQLValue.microseconds(date)))
             case .json(let text): bindings.append(JSONB(text: text))
             case .textArray(let elements): bindings.append(elements)
+            case .bool(let value): bindings.append(value)
             }
         }
         return bindings

@@ -149,6 +149,7 @@ public final class SQLiteDatabase: SQLDatabase {
         case .uuid(let uuid): return .text(uuid.uuidString.lowercased())
         case .timestamp(let date): return .integer(SQLiteInt64(SQLValue.microseconds(date)))
         case .textArray(let elements): return .text(JSONValue.array(elements.map { .string($0) }).jsonText)
+        case .bool(let value): return .integer(value ? 1 : 0)
         }
     }
 

@@ -160,10 +160,11 @@ enum Schemas {
             ["operation_id": uuid, "integration_id": ["type": ["string", "null"], "format": "uuid"], "operation_type": enumeration(HTTPMethod.allCases.map(\.rawValue)),
              "endpoint": string, "headers": nullableObject, "payload": anyJSON, "timeout": integer,
              "status": enumeration(APIOperationStatus.allCases.map(\.rawValue)), "status_code": nullableInteger, "response_data": anyJSON,
+             "response_truncated": ["type": "boolean"],
              "execution_time": nullableInteger, "error_message": nullableString, "started_at": timestamp, "completed_at": nullableTimestamp,
              "created_at": timestamp],
             required: ["operation_id", "integration_id", "operation_type", "endpoint", "headers", "payload", "timeout", "status", "status_code",
-                       "response_data", "execution_time", "error_message", "started_at", "completed_at", "created_at"]),
+                       "response_data", "response_truncated", "execution_time", "error_message", "started_at", "completed_at", "created_at"]),
         "APIOperationPage": page("APIOperation"),
         "APIOperationCreate": object(
             ["operation_type": enumeration(HTTPMethod.allCases.map(\.rawValue)), "endpoint": string, "headers": anyObject, "payload": anyJSON,

@@ -15,7 +15,7 @@ final class APIRoutes: @unchecked Sendable {
     let tester: ConnectivityTester
     let executor: OperationExecutor
 
-    init(router: Router<HubRequestContext>, stores: HubStores, bodyLimit: Int, gateway: OutboundGateway) {
+    init(router: Router<HubRequestContext>, stores: HubStores, bodyLimit: Int, gateway: OutboundGateway, responseBodyCap: Int = 64 * 1024) {
         self.router = router
         self.stores = stores
         self.bodyLimit = bodyLimit
@@ -24,7 +24,8 @@ final class APIRoutes: @unchecked Sendable {
         self.tester = ConnectivityTester(
             gateway: gateway, auth: auth, integrations: stores.integrations, webhooks: stores.webhooks, connections: stores.connections)
         self.executor = OperationExecutor(
-            gateway: gateway, auth: auth, integrations: stores.integrations, operations: stores.apiOperations)
+            gateway: gateway, auth: auth, integrations: stores.integrations, operations: stores.apiOperations,
+            responseBodyCap: responseBodyCap)
     }
 
     typealias Handler = @Sendable (Request, HubRequestContext) async throws -> Response
@@ -241,9 +242,12 @@ final class APIRoutes: @unchecked Sendable {
         }
         add(.get, "/v1/api-operations", on: v1, summary: "List API operations, newest first", tag: tag,
             query: [("integration_id", "only this integration's calls"), ("status", "pending, completed or failed"),
+                    ("from", "logged at or after this RFC 3339 time"), ("to", "logged before this RFC 3339 time"),
                     ("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")],
             response: "APIOperationPage", errors: [422]) { request, _ in
             var filter = APIOperationFilter()
+            if let text = request.query("from") { filter.createdFrom = try RFC3339.parse(text, field: "from") }
+            if let text = request.query("to") { filter.createdBefore = try RFC3339.parse(text, field: "to") }
             if let text = request.query("integration_id") { filter.integrationID = try IntegrationID(parsing: text, field: "integration_id") }
             if let text = request.query("status") { filter.status = try Validate.oneOf(text, as: APIOperationStatus.self, field: "status") }
             return try await stores.apiOperations.list(filter, try request.pageRequest()).json(\.json).response()

@@ -18,6 +18,8 @@ public struct ServerConfiguration: Sendable {
     public var bodyLimit: Int
     /// Where outbound requests (tests, probes, executed operations) may go.
     public var outboundPolicy: OutboundPolicy
+    /// Response bytes stored per API operation (default 64 KiB).
+    public var responseBodyCap: Int = 64 * 1024
 
     /// A configuration with every member given.
     public init(
@@ -49,7 +51,8 @@ public enum HubServer {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: ProblemMiddleware())
-        let routes = APIRoutes(router: router, stores: stores, bodyLimit: configuration.bodyLimit, gateway: gateway)
+        let routes = APIRoutes(
+            router: router, stores: stores, bodyLimit: configuration.bodyLimit, gateway: gateway, responseBodyCap: configuration.responseBodyCap)
         routes.add(.get, "/healthz", on: nil, summary: "The process is up", tag: "Operations", response: "Status") { _, _ in
             JSONValue.object(["status": "ok"]).response()
         }

@@ -137,6 +137,17 @@ extension Page {
 
 /// RFC 3339 timestamps in UTC with microseconds (the precision the stores keep): `2026-11-27T08:01:56.123456Z`.
 enum RFC3339 {
+    /// Parses an RFC 3339 time (with or without fractional seconds). - Throws: `validation(field)`.
+    static func parse(_ text: String, field: String) throws -> Date {
+        let plain = ISO8601DateFormatter()
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        guard let date = fractional.date(from: text) ?? plain.date(from: text) else {
+            throw HubError.validation(field: field, reason: "must be an RFC 3339 time such as 2026-11-27T08:00:00Z")
+        }
+        return date
+    }
+
     static func format(_ date: Date) -> String {
         let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
         var seconds = time_t(micros / 1_000_000)

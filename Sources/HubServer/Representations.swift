@@ -45,6 +45,7 @@ extension APIOperation {
             "operation_type": .string(operationType.rawValue), "endpoint": .string(endpoint), "headers": headers ?? .null,
             "payload": payload ?? .null, "timeout": .int(Int64(timeout)), "status": .string(status.rawValue),
             "status_code": statusCode.map { .int(Int64($0)) } ?? .null, "response_data": responseData ?? .null,
+            "response_truncated": .bool(responseTruncated),
             "execution_time": executionTime.map(JSONValue.int) ?? .null, "error_message": errorMessage.map(JSONValue.string) ?? .null,
             "started_at": .timestamp(startedAt), "completed_at": .timestamp(completedAt), "created_at": .timestamp(createdAt),
         ]

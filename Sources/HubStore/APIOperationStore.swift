@@ -5,15 +5,18 @@ import HubCore
 public struct APIOperationStore: APIOperationDAO {
     let database: any SQLDatabase
     let clock: WallClock
+    let redactedHeaders: Set<String>
 
-    public init(database: any SQLDatabase, clock: WallClock = .system) {
+    /// A store over `database`; `redactedHeaders` names headers (any case) redacted in addition to the built-in ones.
+    public init(database: any SQLDatabase, clock: WallClock = .system, redactedHeaders: Set<String> = []) {
         self.database = database
         self.clock = clock
+        self.redactedHeaders = Set(redactedHeaders.map { $0.lowercased() })
     }
 
     static let columns = """
         operation_id, integration_id, operation_type, endpoint, headers, payload, timeout, status, status_code, \
-        response_data, execution_time, error_message, started_at, completed_at, created_at
+        response_data, response_truncated, execution_time, error_message, started_at, completed_at, created_at
         """
 
     public func log(_ request: APIOperationRequest) async throws -> APIOperation {
@@ -22,7 +25,7 @@ public struct APIOperationStore: APIOperationDAO {
         let now = clock.now()
         let storedHeaders: JSONValue? =
             request.headers == nil || request.headers == .null
-            ? nil : .object(APIOperation.redact(headers).mapValues { .string($0) })
+            ? nil : .object(APIOperation.redact(headers, extra: redactedHeaders).mapValues { .string($0) })
         do {
             let row = try await database.queryOne(
                 """
@@ -51,13 +54,14 @@ public struct APIOperationStore: APIOperationDAO {
                 let row = try await executor.queryOne(
                     """
                     UPDATE api_operations SET status = $1, status_code = $2, response_data = $3, execution_time = $4, \
-                    error_message = $5, completed_at = $6 WHERE operation_id = $7 AND status = 'pending' \
+                    error_message = $5, completed_at = $6, response_truncated = $8 WHERE operation_id = $7 AND status = 'pending' \
                     RETURNING \(Self.columns)
                     """,
                     [
                         .text(outcome.status.rawValue), .optional(outcome.statusCode) { .int(Int64($0)) },
                         .optional(outcome.responseData) { .json($0.jsonText) }, .int(outcome.executionTime),
                         .optional(outcome.errorMessage) { .text($0) }, .timestamp(now), .uuid(id.uuid),
+                        .bool(outcome.responseTruncated),
                     ])
             else { return nil }
             let operation = try decode(row)
@@ -117,6 +121,8 @@ public struct APIOperationStore: APIOperationDAO {
         var query = ListQuery(table: "api_operations", idColumn: "operation_id", columns: Self.columns)
         if let integrationID = filter.integrationID { query.filter("integration_id", .uuid(integrationID.uuid)) }
         if let status = filter.status { query.filter("status", .text(status.rawValue)) }
+        if let from = filter.createdFrom { query.filter("created_at", ">=", .timestamp(from)) }
+        if let before = filter.createdBefore { query.filter("created_at", "<", .timestamp(before)) }
         return try await query.run(on: database, page: page) { row in
             let operation = try decode(row)
             return (operation, PageCursor(createdAt: operation.createdAt, id: operation.id.uuid))
@@ -194,7 +200,8 @@ public struct APIOperationStore: APIOperationDAO {
             endpoint: try row.string("endpoint"), headers: try row.optionalJSON("headers"),
             payload: try row.optionalJSON("payload"), timeout: Int(try row.int("timeout")), status: status,
             statusCode: try row.optionalInt("status_code").map(Int.init),
-            responseData: try row.optionalJSON("response_data"), executionTime: try row.optionalInt("execution_time"),
+            responseData: try row.optionalJSON("response_data"), responseTruncated: try row.bool("response_truncated"),
+            executionTime: try row.optionalInt("execution_time"),
             errorMessage: try row.optionalString("error_message"), startedAt: try row.date("started_at"),
             completedAt: try row.optionalDate("completed_at"), createdAt: try row.date("created_at"))
     }

@@ -18,11 +18,12 @@ public struct HubStores: Sendable {
     public let apiKeys: any APIKeyDAO
 
     /// The DAOs over `database`. Secrets are sealed with `sealer`; timestamps come from `clock`.
-    public init(database: any SQLDatabase, sealer: SecretSealer, clock: WallClock = .system) {
+    /// `redactedHeaders` adds header names to the ones API operations never store.
+    public init(database: any SQLDatabase, sealer: SecretSealer, clock: WallClock = .system, redactedHeaders: Set<String> = []) {
         self.database = database
         integrations = IntegrationStore(database: database, sealer: sealer, clock: clock)
         syncJobs = SyncJobStore(database: database, clock: clock)
-        apiOperations = APIOperationStore(database: database, clock: clock)
+        apiOperations = APIOperationStore(database: database, clock: clock, redactedHeaders: redactedHeaders)
         webhooks = WebhookStore(database: database, sealer: sealer, clock: clock)
         connections = ConnectionStore(database: database, sealer: sealer, clock: clock)
         apiKeys = APIKeyStore(database: database, clock: clock)

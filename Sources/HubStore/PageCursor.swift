@@ -50,8 +50,13 @@ struct ListQuery {
 
     /// Adds `column = value`.
     mutating func filter(_ column: String, _ value: SQLValue) {
+        filter(column, "=", value)
+    }
+
+    /// Adds `column <operator> value` (`operator` is one of `=`, `<`, `>=`, written by the store, never by a caller).
+    mutating func filter(_ column: String, _ comparison: String, _ value: SQLValue) {
         binds.append(value)
-        conditions.append("\(column) = $\(binds.count)")
+        conditions.append("\(column) \(comparison) $\(binds.count)")
     }
 
     /// Runs the query for `page` and maps rows with `decode`, whose second result is the row's (createdAt, id).

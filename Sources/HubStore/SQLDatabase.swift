@@ -28,6 +28,8 @@ public enum SQLValue: Sendable, Hashable {
     case json(String)
     /// A list of strings (PostgreSQL `text[]`; SQLite JSON text).
     case textArray([String])
+    /// A truth value (PostgreSQL `boolean`; SQLite integer 0 or 1).
+    case bool(Bool)
 
     /// Binds an optional value, `null` when absent.
     public static func optional<T>(_ value: T?, _ wrap: (T) -> SQLValue) -> SQLValue {
@@ -100,6 +102,15 @@ public struct SQLRow: Sendable {
     }
 
     /// The column as a double (an integer is converted). - Throws: `decoding` otherwise.
+    /// The column as a truth value (PostgreSQL boolean, SQLite 0/1). - Throws: ``SQLError/decoding(column:)``.
+    public func bool(_ column: String) throws -> Bool {
+        switch value(column) {
+        case .bool(let value): return value
+        case .int(let value): return value != 0
+        default: throw SQLError.decoding(column: column)
+        }
+    }
+
     public func double(_ column: String) throws -> Double {
         switch value(column) {
         case .double(let value): return value

@@ -23,8 +23,14 @@ struct ResourceOptions: ParsableArguments {
     /// Runs `body` with the stores and the engine over a gateway under the configured policy (shut down afterwards).
     func withEngine(_ body: @escaping @Sendable (HubStores, Engine) async throws -> Void) async throws {
         var policy = try OutboundPolicy()
-        try await reportingErrors { policy = try database.settings().outboundPolicy(allowlistFlag: outboundAllowlist) }
+        var cap = 64 * 1024
+        try await reportingErrors {
+            policy = try database.settings().outboundPolicy(allowlistFlag: outboundAllowlist)
+            cap = try database.settings().int("response_body_cap", flag: nil) ?? cap
+            try Validate.range(cap, 0...(16 << 20), field: "response_body_cap")
+        }
         let outboundPolicy = policy
+        let responseBodyCap = cap
         try await withStores { stores in
             let gateway = OutboundGateway(policy: outboundPolicy)
             let auth = AuthApplier(gateway: gateway)
@@ -32,7 +38,9 @@ struct ResourceOptions: ParsableArguments {
                 tester: ConnectivityTester(
                     gateway: gateway, auth: auth, integrations: stores.integrations, webhooks: stores.webhooks,
                     connections: stores.connections),
-                executor: OperationExecutor(gateway: gateway, auth: auth, integrations: stores.integrations, operations: stores.apiOperations))
+                executor: OperationExecutor(
+                    gateway: gateway, auth: auth, integrations: stores.integrations, operations: stores.apiOperations,
+                    responseBodyCap: responseBodyCap))
             do {
                 try await body(stores, engine)
             } catch {
@@ -52,9 +60,10 @@ struct ResourceOptions: ParsableArguments {
                 settings: try database.settings(), dataDirectory: try database.resolvedDataDirectory(), location: location,
                 isEmbeddedDefault: try database.isEmbeddedDefault())
             let embedded = try database.isEmbeddedDefault()
+            let redactedHeaders = try database.settings().redactedHeaders()
             try await location.withDatabase(logger: try makeLogger(database)) { database in
                 try await prepareSchema(database, embedded: embedded)
-                try await body(HubStores(database: database, sealer: sealer))
+                try await body(HubStores(database: database, sealer: sealer, redactedHeaders: redactedHeaders))
             }
         }
     }

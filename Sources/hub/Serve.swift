@@ -81,6 +81,11 @@ struct Serve: AsyncParsableCommand {
             }
             guard configuration.bodyLimit >= 1024 else { throw HubError.validation(field: "body_limit", reason: "must be at least 1024") }
             configuration.outboundPolicy = try settings.outboundPolicy(allowlistFlag: outboundAllowlist)
+            if let cap = try settings.int("response_body_cap", flag: nil) {
+                try Validate.range(cap, 0...(16 << 20), field: "response_body_cap")
+                configuration.responseBodyCap = cap
+            }
+            let redactedHeaders = try settings.redactedHeaders()
             let operationDays = try settings.int("operations_retention_days", flag: nil) ?? 30
             let statisticsDays = try settings.int("statistics_retention_days", flag: nil) ?? 400
             let mode = try settings.string("migrate", flag: migrate) ?? "apply"
@@ -98,7 +103,7 @@ struct Serve: AsyncParsableCommand {
                 let logger = serverLogger
                 let migrator = Migrator(database: database)
                 if mode == "apply" { try await migrator.migrate() } else { try await migrator.check() }
-                let stores = HubStores(database: database, sealer: sealer)
+                let stores = HubStores(database: database, sealer: sealer, redactedHeaders: redactedHeaders)
                 // Only on a first start (no key ever made): a revoked admin key stays revoked.
                 if try await stores.apiKeys.list().isEmpty {
                     if case .sqlite = location {

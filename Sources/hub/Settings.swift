@@ -7,11 +7,12 @@ import Logging
 ///
 /// File keys (all optional; unknown keys are refused): `database_url`, `data_dir`, `host`, `port`, `body_limit`,
 /// `migrate`, `key_file`, `sealing_keys`, `log_level`, `outbound_allowlist`, `require_https`,
-/// `operations_retention_days`, `statistics_retention_days`. Each matches the environment variable `HUB_<KEY>`.
+/// `operations_retention_days`, `statistics_retention_days`, `response_body_cap`, `redact_headers`. Each matches the environment variable `HUB_<KEY>`.
 struct Settings {
     static let keys: Set<String> = [
         "database_url", "data_dir", "host", "port", "body_limit", "migrate", "key_file", "sealing_keys", "log_level",
-        "outbound_allowlist", "require_https", "operations_retention_days", "statistics_retention_days",
+        "outbound_allowlist", "require_https", "operations_retention_days", "statistics_retention_days", "response_body_cap",
+        "redact_headers",
     ]
 
     let file: [String: JSONValue]
@@ -74,6 +75,11 @@ struct Settings {
         return try OutboundPolicy(
             allowlist: allowlist.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
             requireHTTPS: try bool("require_https", flag: nil) ?? false)
+    }
+
+    /// Extra header names never stored with API operations (`redact_headers`, comma-separated).
+    func redactedHeaders() throws -> Set<String> {
+        Set((try string("redact_headers", flag: nil) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
     }
 
     /// The integer setting `key` (flag, environment, file). - Throws: `validation(key)` when it is not an integer.

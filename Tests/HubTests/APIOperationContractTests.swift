@@ -159,6 +159,17 @@ struct APIOperationContractTests {
         let completed = try await stores.apiOperations.list(
             APIOperationFilter(integrationID: integration.id, status: .completed), PageRequest())
         #expect(completed.items.map(\.id) == [ids[0]])
+        // A time range: logged at or after the second call, before the fourth.
+        let second = try await stores.apiOperations.get(ids[1]).createdAt
+        let fourth = try await stores.apiOperations.get(ids[3]).createdAt
+        let window = try await stores.apiOperations.list(
+            APIOperationFilter(integrationID: integration.id, createdFrom: second, createdBefore: fourth), PageRequest())
+        #expect(window.items.map(\.id) == [ids[2], ids[1]])
+        // Configured header names are redacted too.
+        let strict = HubStores(database: stores.database, sealer: TestEnvironment.sealer, redactedHeaders: ["X-Partner-Secret"])
+        let redacted = try await strict.apiOperations.log(APIOperationRequest(
+            operationType: .GET, endpoint: "/x", headers: ["x-partner-secret": "p-1", "X-Trace": "t"], integrationID: integration.id))
+        #expect(redacted.headers == ["x-partner-secret": "[REDACTED]", "X-Trace": "t"])
     }
 }
 

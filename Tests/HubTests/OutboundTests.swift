@@ -39,6 +39,16 @@ actor TargetServer {
                 try await writer.finish(nil)
             })
         }
+        router.get("/big") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json"],
+                     body: .init(byteBuffer: ByteBuffer(string: "[" + String(repeating: "\"0123456789\",", count: 10_000) + "0]")))
+        }
+        router.get("/drop") { _, _ -> Response in
+            Response(status: .ok, body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "partial"))
+                throw CancellationError()
+            })
+        }
         router.get("/nul") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(bytes: [0x61, 0x00, 0x62])))
         }
@@ -231,6 +241,15 @@ struct OutboundTests {
                 let nul = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": .string(base + "/nul")])
                 #expect(nul["status"] == "completed")
                 #expect(nul["response_data"] == "a\u{FFFD}b")
+                // Bodies beyond the cap are cut and flagged; a connection dropped mid-body is a failed call.
+                let big = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": .string(base + "/big")])
+                #expect(big["status"] == "completed")
+                #expect(big["response_truncated"] == true)
+                #expect(big["response_data"]?.stringValue?.utf8.count == 64 * 1024)
+                let dropped = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": .string(base + "/drop")])
+                #expect(dropped["status"] == "failed")
+                #expect(dropped["status_code"] == .null)
+                #expect(dropped["error_message"] == "the connection failed")
                 // A host name is resolved, checked and pinned: localhost (allowlisted here) is reached by name.
                 let named = try await client.send(.post, "/v1/api-operations", json: [
                     "operation_type": "GET", "endpoint": .string(base.replacingOccurrences(of: "127.0.0.1", with: "localhost") + "/json"),

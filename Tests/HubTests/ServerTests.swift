@@ -151,6 +151,12 @@ struct ServerTests {
             #expect(fetched["execution_time"] == 40)
             let listed = try await client.checked(.get, "/v1/api-operations?status=completed&limit=500", document: document)
             #expect(listed.status == .ok)
+            let future = try await client.checked(.get, "/v1/api-operations?from=2999-01-01T00:00:00Z", document: document)
+            #expect(future["items"] == [])
+            let window = try await client.checked(
+                .get, "/v1/api-operations?from=2000-01-01T00:00:00.5Z&to=2999-01-01T00:00:00Z&limit=500", document: document)
+            #expect(window["items"]?.arrayValue?.contains { $0.objectValue?["operation_id"] == .string(operation.id.description) } == true)
+            #expect(try await client.checked(.get, "/v1/api-operations?from=yesterday", document: document)["field"] == "from")
             let escaped = endpoint.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
             let statistics = try await client.checked(.get, "/v1/api-statistics?endpoint=\(escaped)&method=GET", document: document)
             #expect(statistics["items"]?.arrayValue?.first?.objectValue?["avg_execution_time"] == 40)
