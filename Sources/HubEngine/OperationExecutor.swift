@@ -29,6 +29,33 @@ public struct OperationExecutor: Sendable {
     ///   `notFound` for an unknown integration. Network, policy and OAuth2 token failures are not thrown: they
     ///   complete the operation as `failed` with the reason.
     public func execute(_ request: APIOperationRequest) async throws -> APIOperation {
+        try await execute(request, retries: 0).last!
+    }
+
+    /// Runs `request` up to `retries` more times (0–5) while the attempt may succeed on a retry (no answer, 429, 5xx),
+    /// waiting `Retry-After` when the server sends one (at most 30 s), else 0.5 s doubling with ±20 % jitter. Only
+    /// idempotent methods (GET, PUT, DELETE) may be retried. Every attempt is logged as its own operation; returns
+    /// them in order, the last one being the outcome.
+    /// - Throws: as ``execute(_:)``; `validation(retries)` for a count outside 0…5 or a non-idempotent method.
+    public func execute(_ request: APIOperationRequest, retries: Int) async throws -> [APIOperation] {
+        try Validate.range(retries, 0...5, field: "retries")
+        if retries > 0, ![.GET, .PUT, .DELETE].contains(request.operationType) {
+            throw HubError.validation(field: "retries", reason: "only idempotent methods (GET, PUT, DELETE) may be retried")
+        }
+        var attempts: [APIOperation] = []
+        for attempt in 0...retries {
+            let (operation, outcome) = try await attemptOnce(request)
+            attempts.append(operation)
+            guard attempt < retries, let outcome, outcome.isRetryable else { break }
+            let backoff = 0.5 * pow(2, Double(attempt)) * Double.random(in: 0.8...1.2)
+            let delay = outcome.retryAfter.map { min($0, .seconds(30)) } ?? .milliseconds(Int64(backoff * 1000))
+            try await Task.sleep(for: delay)
+        }
+        return attempts
+    }
+
+    /// One attempt: steps 1-3; the gateway's outcome is returned when a request was sent.
+    private func attemptOnce(_ request: APIOperationRequest) async throws -> (APIOperation, HTTPOutcome?) {
         var headers = try request.validate()
         var url = request.endpoint
         var authConfig: AuthConfig?
@@ -53,8 +80,9 @@ public struct OperationExecutor: Sendable {
                 headers.merge(try await auth.headers(for: authConfig)) { _, auth in auth }
             } catch HubError.unavailable(let reason) {
                 // A token that cannot be had fails this operation, recorded like any other failure.
-                return try await operations.complete(
+                let failed = try await operations.complete(
                     operation.id, APIOperationOutcome(statusCode: nil, executionTime: 0, errorMessage: reason))
+                return (failed, nil)
             }
         }
         var body: Data?
@@ -71,10 +99,11 @@ public struct OperationExecutor: Sendable {
                 ?? .string(String(decoding: outcome.body, as: UTF8.self))).replacingNUL
         }
         let error = outcome.error ?? outcome.statusCode.flatMap { $0 >= 400 ? "the endpoint answered \($0)" : nil }
-        return try await operations.complete(
+        let completed = try await operations.complete(
             operation.id,
             APIOperationOutcome(
                 statusCode: outcome.statusCode, responseData: responseData, executionTime: outcome.elapsedMilliseconds, errorMessage: error,
                 timedOut: outcome.timedOut, responseTruncated: outcome.truncated))
+        return (completed, outcome)
     }
 }

@@ -23,6 +23,16 @@ public struct HTTPOutcome: Sendable, Hashable {
     public var error: String?
     /// Whether the exchange ran out of time.
     public var timedOut: Bool = false
+    /// Whether the policy refused the destination (nothing was sent; retrying cannot help).
+    public var refused: Bool = false
+    /// The response's `Retry-After`, in seconds or as an HTTP date, as a delay from now.
+    public var retryAfter: Duration?
+
+    /// Whether a retry may succeed: no answer (but not refused), 429, or a 5xx.
+    public var isRetryable: Bool {
+        guard let statusCode else { return !refused }
+        return statusCode == 429 || statusCode >= 500
+    }
 }
 
 /// Every outbound HTTP request the hub makes goes through here: one shared AsyncHTTPClient (redirects are not
@@ -94,8 +104,9 @@ public final class OutboundGateway: Sendable {
         do {
             pinned = try await checkDestination(url)
         } catch let error as HubError {
-            if case .validation(_, let reason) = error { return failure(reason) }
-            return failure("\(error)")
+            var refusal = failure({ if case .validation(_, let reason) = error { return reason } else { return "\(error)" } }())
+            refusal.refused = true
+            return refusal
         } catch {
             return failure("the destination could not be checked")
         }
@@ -123,9 +134,11 @@ public final class OutboundGateway: Sendable {
                 }
                 collected.append(contentsOf: chunk.readableBytesView)
             }
-            return HTTPOutcome(
+            var outcome = HTTPOutcome(
                 statusCode: Int(response.status.code), body: collected, truncated: truncated, elapsedMilliseconds: elapsed(),
                 error: nil)
+            outcome.retryAfter = response.headers.first(name: "Retry-After").flatMap(Self.retryAfter)
+            return outcome
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
             var timedOut = failure("timed out after \(timeout)")
             timedOut.timedOut = true
@@ -133,6 +146,17 @@ public final class OutboundGateway: Sendable {
         } catch {
             return failure("the connection failed")
         }
+    }
+
+    /// `Retry-After` as a delay: delta-seconds, or an HTTP date (RFC 9110) from now; never negative.
+    static func retryAfter(_ value: String) -> Duration? {
+        if let seconds = Int64(value.trimmingCharacters(in: .whitespaces)) { return .seconds(max(0, seconds)) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: value) else { return nil }
+        return .milliseconds(max(0, Int64(date.timeIntervalSinceNow * 1000)))
     }
 
     /// Checks the URL's scheme and every address its host resolves to against the policy; returns the host and the

@@ -119,6 +119,7 @@ enum Schemas {
 
     static let extended: [String: JSONValue] = [
         "IntegrationTested": extend("Integration", ["test_result": testResult]),
+        "APIOperationExecuted": extend("APIOperation", ["attempts": ["type": "array", "items": uuid, "description": "Every attempt's operation_id, in order; the body describes the last"]]),
         "ConnectionChecked": extend("Connection", ["check_result": testResult]),
         "SyncJobDetail": extend("SyncJob", ["batches": ["type": "array", "items": ["$ref": "#/components/schemas/SyncBatch"]]]),
         "WebhookCreated": extend("Webhook", ["secret": ["type": "string", "description": "The signing secret, shown only in this response"]]),
@@ -168,7 +169,9 @@ enum Schemas {
         "APIOperationPage": page("APIOperation"),
         "APIOperationCreate": object(
             ["operation_type": enumeration(HTTPMethod.allCases.map(\.rawValue)), "endpoint": string, "headers": anyObject, "payload": anyJSON,
-             "timeout": integer, "integration_id": uuid], required: ["operation_type", "endpoint"]),
+             "timeout": integer, "integration_id": uuid,
+             "retries": ["type": "integer", "minimum": 0, "maximum": 5, "description": "GET, PUT and DELETE only: retries on no answer, 429 and 5xx, honouring Retry-After"]],
+            required: ["operation_type", "endpoint"]),
         "APIStatistics": object(
             ["integration_id": ["type": ["string", "null"], "format": "uuid"], "endpoint": string,
              "operation_type": enumeration(HTTPMethod.allCases.map(\.rawValue)), "day": string, "call_count": integer,

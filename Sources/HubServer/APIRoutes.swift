@@ -228,17 +228,21 @@ final class APIRoutes: @unchecked Sendable {
         let stores = self.stores
         let tag = "API operations"
         add(.post, "/v1/api-operations", on: v1, summary: "Execute an API call through the gateway: log, execute, measure, fold into statistics (design steps 1-3)", tag: tag,
-            request: "APIOperationCreate", success: 201, response: "APIOperation", errors: [404]) { request, _ in
+            request: "APIOperationCreate", success: 201, response: "APIOperationExecuted", errors: [404]) { request, _ in
             let body = try await self.body(request)
-            try body.allowOnly(["operation_type", "endpoint", "headers", "payload", "timeout", "integration_id"])
+            try body.allowOnly(["operation_type", "endpoint", "headers", "payload", "timeout", "integration_id", "retries"])
             guard let method = try body.optionalEnum("operation_type", HubCore.HTTPMethod.self) else {
                 throw HubError.validation(field: "operation_type", reason: "is required")
             }
             let integrationID = try body.optionalString("integration_id").map { try IntegrationID(parsing: $0, field: "integration_id") }
-            let completed = try await self.executor.execute(APIOperationRequest(
-                operationType: method, endpoint: try body.string("endpoint"), headers: body.optionalJSON("headers"),
-                payload: body.optionalJSON("payload"), timeout: try body.optionalInt("timeout"), integrationID: integrationID))
-            return completed.json.response(status: .created)
+            let attempts = try await self.executor.execute(
+                APIOperationRequest(
+                    operationType: method, endpoint: try body.string("endpoint"), headers: body.optionalJSON("headers"),
+                    payload: body.optionalJSON("payload"), timeout: try body.optionalInt("timeout"), integrationID: integrationID),
+                retries: try body.optionalInt("retries") ?? 0)
+            guard let last = attempts.last, case .object(var members) = last.json else { throw HubError.unavailable(reason: "no attempt ran") }
+            members["attempts"] = .array(attempts.map { .string($0.id.description) })
+            return JSONValue.object(members).response(status: .created)
         }
         add(.get, "/v1/api-operations", on: v1, summary: "List API operations, newest first", tag: tag,
             query: [("integration_id", "only this integration's calls"), ("status", "pending, completed or failed"),

@@ -509,14 +509,20 @@ extension Ops {
         @Option(help: "Request headers JSON, inline or @file.") var headers: String?
         @Option(help: "Request payload JSON, inline or @file.") var payload: String?
         @Option(help: "Timeout in seconds, 1-300 (default 30).") var timeout: Int?
+        @Option(help: "Retries on no answer, 429 and 5xx (0-5; GET, PUT and DELETE only).") var retries = 0
 
         func run() async throws {
-            let (method, endpoint, integration, headers, payload, timeout, json) = (method, endpoint, integration, headers, payload, timeout, options.json)
+            let (method, endpoint, integration, headers, payload, timeout, retries, json) = (
+                method, endpoint, integration, headers, payload, timeout, retries, options.json)
             try await options.withEngine { _, engine in
-                let operation = try await engine.executor.execute(APIOperationRequest(
-                    operationType: try Validate.oneOf(method, as: HubCore.HTTPMethod.self, field: "method"), endpoint: endpoint,
-                    headers: try headers.map { try jsonArgument($0, field: "headers") }, payload: try payload.map { try jsonArgument($0, field: "payload") },
-                    timeout: timeout, integrationID: try integration.map { try parseID($0, field: "integration") }))
+                let attempts = try await engine.executor.execute(
+                    APIOperationRequest(
+                        operationType: try Validate.oneOf(method, as: HubCore.HTTPMethod.self, field: "method"), endpoint: endpoint,
+                        headers: try headers.map { try jsonArgument($0, field: "headers") },
+                        payload: try payload.map { try jsonArgument($0, field: "payload") },
+                        timeout: timeout, integrationID: try integration.map { try parseID($0, field: "integration") }),
+                    retries: retries)
+                let operation = attempts[attempts.count - 1]
                 output(operation.json, json: json, columns: Ops.columns)
                 if operation.status != .completed { throw ExitCode(7) }
             }

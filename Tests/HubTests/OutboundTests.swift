@@ -19,6 +19,11 @@ actor TargetServer {
     }
     private(set) var captured: [Captured] = []
     private(set) var tokenRequests = 0
+    private(set) var flakyCalls = 0
+    func countFlaky() -> Int {
+        flakyCalls += 1
+        return flakyCalls
+    }
 
     func record(_ request: Captured) { captured.append(request) }
     func countToken() { tokenRequests += 1 }
@@ -49,6 +54,13 @@ actor TargetServer {
                 throw CancellationError()
             })
         }
+        // 503 (Retry-After: 0) twice, then 200.
+        router.get("/flaky") { _, _ -> Response in
+            let call = await target.countFlaky()
+            if call <= 2 { return Response(status: .serviceUnavailable, headers: [.retryAfter: "0"]) }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"ok":true}"#)))
+        }
+        router.put("/limited") { _, _ -> Response in Response(status: .tooManyRequests, headers: [.retryAfter: "0"]) }
         router.get("/nul") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(bytes: [0x61, 0x00, 0x62])))
         }
@@ -276,7 +288,10 @@ struct OutboundTests {
                 let error = tested["test_result"]?.objectValue?["error"]?.stringValue ?? ""
                 #expect(error.contains("loopback"))
                 #expect(await target.captured.isEmpty)
-                let metadata = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": "http://169.254.169.254/latest/meta-data"])
+                let metadata = try await client.send(.post, "/v1/api-operations", json: [
+                    "operation_type": "GET", "endpoint": "http://169.254.169.254/latest/meta-data", "retries": 2,
+                ])
+                #expect(metadata["attempts"]?.arrayValue?.count == 1)
                 #expect(metadata["status"] == "failed")
                 let message = metadata["error_message"]?.stringValue ?? ""
                 #expect(message.contains("cloud metadata"))
@@ -329,6 +344,43 @@ struct OutboundTests {
             #expect(response.status == .badGateway)
             #expect(response.headers[.contentType] == "application/problem+json")
             #expect(response.headers[HTTPField.Name("X-Hub-Operation-Id")!] != nil)
+        }
+    }
+
+    @Test("retries: idempotent calls retry on 5xx and 429 honouring Retry-After, each attempt logged", arguments: Backend.allCases)
+    func retries(backend: Backend) async throws {
+        let harness = try await APIHarness.make(backend)
+        try await TargetServer.with { target, base in
+            try await harness.test { client in
+                let flaky = try await client.send(.post, "/v1/api-operations", json: [
+                    "operation_type": "GET", "endpoint": .string(base + "/flaky"), "retries": 3,
+                ])
+                #expect(flaky.status == .created)
+                #expect(flaky["status"] == "completed")
+                #expect(flaky["response_data"] == ["ok": true])
+                let attempts = try #require(flaky["attempts"]?.arrayValue)
+                #expect(attempts.count == 3)
+                #expect(await target.flakyCalls == 3)
+                for (index, attempt) in attempts.enumerated() {
+                    let logged = try await client.send(.get, "/v1/api-operations/\(attempt.stringValue ?? "")")
+                    #expect(logged["status_code"] == (index < 2 ? 503 : 200))
+                }
+                let limited = try await client.send(.post, "/v1/api-operations", json: [
+                    "operation_type": "PUT", "endpoint": .string(base + "/limited"), "retries": 2,
+                ])
+                #expect(limited["status_code"] == 429)
+                #expect(limited["attempts"]?.arrayValue?.count == 3)
+                let notIdempotent = try await client.send(.post, "/v1/api-operations", json: [
+                    "operation_type": "POST", "endpoint": .string(base + "/echo"), "retries": 1,
+                ])
+                #expect(notIdempotent["field"] == "retries")
+                let tooMany = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": .string(base + "/ok"), "retries": 6])
+                #expect(tooMany["field"] == "retries")
+                // A success is not retried; a refused destination is not retried either.
+                #expect(try await client.send(.post, "/v1/api-operations", json: [
+                    "operation_type": "GET", "endpoint": .string(base + "/ok"), "retries": 3,
+                ])["attempts"]?.arrayValue?.count == 1)
+            }
         }
     }
 }
