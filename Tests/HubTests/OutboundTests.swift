@@ -61,6 +61,9 @@ actor TargetServer {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"ok":true}"#)))
         }
         router.put("/limited") { _, _ -> Response in Response(status: .tooManyRequests, headers: [.retryAfter: "0"]) }
+        router.get("/redirect") { _, _ -> Response in
+            Response(status: .found, headers: [.location: "http://169.254.169.254/latest/meta-data"])
+        }
         router.get("/nul") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(bytes: [0x61, 0x00, 0x62])))
         }
@@ -295,6 +298,9 @@ struct OutboundTests {
                 #expect(metadata["status"] == "failed")
                 let message = metadata["error_message"]?.stringValue ?? ""
                 #expect(message.contains("cloud metadata"))
+                // A private address is refused before any packet is sent.
+                let privateAddress = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": "http://10.0.0.1/"])
+                #expect((privateAddress["error_message"]?.stringValue ?? "").contains("private address"))
             }
         }
         try await strict.shutdown()
@@ -324,6 +330,14 @@ struct OutboundTests {
                 let echoed = try await client.send(.post, "/v1/integrations/\(id)/proxy/echo", json: ["name": "Ada"])
                 #expect(echoed.json == ["name": "Ada"])
                 #expect(await target.captured.last?.headers[.authorization] == "Bearer good-token-0123456789")
+                // The credential never reaches a stored row.
+                let stored = try await harness.stores.database.query(
+                    "SELECT headers, endpoint, payload, response_data FROM api_operations WHERE integration_id = $1", [.uuid(UUID(uuidString: id)!)])
+                #expect(stored.count >= 3)
+                for row in stored { #expect(!"\(row.values)".contains("good-token-0123456789")) }
+                // Redirects are answered, never followed (here: towards the metadata address).
+                let redirected = try await client.send(.get, "/v1/integrations/\(id)/proxy/redirect")
+                #expect(redirected.status == .found)
                 let upstreamError = try await client.send(.get, "/v1/integrations/\(id)/proxy/fail")
                 #expect(upstreamError.status == .serviceUnavailable)
                 let notJSON = try await client.send(.post, "/v1/integrations/\(id)/proxy/echo", raw: "a=b", contentType: "application/x-www-form-urlencoded")
