@@ -96,7 +96,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "hub-bench",
-            dependencies: ["HubCore", "HubStore", "HubPostgres", "HubSQLite"],
+            dependencies: [
+                "HubCore", "HubStore", "HubPostgres", "HubSQLite", "HubEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             path: "Benchmarks/HubBench"
         ),
         .testTarget(

@@ -70,6 +70,7 @@ struct HubBench {
             }
             report("connection check (steps 2-4), next \(size) checks", size, seconds, latencies)
         }
+        try await GatewayBench.run(backend: backend, stores: hub)
     }
 
     /// Runs `body(index)` for indexes 0..<total from `concurrency` tasks; returns wall seconds and per-call latencies.
