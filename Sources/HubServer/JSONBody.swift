@@ -136,9 +136,10 @@ extension Page {
 }
 
 /// RFC 3339 timestamps in UTC with microseconds (the precision the stores keep): `2026-11-27T08:01:56.123456Z`.
-enum RFC3339 {
+/// RFC 3339 timestamps as the API writes and reads them.
+public enum RFC3339 {
     /// Parses an RFC 3339 time (with or without fractional seconds). - Throws: `validation(field)`.
-    static func parse(_ text: String, field: String) throws -> Date {
+    public static func parse(_ text: String, field: String) throws -> Date {
         let plain = ISO8601DateFormatter()
         let fractional = ISO8601DateFormatter()
         fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -148,7 +149,8 @@ enum RFC3339 {
         return date
     }
 
-    static func format(_ date: Date) -> String {
+    /// `date` in UTC with microseconds.
+    public static func format(_ date: Date) -> String {
         let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
         var seconds = time_t(micros / 1_000_000)
         var parts = tm()

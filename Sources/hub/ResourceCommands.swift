@@ -269,13 +269,17 @@ struct Ops: AsyncParsableCommand {
         @OptionGroup var page: PageOptions
         @Option(help: "Only this integration's calls.") var integration: String?
         @Option(help: "pending, completed or failed") var status: String?
+        @Option(help: "Logged at or after this RFC 3339 time.") var from: String?
+        @Option(help: "Logged before this RFC 3339 time.") var to: String?
 
         func run() async throws {
-            let (integration, status, request, json) = (integration, status, page.request, options.json)
+            let (integration, status, from, to, request, json) = (integration, status, from, to, page.request, options.json)
             try await options.withStores { stores in
                 let filter = APIOperationFilter(
                     integrationID: try integration.map { try parseID($0, field: "integration") },
-                    status: try status.map { try Validate.oneOf($0, as: APIOperationStatus.self, field: "status") })
+                    status: try status.map { try Validate.oneOf($0, as: APIOperationStatus.self, field: "status") },
+                    createdFrom: try from.map { try RFC3339.parse($0, field: "from") },
+                    createdBefore: try to.map { try RFC3339.parse($0, field: "to") })
                 output(try await stores.apiOperations.list(filter, request).json(\.json), json: json, columns: Ops.columns)
             }
         }

@@ -298,6 +298,12 @@ struct OutboundTests {
                 #expect(metadata["status"] == "failed")
                 let message = metadata["error_message"]?.stringValue ?? ""
                 #expect(message.contains("cloud metadata"))
+                // A name that resolves to loopback is refused like the address itself.
+                let byName = try await client.send(.post, "/v1/api-operations", json: [
+                    "operation_type": "GET", "endpoint": .string(base.replacingOccurrences(of: "127.0.0.1", with: "localhost") + "/json"),
+                ])
+                #expect((byName["error_message"]?.stringValue ?? "").contains("loopback"))
+                #expect(await target.captured.isEmpty)
                 // A private address is refused before any packet is sent.
                 let privateAddress = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": "http://10.0.0.1/"])
                 #expect((privateAddress["error_message"]?.stringValue ?? "").contains("private address"))

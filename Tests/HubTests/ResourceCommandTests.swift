@@ -61,6 +61,8 @@ struct ResourceCommandTests {
         #expect(try await cli.json("sync", "show", jobID).objectValue?["batches"] == [])
 
         #expect(try await cli.json("ops", "list", "--integration", id).objectValue?["items"] == [])
+        #expect(try await cli.json("ops", "list", "--from", "2999-01-01T00:00:00Z").objectValue?["items"] == [])
+        #expect(try await cli.run("ops", "list", "--from", "soon").status == 2)
         #expect(try await cli.run("ops", "stats", "--from", "2026-02-30").status == 2)
 
         let webhookText = try await cli.run("webhooks", "add", "--url", "https://hooks.example.com/in", "--events", "sync.*,connection.down")
