@@ -41,6 +41,8 @@ public struct HTTPOutcome: Sendable, Hashable {
 /// connection, response and body, and a cap on the stored body.
 public final class OutboundGateway: Sendable {
     private let client: HTTPClient
+    /// Clients pinned to a checked address, one per (host, address), reused while the host keeps resolving there.
+    private let pinnedClients = PinnedClients()
     /// The policy in force.
     public let policy: OutboundPolicy
 
@@ -58,7 +60,10 @@ public final class OutboundGateway: Sendable {
     }
 
     /// Shuts the client down; no request may follow.
-    public func shutdown() async throws { try await client.shutdown() }
+    public func shutdown() async throws {
+        await pinnedClients.shutdown()
+        try await client.shutdown()
+    }
 
     /// Sends one request and returns its outcome; never throws for network or policy failures. `timeout` bounds the
     /// whole exchange, DNS and body included.
@@ -113,9 +118,7 @@ public final class OutboundGateway: Sendable {
         // A host given as an address needs no pinning; a name is pinned to the address that was checked, on a client of
         // its own (TLS still verifies and sends the name).
         let isLiteral = IPAddress(pinned.host) != nil
-        let client = isLiteral ? self.client
-            : HTTPClient(eventLoopGroupProvider: .singleton, configuration: Self.configuration(pinning: [pinned.host: pinned.address.description]))
-        defer { if !isLiteral { Task { try? await client.shutdown() } } }
+        let client = isLiteral ? self.client : await pinnedClients.client(host: pinned.host, address: pinned.address.description)
         var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -207,5 +210,43 @@ public final class OutboundGateway: Sendable {
                 continuation.resume(returning: Array(Set(addresses)))
             }
         }
+    }
+}
+
+/// HTTP clients whose connections go to one checked address for one host name (AsyncHTTPClient's `dnsOverride`), so
+/// repeated calls to a name reuse connections while the name keeps resolving to the same address. At most 64 are
+/// kept; the least recently used is shut down first.
+actor PinnedClients {
+    private var clients: [String: (client: HTTPClient, used: ContinuousClock.Instant)] = [:]
+    private var closed = false
+
+    func client(host: String, address: String) -> HTTPClient {
+        let key = "\(host)\u{0}\(address)"
+        if let entry = clients[key] {
+            clients[key] = (entry.client, .now)
+            return entry.client
+        }
+        let client = HTTPClient(
+            eventLoopGroupProvider: .singleton, configuration: OutboundGateway.configuration(pinning: [host: address]))
+        if closed {
+            // Shutting down: serve this call, then close the client.
+            Task { try? await Task.sleep(for: .seconds(60)); try? await client.shutdown() }
+            return client
+        }
+        if clients.count >= 64, let oldest = clients.min(by: { $0.value.used < $1.value.used }) {
+            clients[oldest.key] = nil
+            let evicted = oldest.value.client
+            // In-flight requests on the evicted client finish first: shut it down a little later.
+            Task { try? await Task.sleep(for: .seconds(60)); try? await evicted.shutdown() }
+        }
+        clients[key] = (client, .now)
+        return client
+    }
+
+    func shutdown() async {
+        closed = true
+        let all = clients.values.map(\.client)
+        clients = [:]
+        for client in all { try? await client.shutdown() }
     }
 }

@@ -73,3 +73,17 @@ struct ProbeEndpointTests {
         #expect(policy.refusal(for: IPAddress("2002:5db8:d822::1")!) == nil)
     }
 }
+
+@Suite("Pinned clients")
+struct PinnedClientsTests {
+    @Test("one client per host and checked address, reused; a new address gets a new client")
+    func reuse() async throws {
+        let pool = PinnedClients()
+        let first = await pool.client(host: "api.example.com", address: "93.184.216.34")
+        let again = await pool.client(host: "api.example.com", address: "93.184.216.34")
+        let moved = await pool.client(host: "api.example.com", address: "93.184.216.35")
+        #expect(first === again)
+        #expect(first !== moved)
+        await pool.shutdown()
+    }
+}
