@@ -115,8 +115,8 @@ public final class OutboundGateway: Sendable {
         } catch {
             return failure("the destination could not be checked")
         }
-        // A host given as an address needs no pinning; a name is pinned to the address that was checked, on a client of
-        // its own (TLS still verifies and sends the name).
+        // A host given as an address needs no pinning; a name is pinned to the address that was checked, on a client kept
+        // for that (host, address) (TLS still verifies and sends the name).
         let isLiteral = IPAddress(pinned.host) != nil
         let client = isLiteral ? self.client : await pinnedClients.client(host: pinned.host, address: pinned.address.description)
         var request = HTTPClientRequest(url: url)
