@@ -49,9 +49,6 @@ struct Settings {
     /// - Throws: `validation(key)` for anything else.
     func bool(_ key: String, flag: Bool?) throws -> Bool? {
         if let flag { return flag }
-        if environment["HUB_" + key.uppercased()] == nil || environment["HUB_" + key.uppercased()] == "", case .bool(let value)? = file[key] {
-            return value
-        }
         guard let text = try string(key, flag: nil)?.lowercased() else { return nil }
         switch text {
         case "true", "1", "yes": return true
