@@ -143,10 +143,7 @@ public struct ConnectivityTester: Sendable {
     /// address itself.
     func tcpProbe(host: String, port: Int, timeout: Duration) async -> (milliseconds: Int64, error: String?) {
         let start = ContinuousClock.now
-        func elapsed() -> Int64 {
-            let duration = ContinuousClock.now - start
-            return duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-        }
+        func elapsed() -> Int64 { (ContinuousClock.now - start).wholeMilliseconds }
         let addresses = (try? await OutboundGateway.resolve(host)) ?? []
         guard let address = addresses.first else { return (elapsed(), "\(host) does not resolve") }
         for candidate in addresses {

@@ -72,10 +72,7 @@ public final class OutboundGateway: Sendable {
         bodyCap: Int = 64 * 1024
     ) async -> HTTPOutcome {
         let start = ContinuousClock.now
-        func elapsed() -> Int64 {
-            let duration = ContinuousClock.now - start
-            return duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-        }
+        func elapsed() -> Int64 { (ContinuousClock.now - start).wholeMilliseconds }
         let outcome: HTTPOutcome? = try? await withThrowingTaskGroup(of: HTTPOutcome?.self) { group in
             group.addTask {
                 await self.perform(method: method, url: url, headers: headers, body: body, timeout: timeout, bodyCap: bodyCap, start: start)
@@ -98,10 +95,7 @@ public final class OutboundGateway: Sendable {
         method: String, url: String, headers: [String: String], body: Data?, timeout: Duration, bodyCap: Int,
         start: ContinuousClock.Instant
     ) async -> HTTPOutcome {
-        func elapsed() -> Int64 {
-            let duration = ContinuousClock.now - start
-            return duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-        }
+        func elapsed() -> Int64 { (ContinuousClock.now - start).wholeMilliseconds }
         func failure(_ message: String) -> HTTPOutcome {
             HTTPOutcome(statusCode: nil, body: Data(), truncated: false, elapsedMilliseconds: elapsed(), error: message)
         }
@@ -249,4 +243,9 @@ actor PinnedClients {
         clients = [:]
         for client in all { try? await client.shutdown() }
     }
+}
+
+extension Duration {
+    /// The duration in whole milliseconds (rounded down).
+    var wholeMilliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

@@ -15,7 +15,7 @@ public final class PostgresDatabase: SQLDatabase {
     /// The connection pool; queries proceed only while ``run()`` runs.
     public let client: PostgresClient
     private let logger: Logger
-    private let started = StartFlag()
+    private let started = OnceFlag()
 
     /// Always ``SQLDialect/postgres``.
     public var dialect: SQLDialect { .postgres }
@@ -36,7 +36,7 @@ public final class PostgresDatabase: SQLDatabase {
 
     /// Runs the client's connection pool until the task is cancelled.
     public func run() async {
-        started.set()
+        started.setOnce()
         await client.run()
     }
 
@@ -208,15 +208,6 @@ public final class PostgresDatabase: SQLDatabase {
         if error is CancellationError { return error }
         return SQLError.unavailable
     }
-}
-
-/// A flag set once, readable from any thread.
-private final class StartFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
 }
 
 /// A `timestamptz` bound from exact microseconds since 1970 (PostgresNIO's `Date` encoding truncates).

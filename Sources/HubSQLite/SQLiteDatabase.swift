@@ -182,22 +182,6 @@ public final class SQLiteDatabase: SQLDatabase {
     }
 }
 
-/// A flag that is set once, readable from any thread (deinit included).
-final class OnceFlag: @unchecked Sendable {
-    private let mutex = NSLock()
-    private var value = false
-
-    var isSet: Bool { mutex.withLock { value } }
-
-    /// Sets the flag; returns whether this call set it.
-    func setOnce() -> Bool {
-        mutex.withLock {
-            defer { value = true }
-            return !value
-        }
-    }
-}
-
 /// A FIFO async mutex.
 actor SerialLock {
     private var locked = false

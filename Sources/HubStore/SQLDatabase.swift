@@ -250,3 +250,25 @@ extension SQLExecutor {
         try await query(sql, binds).first
     }
 }
+
+/// A flag that is set once and read from any thread (a deinit included); the backends use it for "closed" and
+/// "started".
+public final class OnceFlag: @unchecked Sendable {
+    private let mutex = NSLock()
+    private var value = false
+
+    /// A flag that is not set.
+    public init() {}
+
+    /// Whether the flag is set.
+    public var isSet: Bool { mutex.withLock { value } }
+
+    /// Sets the flag; returns whether this call set it.
+    @discardableResult
+    public func setOnce() -> Bool {
+        mutex.withLock {
+            defer { value = true }
+            return !value
+        }
+    }
+}

@@ -188,16 +188,16 @@ struct Keys: AsyncParsableCommand {
                         let items: [JSONValue] = keys.map { key in
                             [
                                 "name": .string(key.name), "key_id": .string(key.keyID),
-                                "created_at": .string(key.createdAt.formatted(.iso8601)),
-                                "last_used_at": key.lastUsedAt.map { .string($0.formatted(.iso8601)) } ?? .null,
-                                "revoked_at": key.revokedAt.map { .string($0.formatted(.iso8601)) } ?? .null,
+                                "created_at": .string(key.createdAt.rfc3339),
+                                "last_used_at": key.lastUsedAt.map { .string($0.rfc3339) } ?? .null,
+                                "revoked_at": key.revokedAt.map { .string($0.rfc3339) } ?? .null,
                             ]
                         }
                         say(JSONValue.array(items).jsonText)
                     } else {
                         say("NAME\tKEY ID\tCREATED\tSTATUS")
                         for key in keys {
-                            say("\(key.name)\t\(key.keyID)\t\(key.createdAt.formatted(.iso8601))\t\(key.revokedAt == nil ? "active" : "revoked")")
+                            say("\(key.name)\t\(key.keyID)\t\(key.createdAt.rfc3339)\t\(key.revokedAt == nil ? "active" : "revoked")")
                         }
                     }
                 }
@@ -222,4 +222,9 @@ struct Keys: AsyncParsableCommand {
             }
         }
     }
+}
+
+extension Date {
+    /// RFC 3339 UTC with microseconds, as the API writes timestamps.
+    var rfc3339: String { RFC3339.format(self) }
 }
