@@ -59,7 +59,7 @@ public struct APIOperationRequest: Sendable, Hashable {
 
 /// An API operation: the design's returns (operation_id, status_code, response_data, execution_time,
 /// error_message) and its request.
-public struct APIOperation: Sendable, Hashable {
+public struct APIOperation: Sendable, Hashable, Codable {
     /// The operation's id (operation_id).
     public var id: OperationID
     /// The integration the call belongs to; `nil` when none was given or that integration was deleted.
@@ -119,6 +119,43 @@ public struct APIOperation: Sendable, Hashable {
         self.createdAt = createdAt
     }
 
+    /// Step 1 without a database: validates `request` and returns the `pending` operation to store, with credential
+    /// headers and query parameters redacted (`extraRedacted` adds header names) and times at microsecond precision,
+    /// exactly as the stores keep them.
+    /// - Throws: `validation`.
+    public static func pending(
+        for request: APIOperationRequest, id: OperationID = .generate(), at now: Date, extraRedacted: Set<String> = []
+    ) throws -> APIOperation {
+        let headers = try request.validate()
+        let now = Self.microsecondPrecision(now)
+        let storedHeaders: JSONValue? =
+            request.headers == nil || request.headers == .null
+            ? nil : .object(redact(headers, extra: extraRedacted).mapValues { .string($0) })
+        return APIOperation(
+            id: id, integrationID: request.integrationID, operationType: request.operationType, endpoint: redactQuery(request.endpoint),
+            headers: storedHeaders, payload: request.payload, timeout: request.timeout ?? 30,
+            status: .pending, statusCode: nil, responseData: nil, executionTime: nil, errorMessage: nil, startedAt: now,
+            completedAt: nil, createdAt: now)
+    }
+
+    /// Step 2 without a database: this operation with `outcome` recorded at `now`.
+    public func completed(with outcome: APIOperationOutcome, at now: Date) -> APIOperation {
+        var operation = self
+        operation.status = outcome.status
+        operation.statusCode = outcome.statusCode
+        operation.responseData = outcome.responseData
+        operation.responseTruncated = outcome.responseTruncated
+        operation.executionTime = outcome.executionTime
+        operation.errorMessage = outcome.errorMessage
+        operation.completedAt = Self.microsecondPrecision(now)
+        return operation
+    }
+
+    /// `date` rounded to whole microseconds, the precision both backends store.
+    public static func microsecondPrecision(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1_000_000).rounded() / 1_000_000)
+    }
+
     /// Header names whose values are never stored (compared case-insensitively).
     public static let redactedHeaders: Set<String> = [
         "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "x-auth-token",
@@ -172,6 +209,32 @@ public struct APIOperation: Sendable, Hashable {
             }
             try Validate.httpURL(endpoint, field: "endpoint")
         }
+    }
+}
+
+/// One state of an operation to write in a batch (``APIOperationDAO/record(_:)``): `pending` as step 1 logged it, or
+/// finished (steps 2 and 3). Writing a record twice changes nothing the second time.
+public struct APIOperationRecord: Sendable, Hashable, Codable {
+    /// The operation in this state.
+    public var operation: APIOperation
+    /// Whether a finished operation ran out of time (its statistics error class).
+    public var timedOut: Bool
+    /// Whether a finished operation is folded into the statistics (an operation interrupted by a crash is not: its
+    /// latency and outcome are unknown).
+    public var countsInStatistics: Bool
+
+    /// A record of `operation` in its current state.
+    public init(operation: APIOperation, timedOut: Bool = false, countsInStatistics: Bool = true) {
+        self.operation = operation
+        self.timedOut = timedOut
+        self.countsInStatistics = countsInStatistics
+    }
+
+    /// The outcome a finished record carries (statistics class, latency, status code).
+    public var outcome: APIOperationOutcome {
+        APIOperationOutcome(
+            statusCode: operation.statusCode, responseData: operation.responseData, executionTime: operation.executionTime ?? 0,
+            errorMessage: operation.errorMessage, timedOut: timedOut, responseTruncated: operation.responseTruncated)
     }
 }
 
@@ -438,6 +501,14 @@ public protocol APIOperationDAO: Sendable {
     /// statistics of its endpoint and method.
     /// - Throws: `validation`; `notFound`; `conflict` when the operation was already completed.
     func complete(_ id: OperationID, _ outcome: APIOperationOutcome) async throws -> APIOperation
+
+    /// Writes a batch of operation states in one transaction, the bulk form of steps 1-3 that write-behind recording
+    /// uses: a `pending` record is inserted when its operation is absent; a finished record is inserted, or moves a
+    /// `pending` operation to its outcome, and is then folded into the statistics, exactly once however often the same
+    /// record is written. Records of one operation in one batch keep the finished one. An operation of an integration
+    /// deleted meanwhile is kept without its integration (as deleting one does to its operations).
+    /// - Throws: `validation` for an invalid outcome.
+    func record(_ batch: [APIOperationRecord]) async throws
 
     /// The operation with this id. - Throws: `notFound`.
     func get(_ id: OperationID) async throws -> APIOperation

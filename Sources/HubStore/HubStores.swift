@@ -8,8 +8,8 @@ public struct HubStores: Sendable {
     public let integrations: any ExternalSystemIntegrationDAO
     /// DAO-MDE-03-08-02, Data Synchronization.
     public let syncJobs: any DataSynchronizationDAO
-    /// DAO-MDE-03-08-03, API Operation.
-    public let apiOperations: any APIOperationDAO
+    /// DAO-MDE-03-08-03, API Operation: the store, or an ``OperationRecorder`` in front of it (`hub serve`).
+    public var apiOperations: any APIOperationDAO
     /// DAO-MDE-03-08-04, Webhook Management.
     public let webhooks: any WebhookManagementDAO
     /// DAO-MDE-03-08-05, System Connectivity.

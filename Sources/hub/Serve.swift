@@ -88,6 +88,8 @@ struct Serve: AsyncParsableCommand {
             let redactedHeaders = try settings.redactedHeaders()
             let operationDays = try settings.int("operations_retention_days", flag: nil) ?? 30
             let statisticsDays = try settings.int("statistics_retention_days", flag: nil) ?? 400
+            let journalDirectory = try settings.string("journal_dir", flag: nil)
+                ?? (dataDirectory as NSString).appendingPathComponent("journal")
             let mode = try settings.string("migrate", flag: migrate) ?? "apply"
             guard mode == "apply" || mode == "check" else { throw HubError.validation(field: "migrate", reason: "must be apply or check") }
             if case .sqlite = location { try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true) }
@@ -103,7 +105,13 @@ struct Serve: AsyncParsableCommand {
                 let logger = serverLogger
                 let migrator = Migrator(database: database)
                 if mode == "apply" { try await migrator.migrate() } else { try await migrator.check() }
-                let stores = HubStores(database: database, sealer: sealer, redactedHeaders: redactedHeaders)
+                var stores = HubStores(database: database, sealer: sealer, redactedHeaders: redactedHeaders)
+                // API operations are recorded write-behind through this process's journal; journals that stopped processes
+                // left are replayed before the first request.
+                let recorder = try OperationRecorder(
+                    store: stores.apiOperations, journalDirectory: journalDirectory, redactedHeaders: redactedHeaders, logger: logger)
+                try await recorder.recover()
+                stores.apiOperations = recorder
                 // Only on a first start (no key ever made): a revoked admin key stays revoked.
                 if try await stores.apiKeys.list().isEmpty {
                     if case .sqlite = location {
@@ -134,9 +142,11 @@ struct Serve: AsyncParsableCommand {
                 do {
                     try await group.run()
                 } catch {
+                    await recorder.shutdown(timeout: .seconds(10))
                     try? await gateway.shutdown()
                     throw error
                 }
+                await recorder.shutdown(timeout: .seconds(10))
                 try await gateway.shutdown()
             }
         }

@@ -7,12 +7,12 @@ import Logging
 ///
 /// File keys (all optional; unknown keys are refused): `database_url`, `data_dir`, `host`, `port`, `body_limit`,
 /// `migrate`, `key_file`, `sealing_keys`, `log_level`, `outbound_allowlist`, `require_https`,
-/// `operations_retention_days`, `statistics_retention_days`, `response_body_cap`, `redact_headers`. Each matches the environment variable `HUB_<KEY>`.
+/// `operations_retention_days`, `statistics_retention_days`, `response_body_cap`, `redact_headers`, `journal_dir`. Each matches the environment variable `HUB_<KEY>`.
 struct Settings {
     static let keys: Set<String> = [
         "database_url", "data_dir", "host", "port", "body_limit", "migrate", "key_file", "sealing_keys", "log_level",
         "outbound_allowlist", "require_https", "operations_retention_days", "statistics_retention_days", "response_body_cap",
-        "redact_headers",
+        "redact_headers", "journal_dir",
     ]
 
     let file: [String: JSONValue]

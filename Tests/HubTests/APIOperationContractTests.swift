@@ -113,9 +113,9 @@ struct APIOperationContractTests {
         }
     }
 
-    @Test("8 concurrent writers folding 1,000 operations give exact counts and sums", arguments: Backend.allCases)
-    func concurrentStatistics(backend: Backend) async throws {
-        let stores = try await TestEnvironment.stores(backend)
+    @Test("8 concurrent writers folding 1,000 operations give exact counts and sums", arguments: Backend.allCases, Recording.allCases)
+    func concurrentStatistics(backend: Backend, recording: Recording) async throws {
+        let stores = try recording.apply(to: try await TestEnvironment.stores(backend))
         let endpoint = "https://api.example.com/\(unique("concurrent"))"
         try await withThrowingTaskGroup(of: Void.self) { group in
             for writer in 0..<8 {
@@ -139,10 +139,10 @@ struct APIOperationContractTests {
         #expect(row.averageExecutionTime == 500.5)
     }
 
-    @Test("list filters by integration and status, newest first", arguments: Backend.allCases)
-    func list(backend: Backend) async throws {
+    @Test("list filters by integration and status, newest first", arguments: Backend.allCases, Recording.allCases)
+    func list(backend: Backend, recording: Recording) async throws {
         let clock = ManualClock()
-        let stores = try await TestEnvironment.stores(backend, clock: clock.wallClock)
+        let stores = try recording.apply(to: try await TestEnvironment.stores(backend, clock: clock.wallClock), clock: clock.wallClock)
         let integration = try await stores.integrations.register(IntegrationContractTests.registration())
         var ids: [OperationID] = []
         for index in 0..<4 {
@@ -220,9 +220,10 @@ struct StatisticsTests {
         #expect(APIOperation.template(for: "/v2/employees/search") == "/v2/employees/search")
     }
 
-    @Test("rows per (integration, template, method, day) with error classes and histogram percentiles that match the raw calls", arguments: Backend.allCases)
-    func percentiles(backend: Backend) async throws {
-        let stores = try await TestEnvironment.stores(backend)
+    @Test("rows per (integration, template, method, day) with error classes and histogram percentiles that match the raw calls",
+          arguments: Backend.allCases, Recording.allCases)
+    func percentiles(backend: Backend, recording: Recording) async throws {
+        let stores = try recording.apply(to: try await TestEnvironment.stores(backend))
         let host = "https://\(unique("stats")).example.com"
         let integration = try await stores.integrations.register(IntegrationContractTests.registration())
         var latencies: [Int64] = []

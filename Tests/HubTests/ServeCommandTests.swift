@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import HubCore
 import Testing
 
 /// `hub serve` and `hub keys`, run as subprocesses of the built executable.
@@ -77,6 +78,64 @@ struct ServeCommandTests {
         #expect(try await Self.get(thirdBase + "/v1/integrations", token: token).0 == 401)
         third.terminate()
         third.waitUntilExit()
+    }
+
+    static func post(_ url: String, token: String, body: String) async throws -> (Int, String) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = "POST"
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data(body.utf8)
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("API operations executed by hub serve survive kill -9: the next start replays the journal; a graceful stop leaves none")
+    func operationsSurviveKill() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hub-serve-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let journal = directory + "/journal"
+        try await TargetServer.with { _, target in
+            func start() throws -> (Process, LineReader) {
+                try HubProcess.start(
+                    ["serve", "--port", "0", "--data-dir", directory], environment: ["HUB_OUTBOUND_ALLOWLIST": "127.0.0.0/8"])
+            }
+            func base(_ output: String) throws -> String {
+                try #require(output.split(separator: " ").first { $0.hasPrefix("http://") }).description
+            }
+            let (process, reader) = try start()
+            let output = try await reader.wait(for: "listening on")
+            let lines = output.split(separator: "\n").map(String.init)
+            let token = lines[try #require(lines.firstIndex { $0.hasPrefix("First start") }) + 1]
+            var ids: [String] = []
+            for _ in 0..<20 {
+                let (status, body) = try await Self.post(
+                    try base(output) + "/v1/api-operations", token: token, body: #"{"operation_type":"GET","endpoint":"\#(target)/json"}"#)
+                #expect(status == 201, "\(body)")
+                let id = try #require(try JSONDecoder().decode(JSONValue.self, from: Data(body.utf8)).objectValue?["operation_id"]?.stringValue)
+                ids.append(id)
+            }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            // The killed process's journal is left behind (with whatever it had not committed).
+            #expect(try FileManager.default.contentsOfDirectory(atPath: journal).count == 1)
+
+            let (again, againReader) = try start()
+            let againOutput = try await againReader.wait(for: "listening on")
+            let (status, body) = try await Self.get(try base(againOutput) + "/v1/api-operations?limit=100", token: token)
+            #expect(status == 200)
+            let listed = (try JSONDecoder().decode(JSONValue.self, from: Data(body.utf8)).objectValue?["items"]?.arrayValue ?? [])
+                .compactMap(\.objectValue)
+            let listedIDs = Set(listed.compactMap { $0["operation_id"]?.stringValue })
+            #expect(Set(ids).isSubset(of: listedIDs))
+            #expect(listed.allSatisfy { $0["status"]?.stringValue == "completed" && $0["status_code"]?.intValue == 200 })
+            // Replayed and removed: only the running process's journal remains; a graceful stop removes it too.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: journal).count == 1)
+            again.terminate()
+            again.waitUntilExit()
+            #expect(again.terminationStatus == 0)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: journal).isEmpty)
+        }
     }
 
     @Test("keys create prints the key alone on the last line; list never shows it; revoke stops it")

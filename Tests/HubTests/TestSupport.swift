@@ -64,6 +64,24 @@ enum TestEnvironment {
     }
 }
 
+/// How API operations are recorded: by the store itself, or write-behind through an ``OperationRecorder`` with a
+/// journal (as `hub serve` does). Tests of steps 1-3 run both ways.
+enum Recording: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case direct
+    case writeBehind
+
+    var testDescription: String { rawValue }
+
+    /// `stores` with API operations recorded this way (a fresh journal directory for write-behind).
+    func apply(to stores: HubStores, clock: WallClock = .system) throws -> HubStores {
+        guard self == .writeBehind else { return stores }
+        var stores = stores
+        let journal = FileManager.default.temporaryDirectory.appendingPathComponent("hub-journal-\(UUID().uuidString)").path
+        stores.apiOperations = try OperationRecorder(store: stores.apiOperations, journalDirectory: journal, clock: clock)
+        return stores
+    }
+}
+
 struct TestSetupError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
