@@ -62,7 +62,7 @@ let package = Package(
         .target(
             name: "HubEngine",
             dependencies: [
-                "HubCore",
+                "HubCore", "HubStore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

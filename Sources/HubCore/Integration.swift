@@ -44,6 +44,7 @@ public struct IntegrationRegistration: Sendable, Hashable {
         try Validate.noNUL(mappingConfig, field: "mapping_config")
         let auth = try AuthConfig(json: authConfig)
         try Validate.objectIfPresent(mappingConfig, field: "mapping_config")
+        _ = try SyncConfiguration.parse(mappingConfig)
         return auth
     }
 }
@@ -89,6 +90,7 @@ public struct IntegrationConfigUpdate: Sendable, Hashable {
             guard mappingConfig.objectValue != nil else {
                 throw HubError.validation(field: "mapping_config", reason: "must be a JSON object, not \(mappingConfig.typeName)")
             }
+            _ = try SyncConfiguration.parse(mappingConfig)
         }
         return try authConfig.map { try AuthConfig(json: $0) }
     }

@@ -88,6 +88,8 @@ public struct SyncJob: Sendable, Hashable {
     public var completedAt: Date?
     /// When the row was inserted (the same instant as `startedAt`); lists are ordered by it.
     public var createdAt: Date
+    /// What the sync engine recorded about the run (counts by outcome, reconciliation, failure reason).
+    public var summary = SyncSummary()
 
     /// Creates a value with every member given; nothing is validated.
     public init(
@@ -219,4 +221,145 @@ public protocol DataSynchronizationDAO: Sendable {
 
     /// Jobs matching `filter`, newest first, one page at a time.
     func list(_ filter: SyncJobFilter, _ page: PageRequest) async throws -> Page<SyncJob>
+}
+
+/// What a sync run recorded: records by outcome, the source's reported total, and whether they reconcile.
+public struct SyncSummary: Sendable, Hashable, Codable {
+    /// The total the source reported (SCIM totalResults, a REST total), when it gives one.
+    public var sourceTotal: Int64?
+    /// Records new to the store (or back after a deletion).
+    public var added: Int64 = 0
+    /// Records whose content changed.
+    public var updated: Int64 = 0
+    /// Records read again with the same content.
+    public var unchanged: Int64 = 0
+    /// Records a full sync did not see any more, marked deleted.
+    public var deleted: Int64 = 0
+    /// Records that could not be mapped.
+    public var failed: Int64 = 0
+    /// Whether the source's total differs from what was stored plus what failed.
+    public var reconciliationMismatch = false
+    /// Why the job failed, when it did.
+    public var failureReason: String?
+
+    /// An empty summary.
+    public init() {}
+}
+
+/// The last change of a stored record.
+public enum RecordChange: String, Sendable, Codable, CaseIterable {
+    /// New to the store, or back after a deletion.
+    case created
+    /// Content changed.
+    case updated
+    /// Not seen by a full sync any more.
+    case deleted
+}
+
+/// One synced record: the mapped data of an (integration, entity type, external id).
+public struct SyncRecord: Sendable, Hashable {
+    public var integrationID: IntegrationID
+    public var entityType: String
+    public var externalID: String
+    public var data: JSONValue
+    /// SHA-256 (hex) of the data's canonical JSON.
+    public var contentHash: String
+    public var lastChange: RecordChange
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var deletedAt: Date?
+    /// The job that last changed the record.
+    public var lastJobID: SyncJobID?
+
+    /// Creates a value with every member given.
+    public init(integrationID: IntegrationID, entityType: String, externalID: String, data: JSONValue, contentHash: String, lastChange: RecordChange, createdAt: Date, updatedAt: Date, deletedAt: Date?, lastJobID: SyncJobID?) {
+        self.integrationID = integrationID
+        self.entityType = entityType
+        self.externalID = externalID
+        self.data = data
+        self.contentHash = contentHash
+        self.lastChange = lastChange
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.deletedAt = deletedAt
+        self.lastJobID = lastJobID
+    }
+}
+
+/// Filters for reading synced records.
+public struct SyncRecordFilter: Sendable, Hashable {
+    /// Only records changed after this time.
+    public var modifiedAfter: Date?
+    /// Only records whose last change is this one.
+    public var change: RecordChange?
+
+    /// A filter; `nil` members do not filter.
+    public init(modifiedAfter: Date? = nil, change: RecordChange? = nil) {
+        self.modifiedAfter = modifiedAfter
+        self.change = change
+    }
+}
+
+/// One of the first errors of a sync job.
+public struct SyncErrorEntry: Sendable, Hashable {
+    public var jobID: SyncJobID
+    public var number: Int
+    public var batchNumber: Int
+    public var externalID: String?
+    public var reason: String
+    public var createdAt: Date
+
+    /// Creates a value with every member given.
+    public init(jobID: SyncJobID, number: Int, batchNumber: Int, externalID: String?, reason: String, createdAt: Date) {
+        self.jobID = jobID
+        self.number = number
+        self.batchNumber = batchNumber
+        self.externalID = externalID
+        self.reason = reason
+        self.createdAt = createdAt
+    }
+}
+
+/// A schedule: sync an entity type of an integration every `intervalMinutes`.
+public struct SyncSchedule: Sendable, Hashable {
+    public var id: UUID
+    public var integrationID: IntegrationID
+    public var entityType: String
+    public var syncType: SyncType
+    public var intervalMinutes: Int
+    public var nextRunAt: Date
+    public var lastJobID: SyncJobID?
+    public var createdAt: Date
+
+    /// Creates a value with every member given.
+    public init(id: UUID, integrationID: IntegrationID, entityType: String, syncType: SyncType, intervalMinutes: Int, nextRunAt: Date, lastJobID: SyncJobID?, createdAt: Date) {
+        self.id = id
+        self.integrationID = integrationID
+        self.entityType = entityType
+        self.syncType = syncType
+        self.intervalMinutes = intervalMinutes
+        self.nextRunAt = nextRunAt
+        self.lastJobID = lastJobID
+        self.createdAt = createdAt
+    }
+}
+
+/// An event of the outbox, stored in the transaction of the change it describes.
+public struct HubEvent: Sendable, Hashable {
+    /// The outbox order.
+    public var sequence: Int64
+    public var id: UUID
+    /// A dotted name: `sync.completed`, `record.updated`, …
+    public var type: String
+    public var payload: JSONValue
+    public var createdAt: Date
+
+    /// Creates a value with every member given.
+    public init(sequence: Int64, id: UUID, type: String, payload: JSONValue, createdAt: Date) {
+        self.sequence = sequence
+        self.id = id
+        self.type = type
+        self.payload = payload
+        self.createdAt = createdAt
+    }
 }

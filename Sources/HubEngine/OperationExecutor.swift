@@ -54,8 +54,16 @@ public struct OperationExecutor: Sendable {
         return attempts
     }
 
+    /// One attempt (steps 1-3) whose response body is read up to `readCap` bytes and returned whole in the outcome,
+    /// while the operation stores at most ``responseBodyCap`` of it: how the sync engine reads pages. The outcome is
+    /// nil when no request was sent (an OAuth2 token could not be had).
+    /// - Throws: as ``execute(_:)``.
+    public func fetch(_ request: APIOperationRequest, readCap: Int) async throws -> (APIOperation, HTTPOutcome?) {
+        try await attemptOnce(request, readCap: readCap)
+    }
+
     /// One attempt: steps 1-3; the gateway's outcome is returned when a request was sent.
-    private func attemptOnce(_ request: APIOperationRequest) async throws -> (APIOperation, HTTPOutcome?) {
+    private func attemptOnce(_ request: APIOperationRequest, readCap: Int? = nil) async throws -> (APIOperation, HTTPOutcome?) {
         var headers = try request.validate()
         var url = request.endpoint
         var authConfig: AuthConfig?
@@ -92,18 +100,25 @@ public struct OperationExecutor: Sendable {
         }
         let outcome = await gateway.send(
             method: request.operationType.rawValue, url: url, headers: headers, body: body, timeout: .seconds(operation.timeout),
-            bodyCap: responseBodyCap)
+            bodyCap: max(readCap ?? 0, responseBodyCap))
         var responseData: JSONValue?
+        var truncated = outcome.truncated
         if outcome.statusCode != nil, !outcome.body.isEmpty {
-            responseData = ((try? JSONDecoder().decode(JSONValue.self, from: outcome.body))
-                ?? .string(String(decoding: outcome.body, as: UTF8.self))).replacingNUL
+            if outcome.body.count > responseBodyCap {
+                // Read whole for the caller; stored cut at the cap, as text.
+                truncated = true
+                responseData = .string(String(decoding: outcome.body.prefix(responseBodyCap), as: UTF8.self)).replacingNUL
+            } else {
+                responseData = ((try? JSONDecoder().decode(JSONValue.self, from: outcome.body))
+                    ?? .string(String(decoding: outcome.body, as: UTF8.self))).replacingNUL
+            }
         }
         let error = outcome.error ?? outcome.statusCode.flatMap { $0 >= 400 ? "the endpoint answered \($0)" : nil }
         let completed = try await operations.complete(
             operation.id,
             APIOperationOutcome(
                 statusCode: outcome.statusCode, responseData: responseData, executionTime: outcome.elapsedMilliseconds, errorMessage: error,
-                timedOut: outcome.timedOut, responseTruncated: outcome.truncated))
+                timedOut: outcome.timedOut, responseTruncated: truncated))
         return (completed, outcome)
     }
 }

@@ -27,6 +27,8 @@ public struct HTTPOutcome: Sendable, Hashable {
     public var refused: Bool = false
     /// The response's `Retry-After`, in seconds or as an HTTP date, as a delay from now.
     public var retryAfter: Duration?
+    /// The response's `Link` header (RFC 8288), for paginated sources.
+    public var link: String?
 
     /// Whether a retry may succeed: no answer (but not refused), 429, or a 5xx.
     public var isRetryable: Bool {
@@ -135,6 +137,8 @@ public final class OutboundGateway: Sendable {
                 statusCode: Int(response.status.code), body: collected, truncated: truncated, elapsedMilliseconds: elapsed(),
                 error: nil)
             outcome.retryAfter = response.headers.first(name: "Retry-After").flatMap(Self.retryAfter)
+            let links = response.headers["Link"]
+            outcome.link = links.isEmpty ? nil : links.joined(separator: ", ")
             return outcome
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
             var timedOut = failure("timed out after \(timeout)")

@@ -19,7 +19,7 @@ public struct Migration: Sendable {
 /// Applies and checks migrations, recording each in `schema_migrations`.
 public struct Migrator: Sendable {
     /// Every migration of this build, in order.
-    public static let all: [Migration] = [Migration.designTables, Migration.apiKeys]
+    public static let all: [Migration] = [Migration.designTables, Migration.apiKeys, Migration.syncEngine]
 
     let database: any SQLDatabase
 
@@ -470,6 +470,218 @@ extension Migration {
                 revoked_at INTEGER,
                 CONSTRAINT api_keys_name_key UNIQUE (name)
             ) STRICT
+            """
+        ])
+}
+
+extension Migration {
+    /// Migration 3: the sync engine — job leases, checkpoints and reconciliation columns on `sync_jobs`; the records
+    /// store (one row per integration, entity type and external id); the first errors of each job; schedules; and the
+    /// events outbox (ordered by `event_seq`), written in the transaction of the change each event describes.
+    static let syncEngine = Migration(
+        version: 3, name: "create_sync_engine",
+        postgres: [
+            """
+            ALTER TABLE sync_jobs ADD COLUMN checkpoint jsonb
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN high_water_mark text
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN lease_owner text
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN lease_expires_at timestamptz
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN source_total bigint
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN records_added bigint NOT NULL DEFAULT 0
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN records_updated bigint NOT NULL DEFAULT 0
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN records_unchanged bigint NOT NULL DEFAULT 0
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN records_deleted bigint NOT NULL DEFAULT 0
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN records_failed bigint NOT NULL DEFAULT 0
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN reconciliation_mismatch boolean NOT NULL DEFAULT false
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN failure_reason text
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN pages_done boolean NOT NULL DEFAULT false
+            """,
+            """
+            CREATE INDEX sync_jobs_claimable ON sync_jobs (status, lease_expires_at)
+            """,
+            """
+            CREATE TABLE sync_records (
+                integration_id uuid NOT NULL REFERENCES external_integrations (integration_id) ON DELETE CASCADE,
+                entity_type text NOT NULL,
+                external_id text NOT NULL,
+                data jsonb NOT NULL,
+                content_hash text NOT NULL,
+                last_change text NOT NULL,
+                created_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL,
+                deleted_at timestamptz,
+                last_job_id uuid,
+                seen_job_id uuid,
+                PRIMARY KEY (integration_id, entity_type, external_id)
+            )
+            """,
+            """
+            CREATE INDEX sync_records_changes ON sync_records (integration_id, entity_type, updated_at, external_id)
+            """,
+            """
+            CREATE TABLE sync_errors (
+                sync_job_id uuid NOT NULL REFERENCES sync_jobs (sync_job_id) ON DELETE CASCADE,
+                error_number bigint NOT NULL,
+                batch_number bigint NOT NULL,
+                external_id text,
+                reason text NOT NULL,
+                created_at timestamptz NOT NULL,
+                PRIMARY KEY (sync_job_id, error_number)
+            )
+            """,
+            """
+            CREATE TABLE sync_schedules (
+                schedule_id uuid PRIMARY KEY,
+                integration_id uuid NOT NULL REFERENCES external_integrations (integration_id) ON DELETE CASCADE,
+                entity_type text NOT NULL,
+                sync_type text NOT NULL,
+                interval_minutes bigint NOT NULL,
+                next_run_at timestamptz NOT NULL,
+                last_job_id uuid,
+                created_at timestamptz NOT NULL,
+                CONSTRAINT sync_schedules_integration_entity_key UNIQUE (integration_id, entity_type)
+            )
+            """,
+            """
+            CREATE INDEX sync_schedules_due ON sync_schedules (next_run_at)
+            """,
+            """
+            CREATE TABLE events (
+                event_seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                event_id uuid NOT NULL UNIQUE,
+                event_type text NOT NULL,
+                payload jsonb NOT NULL,
+                created_at timestamptz NOT NULL
+            )
+            """,
+            """
+            CREATE INDEX events_type ON events (event_type, event_seq)
+            """
+        ],
+        sqlite: [
+            """
+            ALTER TABLE sync_jobs ADD COLUMN checkpoint TEXT
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN high_water_mark TEXT
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN lease_owner TEXT
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN lease_expires_at INTEGER
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN source_total INTEGER
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN records_added INTEGER NOT NULL DEFAULT 0
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN records_updated INTEGER NOT NULL DEFAULT 0
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN records_unchanged INTEGER NOT NULL DEFAULT 0
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN records_deleted INTEGER NOT NULL DEFAULT 0
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN records_failed INTEGER NOT NULL DEFAULT 0
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN reconciliation_mismatch INTEGER NOT NULL DEFAULT 0
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN failure_reason TEXT
+            """,
+            """
+            ALTER TABLE sync_jobs ADD COLUMN pages_done INTEGER NOT NULL DEFAULT 0
+            """,
+            """
+            CREATE INDEX sync_jobs_claimable ON sync_jobs (status, lease_expires_at)
+            """,
+            """
+            CREATE TABLE sync_records (
+                integration_id TEXT NOT NULL REFERENCES external_integrations (integration_id) ON DELETE CASCADE,
+                entity_type TEXT NOT NULL,
+                external_id TEXT NOT NULL,
+                data TEXT NOT NULL,
+                content_hash TEXT NOT NULL,
+                last_change TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                deleted_at INTEGER,
+                last_job_id TEXT,
+                seen_job_id TEXT,
+                PRIMARY KEY (integration_id, entity_type, external_id)
+            ) STRICT
+            """,
+            """
+            CREATE INDEX sync_records_changes ON sync_records (integration_id, entity_type, updated_at, external_id)
+            """,
+            """
+            CREATE TABLE sync_errors (
+                sync_job_id TEXT NOT NULL REFERENCES sync_jobs (sync_job_id) ON DELETE CASCADE,
+                error_number INTEGER NOT NULL,
+                batch_number INTEGER NOT NULL,
+                external_id TEXT,
+                reason TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (sync_job_id, error_number)
+            ) STRICT
+            """,
+            """
+            CREATE TABLE sync_schedules (
+                schedule_id TEXT PRIMARY KEY,
+                integration_id TEXT NOT NULL REFERENCES external_integrations (integration_id) ON DELETE CASCADE,
+                entity_type TEXT NOT NULL,
+                sync_type TEXT NOT NULL,
+                interval_minutes INTEGER NOT NULL,
+                next_run_at INTEGER NOT NULL,
+                last_job_id TEXT,
+                created_at INTEGER NOT NULL,
+                CONSTRAINT sync_schedules_integration_entity_key UNIQUE (integration_id, entity_type)
+            ) STRICT
+            """,
+            """
+            CREATE INDEX sync_schedules_due ON sync_schedules (next_run_at)
+            """,
+            """
+            CREATE TABLE events (
+                event_seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                event_id TEXT NOT NULL UNIQUE,
+                event_type TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                created_at INTEGER NOT NULL
+            ) STRICT
+            """,
+            """
+            CREATE INDEX events_type ON events (event_type, event_seq)
             """
         ])
 }

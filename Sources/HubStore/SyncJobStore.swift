@@ -13,7 +13,8 @@ public struct SyncJobStore: DataSynchronizationDAO {
 
     static let columns = """
         sync_job_id, integration_id, sync_type, entity_type, filters, batch_size, status, records_processed, \
-        errors_count, started_at, last_batch_at, completed_at, created_at
+        errors_count, started_at, last_batch_at, completed_at, created_at, source_total, records_added, records_updated, \
+        records_unchanged, records_deleted, records_failed, reconciliation_mismatch, failure_reason
         """
 
     public func start(_ request: SyncJobRequest) async throws -> SyncJob {
@@ -118,26 +119,39 @@ public struct SyncJobStore: DataSynchronizationDAO {
         try Validate.range(errorsCount, 0...Int(Int32.max), field: "errors_count")
         let now = clock.now()
         let finished: SyncJob? = try await database.transaction { executor in
-            guard
-                let row = try await executor.queryOne(
-                    """
-                    UPDATE sync_jobs SET status = $1, completed_at = $2, errors_count = $3 \
-                    WHERE sync_job_id = $4 AND status = 'running' RETURNING \(Self.columns)
-                    """,
-                    [.text(status.rawValue), .timestamp(now), .int(Int64(errorsCount)), .uuid(jobID.uuid)])
-            else { return nil }
-            let job = try decode(row)
-            _ = try await executor.query(
-                """
-                UPDATE external_integrations SET last_sync = $1, error_count = error_count + $2, updated_at = $1 \
-                WHERE integration_id = $3
-                """,
-                [.timestamp(now), .int(Int64(errorsCount)), .uuid(job.integrationID.uuid)])
-            return job
+            try await Self.finalize(jobID, status: status, errorsCount: errorsCount, at: now, leaseOwner: nil, in: executor)
         }
         if let finished { return finished }
         let job = try await get(jobID)
         throw HubError.conflict(field: nil, reason: "the sync job is already \(job.status.rawValue)")
+    }
+
+    /// Step 3 inside a transaction: finalizes the job if it is running (and, when `leaseOwner` is given, leased to it),
+    /// releasing its lease, and updates the integration's last_sync and error_count. Nil when the job was not running.
+    static func finalize(
+        _ jobID: SyncJobID, status: SyncJobStatus, errorsCount: Int, at now: Date, leaseOwner: String?, in executor: any SQLExecutor
+    ) async throws -> SyncJob? {
+        var binds: [SQLValue] = [.text(status.rawValue), .timestamp(now), .int(Int64(errorsCount)), .uuid(jobID.uuid)]
+        var leaseCondition = ""
+        if let leaseOwner {
+            binds.append(.text(leaseOwner))
+            leaseCondition = " AND lease_owner = $5"
+        }
+        guard
+            let row = try await executor.queryOne(
+                """
+                UPDATE sync_jobs SET status = $1, completed_at = $2, errors_count = $3, lease_owner = NULL, lease_expires_at = NULL \
+                WHERE sync_job_id = $4 AND status = 'running'\(leaseCondition) RETURNING \(Self.columns)
+                """, binds)
+        else { return nil }
+        let job = try decode(row)
+        _ = try await executor.query(
+            """
+            UPDATE external_integrations SET last_sync = $1, error_count = error_count + $2, updated_at = $1 \
+            WHERE integration_id = $3
+            """,
+            [.timestamp(now), .int(Int64(errorsCount)), .uuid(job.integrationID.uuid)])
+        return job
     }
 
     public func get(_ jobID: SyncJobID) async throws -> SyncJob {
@@ -181,19 +195,30 @@ public struct SyncJobStore: DataSynchronizationDAO {
             batchID: SyncBatchID(try row.uuid("batch_id")), recordsProcessed: try row.int("records_processed"))
     }
 
-    private func decode(_ row: SQLRow) throws -> SyncJob {
+    private func decode(_ row: SQLRow) throws -> SyncJob { try Self.decode(row) }
+
+    static func decode(_ row: SQLRow) throws -> SyncJob {
         guard let syncType = SyncType(rawValue: try row.string("sync_type")) else {
             throw SQLError.decoding(column: "sync_type")
         }
         guard let status = SyncJobStatus(rawValue: try row.string("status")) else {
             throw SQLError.decoding(column: "status")
         }
-        return SyncJob(
+        var job = SyncJob(
             id: SyncJobID(try row.uuid("sync_job_id")), integrationID: IntegrationID(try row.uuid("integration_id")),
             syncType: syncType, entityType: try row.string("entity_type"), filters: try row.optionalJSON("filters"),
             batchSize: Int(try row.int("batch_size")), status: status,
             recordsProcessed: try row.int("records_processed"), errorsCount: try row.int("errors_count"),
             startedAt: try row.date("started_at"), lastBatchAt: try row.optionalDate("last_batch_at"),
             completedAt: try row.optionalDate("completed_at"), createdAt: try row.date("created_at"))
+        job.summary.sourceTotal = try row.optionalInt("source_total")
+        job.summary.added = try row.int("records_added")
+        job.summary.updated = try row.int("records_updated")
+        job.summary.unchanged = try row.int("records_unchanged")
+        job.summary.deleted = try row.int("records_deleted")
+        job.summary.failed = try row.int("records_failed")
+        job.summary.reconciliationMismatch = try row.bool("reconciliation_mismatch")
+        job.summary.failureReason = try row.optionalString("failure_reason")
+        return job
     }
 }

@@ -74,7 +74,9 @@ struct OperationRecorderTests {
         defer { try? FileManager.default.removeItem(atPath: journal) }
         let recorder = try OperationRecorder(store: stores.apiOperations, journalDirectory: journal)
         let endpoint = "https://api.example.com/\(unique("rw"))"
-        let operation = try await recorder.log(APIOperationRequest(operationType: .POST, endpoint: endpoint, payload: ["a": 1]))
+        let integration = try await stores.integrations.register(IntegrationContractTests.registration())
+        let operation = try await recorder.log(
+            APIOperationRequest(operationType: .POST, endpoint: endpoint, payload: ["a": 1], integrationID: integration.id))
         let completed = try await recorder.complete(operation.id, APIOperationOutcome(statusCode: 201, responseData: ["id": 9], executionTime: 12))
         #expect(try await recorder.get(operation.id) == completed)
         await expectHubError({ $0.isConflict }) {
@@ -83,8 +85,8 @@ struct OperationRecorderTests {
         #expect(await recorder.flush())
         // Committed exactly as returned (times at microsecond precision), straight from the store.
         #expect(try await stores.apiOperations.get(operation.id) == completed)
-        let listed = try await recorder.list(APIOperationFilter(status: .completed), PageRequest(limit: 200))
-        #expect(listed.items.contains(completed))
+        let listed = try await recorder.list(APIOperationFilter(integrationID: integration.id), PageRequest(limit: 200))
+        #expect(listed.items == [completed])
         let directories = try FileManager.default.contentsOfDirectory(atPath: journal)
         #expect(directories.count == 1)
         let own = (journal as NSString).appendingPathComponent(directories[0])

@@ -1,0 +1,301 @@
+import Foundation
+
+/// A path into a JSON document: `name.given`, `emails[0].value`, `emails[type=work].value`,
+/// `["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"].employeeNumber`.
+public struct JSONPath: Sendable, Hashable, CustomStringConvertible {
+    enum Step: Sendable, Hashable {
+        case member(String)
+        case index(Int)
+        /// The first array element whose member `key` has the text (or number/boolean) `value`.
+        case match(key: String, value: String)
+    }
+
+    let steps: [Step]
+    public let description: String
+
+    /// Parses `text`. - Throws: `validation(field)` naming what is wrong.
+    public init(_ text: String, field: String) throws {
+        description = text
+        var steps: [Step] = []
+        var characters = Substring(text)
+        func fail(_ reason: String) -> HubError { .validation(field: field, reason: "path '\(text)': \(reason)") }
+        guard !text.isEmpty else { throw HubError.validation(field: field, reason: "path must not be empty") }
+        var expectMember = true
+        while !characters.isEmpty {
+            if characters.first == "[" {
+                guard let close = characters.firstIndex(of: "]") else { throw fail("a '[' is not closed") }
+                let inside = characters[characters.index(after: characters.startIndex)..<close]
+                if inside.hasPrefix("\"") {
+                    guard inside.count >= 2, inside.hasSuffix("\"") else { throw fail("a quoted name is not closed") }
+                    steps.append(.member(String(inside.dropFirst().dropLast())))
+                } else if let index = Int(inside), index >= 0 {
+                    steps.append(.index(index))
+                } else if let equals = inside.firstIndex(of: "="), equals != inside.startIndex {
+                    steps.append(.match(key: String(inside[..<equals]), value: String(inside[inside.index(after: equals)...])))
+                } else {
+                    throw fail("'[\(inside)]' is neither an index, a quoted name nor key=value")
+                }
+                characters = characters[characters.index(after: close)...]
+                expectMember = false
+            } else if characters.first == "." {
+                guard !expectMember else { throw fail("an empty name") }
+                characters = characters.dropFirst()
+                expectMember = true
+                if characters.first == "[" { continue }
+                guard !characters.isEmpty else { throw fail("ends with '.'") }
+            } else {
+                guard expectMember else { throw fail("a name must follow '.'") }
+                let end = characters.firstIndex { $0 == "." || $0 == "[" } ?? characters.endIndex
+                steps.append(.member(String(characters[..<end])))
+                characters = characters[end...]
+                expectMember = false
+            }
+        }
+        self.steps = steps
+    }
+
+    /// The value at this path in `document`, or nil when any step is missing.
+    public func value(in document: JSONValue) -> JSONValue? {
+        var current = document
+        for step in steps {
+            switch step {
+            case .member(let name):
+                guard case .object(let members) = current, let next = members[name] else { return nil }
+                current = next
+            case .index(let index):
+                guard case .array(let elements) = current, index < elements.count else { return nil }
+                current = elements[index]
+            case .match(let key, let value):
+                guard case .array(let elements) = current,
+                    let found = elements.first(where: { element in
+                        guard case .object(let members) = element, let candidate = members[key] else { return false }
+                        return JSONPath.text(of: candidate) == value
+                    })
+                else { return nil }
+                current = found
+            }
+        }
+        return current
+    }
+
+    /// A scalar as text (`true`, `42`, `x`); nil for arrays, objects and null.
+    static func text(of value: JSONValue) -> String? {
+        switch value {
+        case .string(let text): text
+        case .int(let number): String(number)
+        case .double(let number): String(number)
+        case .bool(let flag): flag ? "true" : "false"
+        default: nil
+        }
+    }
+}
+
+/// How one entity type's source records become stored records: the external id's path and the target fields, each
+/// from a path (with transforms, a default, or required) or a constant. Without fields the whole source record is
+/// stored.
+public struct RecordMapping: Sendable, Hashable {
+    /// A transform applied to a field's value, in order.
+    public enum Transform: String, Sendable, Hashable, CaseIterable {
+        case trim, lowercase, uppercase, string, number, boolean
+        /// A date or date-time in ISO 8601 / RFC 3339 (or a Unix time in seconds) → RFC 3339 UTC (`…Z`); a plain
+        /// `YYYY-MM-DD` stays a date.
+        case date
+    }
+
+    /// One target field.
+    public struct Field: Sendable, Hashable {
+        public var name: String
+        public var path: JSONPath?
+        public var constant: JSONValue?
+        public var transforms: [Transform]
+        public var defaultValue: JSONValue?
+        public var required: Bool
+    }
+
+    /// Where the record's external id is.
+    public var externalID: JSONPath
+    /// Where the record's last-modified time is (the incremental high-water mark), if the source has one.
+    public var updatedField: JSONPath?
+    /// The target fields; empty keeps the whole record.
+    public var fields: [Field]
+
+    /// Parses an entity's mapping (`{"external_id": "id", "updated_field": "meta.lastModified", "fields": {...}}`),
+    /// naming fields from `field`. - Throws: `validation`.
+    public init(_ value: JSONValue, field: String, defaultUpdatedField: String? = nil) throws {
+        guard case .object(let members) = value else { throw HubError.validation(field: field, reason: "must be an object") }
+        let known: Set<String> = ["external_id", "updated_field", "fields", "source", "path", "records_path", "updated_since_param"]
+        if let unknown = members.keys.sorted().first(where: { !known.contains($0) }) {
+            throw HubError.validation(field: "\(field).\(unknown)", reason: "is not a mapping setting")
+        }
+        let idPath = members["external_id"]?.stringValue ?? "id"
+        externalID = try JSONPath(idPath, field: "\(field).external_id")
+        if let updated = members["updated_field"]?.stringValue ?? defaultUpdatedField {
+            updatedField = try JSONPath(updated, field: "\(field).updated_field")
+        }
+        var fields: [Field] = []
+        if let raw = members["fields"] {
+            guard case .object(let specs) = raw else { throw HubError.validation(field: "\(field).fields", reason: "must be an object") }
+            for (name, spec) in specs.sorted(by: { $0.key < $1.key }) {
+                let here = "\(field).fields.\(name)"
+                try Validate.noNUL(name, field: here)
+                switch spec {
+                case .string(let path):
+                    fields.append(Field(name: name, path: try JSONPath(path, field: here), constant: nil, transforms: [], defaultValue: nil, required: false))
+                case .object(let options):
+                    let allowed: Set<String> = ["path", "constant", "transforms", "default", "required"]
+                    if let unknown = options.keys.sorted().first(where: { !allowed.contains($0) }) {
+                        throw HubError.validation(field: "\(here).\(unknown)", reason: "is not a field setting (path, constant, transforms, default, required)")
+                    }
+                    var transforms: [Transform] = []
+                    if let list = options["transforms"] {
+                        guard case .array(let names) = list else { throw HubError.validation(field: "\(here).transforms", reason: "must be a list") }
+                        for (index, item) in names.enumerated() {
+                            guard let transform = item.stringValue.flatMap(Transform.init(rawValue:)) else {
+                                throw HubError.validation(
+                                    field: "\(here).transforms[\(index)]",
+                                    reason: "must be one of \(Transform.allCases.map(\.rawValue).joined(separator: ", "))")
+                            }
+                            transforms.append(transform)
+                        }
+                    }
+                    let path = try options["path"].map { value -> JSONPath in
+                        guard let text = value.stringValue else { throw HubError.validation(field: "\(here).path", reason: "must be text") }
+                        return try JSONPath(text, field: "\(here).path")
+                    }
+                    guard (path == nil) != (options["constant"] == nil) else {
+                        throw HubError.validation(field: here, reason: "needs exactly one of path and constant")
+                    }
+                    var required = false
+                    if let flag = options["required"] {
+                        guard case .bool(let value) = flag else { throw HubError.validation(field: "\(here).required", reason: "must be true or false") }
+                        required = value
+                    }
+                    fields.append(Field(
+                        name: name, path: path, constant: options["constant"], transforms: transforms, defaultValue: options["default"],
+                        required: required))
+                default:
+                    throw HubError.validation(field: here, reason: "must be a path or an object with path or constant")
+                }
+            }
+        }
+        self.fields = fields
+    }
+
+    /// A mapped record.
+    public struct Mapped: Sendable, Hashable {
+        public var externalID: String
+        public var data: JSONValue
+        /// The source's last-modified value, as given.
+        public var updated: String?
+    }
+
+    /// Maps one source record. - Throws: ``MappingError`` with the reason (the record is counted as an error).
+    public func apply(_ record: JSONValue) throws(MappingError) -> Mapped {
+        guard let idValue = externalID.value(in: record), let id = JSONPath.text(of: idValue), !id.isEmpty else {
+            throw MappingError(externalID: nil, reason: "external_id: nothing at '\(externalID)'")
+        }
+        guard id.count <= 255, !id.unicodeScalars.contains("\u{0}") else {
+            throw MappingError(externalID: nil, reason: "external_id: longer than 255 characters or contains NUL")
+        }
+        let updated = updatedField.flatMap { $0.value(in: record) }.flatMap(JSONPath.text(of:))
+        guard !fields.isEmpty else { return Mapped(externalID: id, data: record.replacingNUL, updated: updated) }
+        var data: [String: JSONValue] = [:]
+        for field in fields {
+            if let constant = field.constant {
+                data[field.name] = constant
+                continue
+            }
+            var value = field.path!.value(in: record)
+            if value == .null { value = nil }
+            if var present = value {
+                for transform in field.transforms {
+                    guard let next = Self.apply(transform, to: present) else {
+                        throw MappingError(externalID: id, reason: "\(field.name): cannot apply \(transform.rawValue) to \(present.jsonText.prefix(60))")
+                    }
+                    present = next
+                }
+                value = present
+            }
+            if value == nil { value = field.defaultValue }
+            if value == nil, field.required {
+                throw MappingError(externalID: id, reason: "\(field.name): required, nothing at '\(field.path!)'")
+            }
+            data[field.name] = value?.replacingNUL ?? .null
+        }
+        return Mapped(externalID: id, data: .object(data), updated: updated)
+    }
+
+    static func apply(_ transform: Transform, to value: JSONValue) -> JSONValue? {
+        switch transform {
+        case .trim:
+            guard case .string(let text) = value else { return value }
+            return .string(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        case .lowercase:
+            guard case .string(let text) = value else { return value }
+            return .string(text.lowercased())
+        case .uppercase:
+            guard case .string(let text) = value else { return value }
+            return .string(text.uppercased())
+        case .string:
+            return JSONPath.text(of: value).map(JSONValue.string)
+        case .number:
+            switch value {
+            case .int, .double: return value
+            case .string(let text):
+                let trimmed = text.trimmingCharacters(in: .whitespaces)
+                if let int = Int64(trimmed) { return .int(int) }
+                return Double(trimmed).map(JSONValue.double)
+            default: return nil
+            }
+        case .boolean:
+            switch value {
+            case .bool: return value
+            case .int(let number): return number == 0 || number == 1 ? .bool(number == 1) : nil
+            case .string(let text):
+                switch text.lowercased() {
+                case "true", "yes", "1": return .bool(true)
+                case "false", "no", "0": return .bool(false)
+                default: return nil
+                }
+            default: return nil
+            }
+        case .date:
+            return RecordMapping.normalizedDate(value).map(JSONValue.string)
+        }
+    }
+
+    /// A date or date-time as RFC 3339 UTC, or nil when `value` is neither.
+    public static func normalizedDate(_ value: JSONValue) -> String? {
+        switch value {
+        case .int(let seconds): return formatUTC(Date(timeIntervalSince1970: Double(seconds)))
+        case .double(let seconds): return formatUTC(Date(timeIntervalSince1970: seconds))
+        case .string(let text):
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            if trimmed.count == 10, let day = try? Date(trimmed + "T00:00:00Z", strategy: .iso8601), formatUTC(day).hasPrefix(trimmed) {
+                return trimmed
+            }
+            if let date = parseDateTime(trimmed) { return formatUTC(date) }
+            return nil
+        default: return nil
+        }
+    }
+
+    /// Parses an RFC 3339 / ISO 8601 date-time, with or without fractional seconds.
+    public static func parseDateTime(_ text: String) -> Date? {
+        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
+        return try? Date(text, strategy: .iso8601)
+    }
+
+    static func formatUTC(_ date: Date) -> String {
+        let whole = date.timeIntervalSince1970.rounded(.down) == date.timeIntervalSince1970
+        return date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: !whole))
+    }
+}
+
+/// Why a source record could not be mapped.
+public struct MappingError: Error, Sendable, Hashable {
+    /// The record's external id, when it was found.
+    public var externalID: String?
+    /// What failed, naming the target field.
+    public var reason: String
+}

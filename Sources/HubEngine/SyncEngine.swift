@@ -1,0 +1,262 @@
+import Foundation
+import HubCore
+import HubStore
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Progress of a running job, reported after each committed batch.
+public struct SyncProgress: Sendable {
+    public var job: SyncJobID
+    public var batches: Int
+    public var recordsProcessed: Int64
+    public var errors: Int64
+    public var elapsed: Duration
+}
+
+/// Runs one claimed sync job to its end: reads pages through the integration's connector, maps every record, and
+/// commits each page as one batch (records, events, errors, `sync_batches` row, progress and checkpoint together),
+/// then finishes the job (deletions of a full sync, final status, reconciliation, `sync.*` event). A job resumed
+/// after a crash continues from its last committed checkpoint. The lease is renewed while the job runs; when it is
+/// lost, or the job is cancelled, the runner stops without writing.
+public struct SyncRunner: Sendable {
+    let store: SyncEngineStore
+    let integrations: any ExternalSystemIntegrationDAO
+    let executor: OperationExecutor
+    /// This worker's lease owner name.
+    public let owner: String
+    /// How long a lease lasts without renewal.
+    public let lease: Duration
+    let logger: Logger
+
+    /// A runner that records through `executor` and `store`.
+    public init(
+        store: SyncEngineStore, integrations: any ExternalSystemIntegrationDAO, executor: OperationExecutor,
+        owner: String = "worker-\(UUID().uuidString.prefix(8).lowercased())", lease: Duration = .seconds(30),
+        logger: Logger = Logger(label: "hub.sync")
+    ) {
+        self.store = store
+        self.integrations = integrations
+        self.executor = executor
+        self.owner = owner
+        self.lease = lease
+        self.logger = logger
+    }
+
+    /// Runs `claim`'s job; returns the finished job, or nil when the job was given up (cancelled elsewhere, lease
+    /// lost, or this task cancelled: then the lease is released for another worker to resume).
+    public func run(_ claim: SyncEngineStore.Claim, progress: @escaping @Sendable (SyncProgress) -> Void = { _ in }) async -> SyncJob? {
+        let job = claim.job
+        let started = ContinuousClock.now
+        let leaseLost = SharedCounter()
+        return await withTaskGroup(of: SyncJob?.self) { group in
+            // Heartbeat: renew the lease at a third of its length while the job runs.
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: lease / 3)
+                    if Task.isCancelled { break }
+                    if (try? await store.renew(job.id, owner: owner, lease: lease)) == false {
+                        leaseLost.value.store(1, ordering: .relaxed)
+                        break
+                    }
+                }
+                return nil
+            }
+            let result = await runPages(claim, started: started, leaseLost: leaseLost, progress: progress)
+            group.cancelAll()
+            return result
+        }
+    }
+
+    private func runPages(
+        _ claim: SyncEngineStore.Claim, started: ContinuousClock.Instant, leaseLost: SharedCounter,
+        progress: @Sendable (SyncProgress) -> Void
+    ) async -> SyncJob? {
+        let job = claim.job
+        var batchNumber = claim.nextBatchNumber
+        var failedRecords = job.summary.failed
+        do {
+            let integration = try await integrations.get(job.integrationID)
+            guard let configuration = try SyncConfiguration.parse(integration.mappingConfig) else {
+                throw SyncFailure("the integration's mapping_config names no connector")
+            }
+            guard let entity = configuration.entities[job.entityType] else {
+                throw SyncFailure("mapping_config.entities has no '\(job.entityType)'")
+            }
+            if !claim.pagesDone {
+                var state: PageState
+                if let checkpoint = claim.checkpoint {
+                    state = try JSONDecoder().decode(PageState.self, from: Data(checkpoint.canonicalText.utf8))
+                } else {
+                    state = PageState()
+                    if job.syncType == .incremental {
+                        state.since = try await store.lastHighWaterMark(job.integrationID, entityType: job.entityType)
+                    }
+                }
+                var mark = claim.highWaterMark ?? state.since
+                let client = SourceClient(executor: executor, integrationID: job.integrationID, retry: configuration.retry)
+                let connector: any SourceConnector
+                switch configuration.connector {
+                case .scim:
+                    let limits = await SCIMConnector.serviceProviderLimits(client)
+                    if job.syncType == .incremental, !limits.filters {
+                        throw SyncFailure("the SCIM server does not support filtering, which incremental sync needs")
+                    }
+                    connector = SCIMConnector(
+                        client: client, path: entity.path, pageSize: min(job.batchSize, limits.maxResults ?? job.batchSize),
+                        incremental: job.syncType == .incremental)
+                case .restJSON(let settings):
+                    connector = RESTConnector(
+                        client: client, path: entity.path, settings: settings, pageSize: job.batchSize,
+                        incremental: job.syncType == .incremental, baseURL: integration.endpointURL)
+                }
+                while true {
+                    try Task.checkCancellation()
+                    guard leaseLost.value.load(ordering: .relaxed) == 0 else { return nil }
+                    let page = try await connector.fetch(state)
+                    var mapped: [RecordMapping.Mapped] = []
+                    var failures: [MappingError] = []
+                    mapped.reserveCapacity(page.records.count)
+                    for record in page.records {
+                        do {
+                            let result = try entity.mapping.apply(record)
+                            mapped.append(result)
+                            if let updated = result.updated, Self.isLater(updated, than: mark) { mark = updated }
+                        } catch {
+                            failures.append(error)
+                        }
+                    }
+                    let checkpoint = try JSONValue.parse(
+                        String(decoding: try JSONEncoder().encode(page.next), as: UTF8.self), field: "checkpoint")
+                    let result = try await store.commitBatch(
+                        SyncEngineStore.Batch(
+                            jobID: job.id, owner: owner, lease: lease, batchNumber: batchNumber, records: mapped, failures: failures,
+                            checkpoint: checkpoint, highWaterMark: mark, sourceTotal: page.total, pagesDone: page.isLast),
+                        integrationID: job.integrationID, entityType: job.entityType)
+                    failedRecords += Int64(failures.count)
+                    progress(SyncProgress(
+                        job: job.id, batches: batchNumber, recordsProcessed: result.recordsProcessed, errors: failedRecords,
+                        elapsed: ContinuousClock.now - started))
+                    batchNumber += 1
+                    state = page.next
+                    if page.isLast { break }
+                }
+            }
+            let status: SyncJobStatus = failedRecords > 0 ? .completedWithErrors : .completed
+            return try await store.finish(
+                job.id, owner: owner, status: status, failureReason: nil, markDeletions: job.syncType == .full)
+        } catch is CancellationError {
+            await release(job.id)
+            return nil
+        } catch HubError.conflict {
+            // Cancelled elsewhere, or the lease went to another worker: nothing more is ours to write.
+            return nil
+        } catch {
+            if Task.isCancelled {
+                await release(job.id)
+                return nil
+            }
+            let reason: String = switch error {
+            case let failure as SyncFailure: failure.description
+            case let hub as HubError: hub.description
+            default: "the job failed: \(type(of: error))"
+            }
+            logger.warning("sync job failed", metadata: ["sync_job_id": "\(job.id)", "reason": "\(reason)"])
+            return try? await store.finish(job.id, owner: owner, status: .failed, failureReason: reason, markDeletions: false)
+        }
+    }
+
+    /// Releases the lease from a task of its own: this one is cancelled, and its queries would be too.
+    private func release(_ jobID: SyncJobID) async {
+        let store = self.store
+        let owner = self.owner
+        await Task { try? await store.release(jobID, owner: owner) }.value
+    }
+
+    /// Whether the source time `candidate` is after `mark` (compared as dates when both parse, else as text).
+    static func isLater(_ candidate: String, than mark: String?) -> Bool {
+        guard let mark else { return true }
+        if let a = RecordMapping.parseDateTime(candidate), let b = RecordMapping.parseDateTime(mark) { return a > b }
+        return candidate > mark
+    }
+}
+
+/// The sync worker (a `Service` inside `hub serve`, or `hub worker` alone): starts due scheduled jobs and runs
+/// claimed jobs, at most `concurrency` at once. Many workers may share one database: claims are leased, schedules are
+/// claimed by moving their next run in the same statement, and the one-running-job index refuses duplicates. At
+/// graceful shutdown running jobs stop after their current batch and release their leases.
+public struct SyncWorker: Service {
+    let runner: SyncRunner
+    let store: SyncEngineStore
+    let jobs: any DataSynchronizationDAO
+    let concurrency: Int
+    let pollInterval: Duration
+    let logger: Logger
+
+    /// A worker over `runner`, claiming jobs every `pollInterval` (default 1 s).
+    public init(
+        runner: SyncRunner, store: SyncEngineStore, jobs: any DataSynchronizationDAO, concurrency: Int = 2,
+        pollInterval: Duration = .seconds(1), logger: Logger = Logger(label: "hub.sync")
+    ) {
+        self.runner = runner
+        self.store = store
+        self.jobs = jobs
+        self.concurrency = max(1, concurrency)
+        self.pollInterval = pollInterval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            await runLoop()
+        }
+    }
+
+    /// Runs until cancelled.
+    public func runLoop() async {
+        let running = SharedCounter()
+        await withTaskGroup(of: Void.self) { group in
+            while !Task.isCancelled {
+                await startDueSchedules()
+                while running.value.load(ordering: .relaxed) < concurrency, !Task.isCancelled {
+                    let claim: SyncEngineStore.Claim?
+                    do {
+                        claim = try await store.claim(owner: runner.owner, lease: runner.lease)
+                    } catch {
+                        logger.warning("claiming sync jobs failed", metadata: ["error": "\(error)"])
+                        break
+                    }
+                    guard let claim else { break }
+                    running.value.add(1, ordering: .relaxed)
+                    group.addTask {
+                        _ = await runner.run(claim)
+                        running.value.subtract(1, ordering: .relaxed)
+                    }
+                }
+                try? await Task.sleep(for: pollInterval)
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func startDueSchedules() async {
+        do {
+            for schedule in try await store.claimDueSchedules() {
+                do {
+                    let job = try await jobs.start(
+                        SyncJobRequest(integrationID: schedule.integrationID, syncType: schedule.syncType, entityType: schedule.entityType))
+                    try await store.scheduleStarted(schedule.id, job: job.id)
+                } catch HubError.conflict {
+                    // A job of this entity type is still running (or the integration is disabled): skip this run.
+                }
+            }
+        } catch {
+            logger.warning("starting scheduled syncs failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// An atomic integer shared by tasks.
+final class SharedCounter: Sendable {
+    let value = Atomic<Int>(0)
+}

@@ -1,0 +1,503 @@
+import Foundation
+import HubCore
+
+/// What the sync engine stores beside the Data Synchronization DAO: job leases and checkpoints, the records store,
+/// the first errors of each job, schedules and the events outbox. Every batch commits its records, events, errors,
+/// `sync_batches` row (step 2), progress and checkpoint in one transaction, guarded by the job's lease.
+public struct SyncEngineStore: Sendable {
+    let database: any SQLDatabase
+    let clock: WallClock
+    /// Errors kept per job in `sync_errors` (the first ones); all are counted.
+    public static let keptErrors = 100
+
+    /// A store over `database`.
+    public init(database: any SQLDatabase, clock: WallClock = .system) {
+        self.database = database
+        self.clock = clock
+    }
+
+    /// A running job leased to one worker, with what it needs to resume.
+    public struct Claim: Sendable {
+        public var job: SyncJob
+        /// The connector's page state after the last committed batch; nil for a job not begun.
+        public var checkpoint: JSONValue?
+        /// The largest source modification time committed by this job (or the one it started from).
+        public var highWaterMark: String?
+        /// Whether every page was committed (only the finish remains).
+        public var pagesDone: Bool
+        /// The number the next batch gets.
+        public var nextBatchNumber: Int
+    }
+
+    static let claimColumns = SyncJobStore.columns + ", checkpoint, high_water_mark, pages_done"
+
+    /// Leases the oldest running job that no live worker holds (never leased, or lease expired), or `jobID` only when
+    /// given; nil when there is none. Concurrent claimers never get the same job (`FOR UPDATE SKIP LOCKED` on PostgreSQL).
+    public func claim(owner: String, lease: Duration, jobID: SyncJobID? = nil) async throws -> Claim? {
+        let now = clock.now()
+        var binds: [SQLValue] = [.text(owner), .timestamp(now.addingTimeInterval(lease.seconds)), .timestamp(now)]
+        var only = ""
+        if let jobID {
+            binds.append(.uuid(jobID.uuid))
+            only = " AND sync_job_id = $4"
+        }
+        let lock = database.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
+        let claimable = "status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < $3)\(only)"
+        return try await database.transaction { executor in
+            guard
+                let row = try await executor.queryOne(
+                    """
+                    UPDATE sync_jobs SET lease_owner = $1, lease_expires_at = $2 WHERE sync_job_id = \
+                    (SELECT sync_job_id FROM sync_jobs WHERE \(claimable) ORDER BY created_at LIMIT 1\(lock)) \
+                    AND \(claimable) RETURNING \(Self.claimColumns)
+                    """, binds)
+            else { return nil }
+            let job = try SyncJobStore.decode(row)
+            let next = try await executor.queryOne(
+                "SELECT COALESCE(MAX(batch_number), 0) AS n FROM sync_batches WHERE sync_job_id = $1", [.uuid(job.id.uuid)])!
+            return Claim(
+                job: job, checkpoint: try row.optionalJSON("checkpoint"), highWaterMark: try row.optionalString("high_water_mark"),
+                pagesDone: try row.bool("pages_done"), nextBatchNumber: Int(try next.int("n")) + 1)
+        }
+    }
+
+    /// Extends the lease; false when `owner` no longer holds it or the job is no longer running.
+    public func renew(_ jobID: SyncJobID, owner: String, lease: Duration) async throws -> Bool {
+        let now = clock.now()
+        return try await !database.query(
+            """
+            UPDATE sync_jobs SET lease_expires_at = $1 WHERE sync_job_id = $2 AND lease_owner = $3 AND status = 'running' \
+            RETURNING sync_job_id
+            """, [.timestamp(now.addingTimeInterval(lease.seconds)), .uuid(jobID.uuid), .text(owner)]
+        ).isEmpty
+    }
+
+    /// Gives the lease up at once (graceful shutdown), so another worker resumes the job without waiting.
+    public func release(_ jobID: SyncJobID, owner: String) async throws {
+        _ = try await database.query(
+            "UPDATE sync_jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE sync_job_id = $1 AND lease_owner = $2",
+            [.uuid(jobID.uuid), .text(owner)])
+    }
+
+    /// The high-water mark of the last successful job of this integration and entity type.
+    public func lastHighWaterMark(_ integrationID: IntegrationID, entityType: String) async throws -> String? {
+        try await database.queryOne(
+            """
+            SELECT high_water_mark FROM sync_jobs WHERE integration_id = $1 AND entity_type = $2 \
+            AND status IN ('completed', 'completed_with_errors') AND high_water_mark IS NOT NULL \
+            ORDER BY completed_at DESC LIMIT 1
+            """, [.uuid(integrationID.uuid), .text(entityType)]
+        )?.optionalString("high_water_mark")
+    }
+
+    /// One page's work to commit.
+    public struct Batch: Sendable {
+        public var jobID: SyncJobID
+        public var owner: String
+        public var lease: Duration
+        public var batchNumber: Int
+        public var records: [RecordMapping.Mapped]
+        public var failures: [MappingError]
+        /// The connector's state after this page.
+        public var checkpoint: JSONValue
+        public var highWaterMark: String?
+        public var sourceTotal: Int64?
+        /// Whether this was the last page.
+        public var pagesDone: Bool
+
+        public init(
+            jobID: SyncJobID, owner: String, lease: Duration, batchNumber: Int, records: [RecordMapping.Mapped], failures: [MappingError],
+            checkpoint: JSONValue, highWaterMark: String?, sourceTotal: Int64?, pagesDone: Bool
+        ) {
+            self.jobID = jobID
+            self.owner = owner
+            self.lease = lease
+            self.batchNumber = batchNumber
+            self.records = records
+            self.failures = failures
+            self.checkpoint = checkpoint
+            self.highWaterMark = highWaterMark
+            self.sourceTotal = sourceTotal
+            self.pagesDone = pagesDone
+        }
+    }
+
+    /// What a committed batch changed.
+    public struct BatchResult: Sendable, Hashable {
+        public var added = 0
+        public var updated = 0
+        public var unchanged = 0
+        public var failed = 0
+        /// The job's records_processed after the batch.
+        public var recordsProcessed: Int64 = 0
+    }
+
+    /// Commits one batch: records upserted (added / updated / unchanged by content hash; a deleted record that returns
+    /// is added again), `record.created` / `record.updated` events, the first errors, the job's progress, counts,
+    /// checkpoint and high-water mark, its lease renewed, and the `sync_batches` row — all or nothing.
+    /// - Throws: `conflict` when the job is no longer running or its lease is no longer `owner`'s (nothing is written).
+    public func commitBatch(_ batch: Batch, integrationID: IntegrationID, entityType: String) async throws -> BatchResult {
+        let now = clock.now()
+        // The last occurrence of an external id in a page wins (one row may be written once per statement).
+        var latest: [String: Int] = [:]
+        for (index, record) in batch.records.enumerated() { latest[record.externalID] = index }
+        let records = batch.records.enumerated().filter { latest[$0.element.externalID] == $0.offset }.map(\.element)
+        let duplicates = batch.records.count - records.count
+        return try await database.transaction { executor in
+            var result = BatchResult()
+            var events: [(type: String, payload: JSONValue)] = []
+            for start in stride(from: 0, to: records.count, by: 1000) {
+                let chunk = records[start..<min(start + 1000, records.count)]
+                var binds: [SQLValue] = [.uuid(integrationID.uuid), .text(entityType), .timestamp(now), .uuid(batch.jobID.uuid)]
+                var tuples: [String] = []
+                var values: [String: JSONValue] = [:]
+                for record in chunk {
+                    let text = record.data.canonicalText
+                    values[record.externalID] = record.data
+                    binds += [.text(record.externalID), .json(text), .text(JSONValue.sha256Hex(text))]
+                    let base = binds.count - 2
+                    tuples.append("($1, $2, $\(base), $\(base + 1), $\(base + 2), 'created', $3, $3, NULL, $4, $4)")
+                }
+                let changed = "(sync_records.deleted_at IS NOT NULL OR sync_records.content_hash <> excluded.content_hash)"
+                let rows = try await executor.query(
+                    """
+                    INSERT INTO sync_records (integration_id, entity_type, external_id, data, content_hash, last_change, created_at, \
+                    updated_at, deleted_at, last_job_id, seen_job_id) VALUES \(tuples.joined(separator: ", ")) \
+                    ON CONFLICT (integration_id, entity_type, external_id) DO UPDATE SET \
+                    data = CASE WHEN \(changed) THEN excluded.data ELSE sync_records.data END, \
+                    last_change = CASE WHEN sync_records.deleted_at IS NOT NULL THEN 'created' \
+                    WHEN sync_records.content_hash <> excluded.content_hash THEN 'updated' ELSE sync_records.last_change END, \
+                    updated_at = CASE WHEN \(changed) THEN excluded.updated_at ELSE sync_records.updated_at END, \
+                    last_job_id = CASE WHEN \(changed) THEN excluded.last_job_id ELSE sync_records.last_job_id END, \
+                    content_hash = excluded.content_hash, deleted_at = NULL, seen_job_id = excluded.seen_job_id \
+                    RETURNING external_id, last_change, updated_at
+                    """, binds)
+                for row in rows {
+                    guard try row.date("updated_at") == SQLValue.date(microseconds: SQLValue.microseconds(now)) else {
+                        result.unchanged += 1
+                        continue
+                    }
+                    let externalID = try row.string("external_id")
+                    let created = try row.string("last_change") == RecordChange.created.rawValue
+                    if created { result.added += 1 } else { result.updated += 1 }
+                    let data = values[externalID] ?? .null
+                    events.append((
+                        created ? "record.created" : "record.updated",
+                        [
+                            "integration_id": .string(integrationID.description), "entity_type": .string(entityType),
+                            "external_id": .string(externalID), "sync_job_id": .string(batch.jobID.description), "data": data,
+                        ]))
+                }
+            }
+            result.unchanged += duplicates
+            result.failed = batch.failures.count
+            try await Self.insertEvents(events, at: now, into: executor)
+            let processed = records.count + duplicates
+            guard
+                let job = try await executor.queryOne(
+                    """
+                    UPDATE sync_jobs SET records_processed = records_processed + $1, last_batch_at = $2, checkpoint = $3, \
+                    high_water_mark = COALESCE($4, high_water_mark), source_total = COALESCE($5, source_total), \
+                    records_added = records_added + $6, records_updated = records_updated + $7, \
+                    records_unchanged = records_unchanged + $8, records_failed = records_failed + $9, \
+                    errors_count = errors_count + $9, pages_done = $10, lease_expires_at = $11 \
+                    WHERE sync_job_id = $12 AND status = 'running' AND lease_owner = $13 \
+                    RETURNING records_processed, errors_count
+                    """,
+                    [
+                        .int(Int64(processed)), .timestamp(now), .json(batch.checkpoint.canonicalText),
+                        .optional(batch.highWaterMark) { .text($0) }, .optional(batch.sourceTotal) { .int($0) },
+                        .int(Int64(result.added)), .int(Int64(result.updated)), .int(Int64(result.unchanged)), .int(Int64(result.failed)),
+                        .bool(batch.pagesDone), .timestamp(now.addingTimeInterval(batch.lease.seconds)), .uuid(batch.jobID.uuid),
+                        .text(batch.owner),
+                    ])
+            else {
+                throw HubError.conflict(field: nil, reason: "the sync job is no longer running under this worker's lease")
+            }
+            result.recordsProcessed = try job.int("records_processed")
+            // The first errors are kept with their reasons; all are counted.
+            let errorsBefore = Int(try job.int("errors_count")) - batch.failures.count
+            let room = max(0, Self.keptErrors - errorsBefore)
+            for (offset, failure) in batch.failures.prefix(room).enumerated() {
+                _ = try await executor.query(
+                    """
+                    INSERT INTO sync_errors (sync_job_id, error_number, batch_number, external_id, reason, created_at) \
+                    VALUES ($1, $2, $3, $4, $5, $6)
+                    """,
+                    [
+                        .uuid(batch.jobID.uuid), .int(Int64(errorsBefore + offset + 1)), .int(Int64(batch.batchNumber)),
+                        .optional(failure.externalID) { .text($0) }, .text(String(failure.reason.prefix(1000))), .timestamp(now),
+                    ])
+            }
+            // Step 2 of the design: the batch row (its records are the page's records, mapped or not).
+            _ = try await executor.query(
+                """
+                INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, status, processed_at) \
+                VALUES ($1, $2, $3, $4, $5, $6)
+                """,
+                [
+                    .uuid(SyncBatchID.generate().uuid), .uuid(batch.jobID.uuid), .int(Int64(batch.batchNumber)),
+                    .int(Int64(processed + batch.failures.count)), .text(SyncBatchStatus.completed.rawValue), .timestamp(now),
+                ])
+            return result
+        }
+    }
+
+    /// Ends a job (step 3) in one transaction: for a completed full sync, records of the integration and entity type
+    /// that the job did not see are marked deleted (`record.deleted` events); the job gets its final status, counts,
+    /// reconciliation and failure reason; the integration's last_sync and error_count are updated; and a
+    /// `sync.completed`, `sync.failed` or `sync.cancelled` event is written. Nil when the job is no longer running
+    /// under `owner`'s lease.
+    public func finish(
+        _ jobID: SyncJobID, owner: String, status: SyncJobStatus, failureReason: String?, markDeletions: Bool
+    ) async throws -> SyncJob? {
+        let now = clock.now()
+        return try await database.transaction { executor in
+            guard
+                let current = try await executor.queryOne(
+                    "SELECT \(Self.claimColumns) FROM sync_jobs WHERE sync_job_id = $1 AND status = 'running' AND lease_owner = $2",
+                    [.uuid(jobID.uuid), .text(owner)])
+            else { return nil }
+            let job = try SyncJobStore.decode(current)
+            var deleted = 0
+            var stored = job.summary.added + job.summary.updated + job.summary.unchanged
+            if markDeletions {
+                let rows = try await executor.query(
+                    """
+                    UPDATE sync_records SET deleted_at = $1, updated_at = $1, last_change = 'deleted', last_job_id = $2 \
+                    WHERE integration_id = $3 AND entity_type = $4 AND deleted_at IS NULL \
+                    AND (seen_job_id IS NULL OR seen_job_id <> $2) RETURNING external_id
+                    """, [.timestamp(now), .uuid(jobID.uuid), .uuid(job.integrationID.uuid), .text(job.entityType)])
+                deleted = rows.count
+                try await Self.insertEvents(
+                    try rows.map { row in
+                        (
+                            "record.deleted",
+                            [
+                                "integration_id": .string(job.integrationID.description), "entity_type": .string(job.entityType),
+                                "external_id": .string(try row.string("external_id")), "sync_job_id": .string(jobID.description),
+                            ]
+                        )
+                    }, at: now, into: executor)
+                // A full sync stores each record it saw once, however often pages overlapped.
+                stored = try await executor.queryOne(
+                    "SELECT COUNT(*) AS n FROM sync_records WHERE integration_id = $1 AND entity_type = $2 AND seen_job_id = $3",
+                    [.uuid(job.integrationID.uuid), .text(job.entityType), .uuid(jobID.uuid)])!.int("n")
+            }
+            let mismatch = job.summary.sourceTotal.map { $0 != stored + job.summary.failed } ?? false
+            _ = try await executor.query(
+                """
+                UPDATE sync_jobs SET records_deleted = $1, reconciliation_mismatch = $2, failure_reason = $3 WHERE sync_job_id = $4
+                """, [.int(Int64(deleted)), .bool(mismatch && status != .failed), .optional(failureReason) { .text($0) }, .uuid(jobID.uuid)])
+            guard
+                let finished = try await SyncJobStore.finalize(
+                    jobID, status: status, errorsCount: Int(job.errorsCount), at: now, leaseOwner: owner, in: executor)
+            else { return nil }
+            let eventType = switch status {
+            case .failed: "sync.failed"
+            case .cancelled: "sync.cancelled"
+            default: "sync.completed"
+            }
+            var payload: [String: JSONValue] = [
+                "sync_job_id": .string(jobID.description), "integration_id": .string(job.integrationID.description),
+                "entity_type": .string(job.entityType), "sync_type": .string(job.syncType.rawValue), "status": .string(status.rawValue),
+                "records_processed": .int(finished.recordsProcessed), "added": .int(finished.summary.added),
+                "updated": .int(finished.summary.updated), "unchanged": .int(finished.summary.unchanged), "deleted": .int(Int64(deleted)),
+                "failed": .int(finished.summary.failed), "reconciliation_mismatch": .bool(finished.summary.reconciliationMismatch),
+            ]
+            if let total = finished.summary.sourceTotal { payload["source_total"] = .int(total) }
+            if let failureReason { payload["failure_reason"] = .string(failureReason) }
+            try await Self.insertEvents([(eventType, .object(payload))], at: now, into: executor)
+            return finished
+        }
+    }
+
+    static func insertEvents(_ events: [(type: String, payload: JSONValue)], at now: Date, into executor: any SQLExecutor) async throws {
+        for start in stride(from: 0, to: events.count, by: 1000) {
+            let chunk = events[start..<min(start + 1000, events.count)]
+            var binds: [SQLValue] = [.timestamp(now)]
+            var tuples: [String] = []
+            for event in chunk {
+                binds += [.uuid(UUID()), .text(event.type), .json(event.payload.canonicalText)]
+                tuples.append("($\(binds.count - 2), $\(binds.count - 1), $\(binds.count), $1)")
+            }
+            _ = try await executor.query(
+                "INSERT INTO events (event_id, event_type, payload, created_at) VALUES \(tuples.joined(separator: ", "))", binds)
+        }
+    }
+
+    // MARK: - Reads
+
+    /// Stored records of an integration and entity type in change order (updated_at, then external id), one page at a
+    /// time. - Throws: `validation(cursor)`, `validation(limit)`.
+    public func records(
+        _ integrationID: IntegrationID, entityType: String, filter: SyncRecordFilter, page: PageRequest
+    ) async throws -> Page<SyncRecord> {
+        try page.validate()
+        var binds: [SQLValue] = [.uuid(integrationID.uuid), .text(entityType)]
+        var conditions = ["integration_id = $1", "entity_type = $2"]
+        if let after = filter.modifiedAfter {
+            binds.append(.timestamp(after))
+            conditions.append("updated_at > $\(binds.count)")
+        }
+        if let change = filter.change {
+            binds.append(.text(change.rawValue))
+            conditions.append("last_change = $\(binds.count)")
+        }
+        if let cursor = page.cursor {
+            let (time, externalID) = try Self.parseRecordCursor(cursor)
+            binds.append(.timestamp(time))
+            binds.append(.text(externalID))
+            conditions.append("(updated_at > $\(binds.count - 1) OR (updated_at = $\(binds.count - 1) AND external_id > $\(binds.count)))")
+        }
+        binds.append(.int(Int64(page.limit + 1)))
+        let rows = try await database.query(
+            """
+            SELECT integration_id, entity_type, external_id, data, content_hash, last_change, created_at, updated_at, deleted_at, \
+            last_job_id FROM sync_records WHERE \(conditions.joined(separator: " AND ")) ORDER BY updated_at, external_id \
+            LIMIT $\(binds.count)
+            """, binds)
+        let items = try rows.prefix(page.limit).map { row in
+            guard let change = RecordChange(rawValue: try row.string("last_change")) else { throw SQLError.decoding(column: "last_change") }
+            return SyncRecord(
+                integrationID: IntegrationID(try row.uuid("integration_id")), entityType: try row.string("entity_type"),
+                externalID: try row.string("external_id"), data: try row.json("data"), contentHash: try row.string("content_hash"),
+                lastChange: change, createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"),
+                deletedAt: try row.optionalDate("deleted_at"), lastJobID: try row.optionalUUID("last_job_id").map(SyncJobID.init))
+        }
+        let next = rows.count > page.limit ? items.last.map { Self.recordCursor($0.updatedAt, $0.externalID) } : nil
+        return Page(items: items, nextCursor: next)
+    }
+
+    static func recordCursor(_ time: Date, _ externalID: String) -> String {
+        Data("\(SQLValue.microseconds(time)):\(externalID)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func parseRecordCursor(_ text: String) throws -> (Date, String) {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard let data = Data(base64Encoded: base64), let raw = String(data: data, encoding: .utf8),
+            let colon = raw.firstIndex(of: ":"), let micros = Int64(raw[..<colon])
+        else {
+            throw HubError.validation(field: "cursor", reason: "is not a cursor returned by this list")
+        }
+        return (SQLValue.date(microseconds: micros), String(raw[raw.index(after: colon)...]))
+    }
+
+    /// The first errors of a job, in order.
+    public func errors(of jobID: SyncJobID) async throws -> [SyncErrorEntry] {
+        try await database.query(
+            """
+            SELECT sync_job_id, error_number, batch_number, external_id, reason, created_at FROM sync_errors \
+            WHERE sync_job_id = $1 ORDER BY error_number
+            """, [.uuid(jobID.uuid)]
+        ).map { row in
+            SyncErrorEntry(
+                jobID: SyncJobID(try row.uuid("sync_job_id")), number: Int(try row.int("error_number")),
+                batchNumber: Int(try row.int("batch_number")), externalID: try row.optionalString("external_id"),
+                reason: try row.string("reason"), createdAt: try row.date("created_at"))
+        }
+    }
+
+    /// Events after `sequence` in outbox order, at most `limit`, optionally of one type.
+    public func events(after sequence: Int64 = 0, type: String? = nil, limit: Int = 1000) async throws -> [HubEvent] {
+        var binds: [SQLValue] = [.int(sequence), .int(Int64(limit))]
+        var typeCondition = ""
+        if let type {
+            binds.append(.text(type))
+            typeCondition = " AND event_type = $3"
+        }
+        return try await database.query(
+            """
+            SELECT event_seq, event_id, event_type, payload, created_at FROM events WHERE event_seq > $1\(typeCondition) \
+            ORDER BY event_seq LIMIT $2
+            """, binds
+        ).map { row in
+            HubEvent(
+                sequence: try row.int("event_seq"), id: try row.uuid("event_id"), type: try row.string("event_type"),
+                payload: try row.json("payload"), createdAt: try row.date("created_at"))
+        }
+    }
+
+    // MARK: - Schedules
+
+    /// Creates or replaces the schedule of an integration's entity type; the first run is due after one interval.
+    /// - Throws: `validation(interval_minutes)` outside 1…525600, `validation(entity_type)`; `invalidReference`.
+    public func schedule(
+        _ integrationID: IntegrationID, entityType: String, syncType: SyncType, intervalMinutes: Int
+    ) async throws -> SyncSchedule {
+        try SyncJobRequest(integrationID: integrationID, syncType: syncType, entityType: entityType).validate()
+        try Validate.range(intervalMinutes, 1...525_600, field: "interval_minutes")
+        let now = clock.now()
+        do {
+            let row = try await database.queryOne(
+                """
+                INSERT INTO sync_schedules (schedule_id, integration_id, entity_type, sync_type, interval_minutes, next_run_at, created_at) \
+                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (integration_id, entity_type) DO UPDATE SET \
+                sync_type = excluded.sync_type, interval_minutes = excluded.interval_minutes, next_run_at = excluded.next_run_at \
+                RETURNING \(Self.scheduleColumns)
+                """,
+                [
+                    .uuid(UUID()), .uuid(integrationID.uuid), .text(entityType), .text(syncType.rawValue), .int(Int64(intervalMinutes)),
+                    .timestamp(now.addingTimeInterval(Double(intervalMinutes) * 60)), .timestamp(now),
+                ])
+            return try Self.decodeSchedule(row!)
+        } catch SQLError.foreignKeyViolation {
+            throw HubError.invalidReference(field: "integration_id", reason: "no integration has this id")
+        }
+    }
+
+    /// Removes the schedule; false when there was none.
+    public func unschedule(_ integrationID: IntegrationID, entityType: String) async throws -> Bool {
+        try await !database.query(
+            "DELETE FROM sync_schedules WHERE integration_id = $1 AND entity_type = $2 RETURNING schedule_id",
+            [.uuid(integrationID.uuid), .text(entityType)]
+        ).isEmpty
+    }
+
+    /// The integration's schedules by entity type.
+    public func schedules(of integrationID: IntegrationID) async throws -> [SyncSchedule] {
+        try await database.query(
+            "SELECT \(Self.scheduleColumns) FROM sync_schedules WHERE integration_id = $1 ORDER BY entity_type", [.uuid(integrationID.uuid)]
+        ).map(Self.decodeSchedule)
+    }
+
+    /// Claims schedules that are due: each is moved to its next run in the same statement, so that of many schedulers
+    /// exactly one gets it (`FOR UPDATE SKIP LOCKED` on PostgreSQL).
+    public func claimDueSchedules(limit: Int = 50) async throws -> [SyncSchedule] {
+        let now = clock.now()
+        let lock = database.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
+        let nextRun = database.dialect == .postgres
+            ? "$1 + make_interval(mins => interval_minutes::int)" : "$1 + interval_minutes * 60000000"
+        return try await database.query(
+            """
+            UPDATE sync_schedules SET next_run_at = \(nextRun) WHERE schedule_id IN \
+            (SELECT schedule_id FROM sync_schedules WHERE next_run_at <= $1 ORDER BY next_run_at LIMIT $2\(lock)) \
+            AND next_run_at <= $1 RETURNING \(Self.scheduleColumns)
+            """, [.timestamp(now), .int(Int64(limit))]
+        ).map(Self.decodeSchedule)
+    }
+
+    /// Notes the job a schedule started.
+    public func scheduleStarted(_ scheduleID: UUID, job: SyncJobID) async throws {
+        _ = try await database.query(
+            "UPDATE sync_schedules SET last_job_id = $1 WHERE schedule_id = $2", [.uuid(job.uuid), .uuid(scheduleID)])
+    }
+
+    static let scheduleColumns = "schedule_id, integration_id, entity_type, sync_type, interval_minutes, next_run_at, last_job_id, created_at"
+
+    static func decodeSchedule(_ row: SQLRow) throws -> SyncSchedule {
+        guard let type = SyncType(rawValue: try row.string("sync_type")) else { throw SQLError.decoding(column: "sync_type") }
+        return SyncSchedule(
+            id: try row.uuid("schedule_id"), integrationID: IntegrationID(try row.uuid("integration_id")),
+            entityType: try row.string("entity_type"), syncType: type, intervalMinutes: Int(try row.int("interval_minutes")),
+            nextRunAt: try row.date("next_run_at"), lastJobID: try row.optionalUUID("last_job_id").map(SyncJobID.init),
+            createdAt: try row.date("created_at"))
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,352 @@
+import Foundation
+import HubCore
+import HubEngine
+import HubStore
+import Testing
+
+/// The sync engine end to end against the loopback SCIM and REST sources, on both backends.
+@Suite("Sync engine", .timeLimit(.minutes(3)))
+struct SyncEngineTests {
+    /// The hub side of a test: stores, an executor allowed to reach loopback, the engine store and a runner.
+    struct Hub: Sendable {
+        let stores: HubStores
+        let engine: SyncEngineStore
+        let runner: SyncRunner
+        let gateway: OutboundGateway
+
+        init(_ backend: Backend, owner: String = "test-worker", lease: Duration = .seconds(30), sharing: HubStores? = nil) async throws {
+            if let sharing { stores = sharing } else { stores = try await TestEnvironment.stores(backend) }
+            engine = SyncEngineStore(database: stores.database)
+            gateway = OutboundGateway(policy: try OutboundPolicy(allowlist: ["127.0.0.0/8"]))
+            let executor = OperationExecutor(
+                gateway: gateway, auth: AuthApplier(gateway: gateway), integrations: stores.integrations, operations: stores.apiOperations)
+            runner = SyncRunner(store: engine, integrations: stores.integrations, executor: executor, owner: owner, lease: lease)
+        }
+
+        /// A hub for the duration of `body`; its HTTP client is shut down however `body` ends.
+        static func with<T: Sendable>(
+            _ backend: Backend, owner: String = "test-worker", lease: Duration = .seconds(30), sharing: HubStores? = nil,
+            _ body: @Sendable (Hub) async throws -> T
+        ) async throws -> T {
+            let hub = try await Hub(backend, owner: owner, lease: lease, sharing: sharing)
+            do {
+                let result = try await body(hub)
+                try await hub.gateway.shutdown()
+                return result
+            } catch {
+                try? await hub.gateway.shutdown()
+                throw error
+            }
+        }
+
+        func register(_ base: String, mapping: JSONValue) async throws -> Integration {
+            try await stores.integrations.register(IntegrationRegistration(
+                systemID: unique("hr"), integrationType: "HR", endpointURL: base,
+                authConfig: ["type": "bearer", "token": .string(SourceServer.token)], mappingConfig: mapping))
+        }
+
+        /// Starts a job and runs it in this process to its end.
+        func sync(_ integration: Integration, _ type: SyncType, entity: String = "users", batchSize: Int = 40) async throws -> SyncJob {
+            let job = try await stores.syncJobs.start(
+                SyncJobRequest(integrationID: integration.id, syncType: type, entityType: entity, batchSize: batchSize))
+            let claim = try #require(try await engine.claim(owner: runner.owner, lease: runner.lease, jobID: job.id))
+            return try #require(await runner.run(claim))
+        }
+
+        func records(_ integration: Integration, _ filter: SyncRecordFilter = SyncRecordFilter(), entity: String = "users") async throws -> [SyncRecord] {
+            var all: [SyncRecord] = []
+            var cursor: String?
+            repeat {
+                let page = try await engine.records(integration.id, entityType: entity, filter: filter, page: PageRequest(limit: 37, cursor: cursor))
+                all += page.items
+                cursor = page.nextCursor
+            } while cursor != nil
+            return all
+        }
+    }
+
+    static let scimMapping: JSONValue = [
+        "connector": ["type": "scim"],
+        "retry": ["max_attempts": 4, "base_delay_ms": 5, "max_delay_ms": 50],
+        "entities": ["users": [
+            "path": "/Users", "external_id": "id",
+            "fields": [
+                "user_name": "userName",
+                "email": ["path": "emails[primary=true].value", "transforms": ["trim", "lowercase"], "required": true],
+                "source": ["constant": "scim"],
+            ],
+        ]],
+    ]
+
+    /// The stored data the mapping must give for each source user, computed here independently.
+    static func expected(_ users: [String: SourceServer.User]) -> [String: JSONValue] {
+        users.mapValues { user in
+            ["user_name": .string(user.userName), "email": .string(user.email.trimmingCharacters(in: .whitespaces).lowercased()), "source": "scim"]
+        }
+    }
+
+    @Test("SCIM full sync stores every user as mapped, reconciles with totalResults, records events and API operations", arguments: Backend.allCases)
+    func scimFull(backend: Backend) async throws {
+        try await Hub.with(backend) { hub in try await SourceServer.with { source, base in
+            await source.addUsers(130)
+            let integration = try await hub.register(base + "/scim/v2", mapping: Self.scimMapping)
+            let job = try await hub.sync(integration, .full)
+            #expect(job.status == .completed)
+            #expect(job.summary.added == 130 && job.summary.updated == 0 && job.summary.failed == 0)
+            #expect(job.summary.sourceTotal == 130)
+            #expect(!job.summary.reconciliationMismatch)
+            #expect(job.recordsProcessed == 130)
+            // maxResults 50 caps the batch size of 40? No: 40 < 50, so pages of 40: 4 batches, numbered 1-4.
+            let batches = try await hub.stores.syncJobs.batches(of: job.id)
+            #expect(batches.map(\.batchNumber) == [1, 2, 3, 4])
+            #expect(batches.map(\.recordsCount).reduce(0, +) == 130)
+            let stored = try await hub.records(integration)
+            let expected = Self.expected(await source.users)
+            #expect(stored.count == 130)
+            #expect(Dictionary(uniqueKeysWithValues: stored.map { ($0.externalID, $0.data) }) == expected)
+            #expect(stored.allSatisfy { $0.lastChange == .created && $0.lastJobID == job.id })
+            let events = try await hub.engine.events(after: 0, limit: 100_000).filter {
+                $0.payload.objectValue?["integration_id"]?.stringValue == integration.id.description
+            }
+            #expect(events.filter { $0.type == "record.created" }.count == 130)
+            #expect(events.last?.type == "sync.completed")
+            let integrationAfter = try await hub.stores.integrations.get(integration.id)
+            #expect(integrationAfter.lastSync != nil)
+            let operations = try await hub.stores.apiOperations.list(APIOperationFilter(integrationID: integration.id), PageRequest(limit: 100))
+            #expect(operations.items.count == 5)  // ServiceProviderConfig + 4 pages
+            #expect(operations.items.allSatisfy { $0.status == .completed && $0.headers?.objectValue?["Authorization"] == nil })
+        } }
+    }
+
+    @Test("incremental sync reads changes from the last high-water mark; a full sync marks the missing deleted and brings returns back",
+          arguments: Backend.allCases)
+    func incrementalAndDeletions(backend: Backend) async throws {
+        try await Hub.with(backend) { hub in try await SourceServer.with { source, base in
+            let ids = await source.addUsers(60)
+            let integration = try await hub.register(base + "/scim/v2", mapping: Self.scimMapping)
+            _ = try await hub.sync(integration, .full)
+            for id in ids.prefix(3) { await source.modify(id, email: "changed-\(id)@example.com") }
+            let added = await source.addUsers(2, prefix: "n")
+            await source.remove(ids[10])
+            let incremental = try await hub.sync(integration, .incremental, batchSize: 2)
+            #expect(incremental.status == .completed)
+            #expect(incremental.summary.added == 2)
+            #expect(incremental.summary.updated == 3)
+            let stored = try await hub.records(integration)
+            #expect(stored.count == 62)  // an incremental run cannot see the removal
+            let byID = Dictionary(uniqueKeysWithValues: stored.map { ($0.externalID, $0) })
+            #expect(byID[ids[0]]?.data.objectValue?["email"] == .string("changed-\(ids[0])@example.com"))
+            #expect(byID[ids[0]]?.lastChange == .updated)
+            #expect(added.allSatisfy { byID[$0]?.lastChange == .created })
+
+            // Nothing changed since: the next incremental run adds and updates nothing.
+            let quiet = try await hub.sync(integration, .incremental)
+            #expect(quiet.summary.added == 0 && quiet.summary.updated == 0)
+
+            let full = try await hub.sync(integration, .full)
+            #expect(full.summary.deleted == 1)
+            let deleted = try await hub.records(integration, SyncRecordFilter(change: .deleted))
+            #expect(deleted.map(\.externalID) == [ids[10]])
+            #expect(deleted.first?.deletedAt != nil)
+            let events = try await hub.engine.events(after: 0, type: "record.deleted", limit: 100_000)
+            #expect(events.contains { $0.payload.objectValue?["external_id"]?.stringValue == ids[10] })
+
+            // modified_after: only what the full sync changed.
+            let changedSince = try await hub.records(integration, SyncRecordFilter(modifiedAfter: incremental.completedAt!))
+            #expect(changedSince.map(\.externalID) == [ids[10]])
+        } }
+    }
+
+    @Test("resources removed while pages are read shift nothing past the engine: nothing present is missed or wrongly deleted",
+          arguments: Backend.allCases)
+    func shiftingPages(backend: Backend) async throws {
+        try await Hub.with(backend) { hub in try await SourceServer.with { source, base in
+            let ids = await source.addUsers(100)
+            let integration = try await hub.register(base + "/scim/v2", mapping: Self.scimMapping)
+            // After the first page (startIndex 1, 20 users), three users of that page disappear: a naive reader would
+            // skip users 21-23.
+            await source.removeWhileReading(afterPageStartingAt: 1, positions: [0, 5, 7])
+            let job = try await hub.sync(integration, .full, batchSize: 20)
+            #expect(job.status == .completed)
+            let stored = Set(try await hub.records(integration).filter { $0.deletedAt == nil }.map(\.externalID))
+            #expect(stored.isSuperset(of: Set(await source.users.keys)))
+            #expect(stored.count == 100)  // the three removed were read before they went
+            #expect(Set(ids).subtracting(stored).isEmpty)
+        } }
+    }
+
+    @Test("429, 503 with Retry-After and 500 are retried and the job completes; a source that keeps failing fails the job with the reason",
+          arguments: Backend.allCases)
+    func sourceFailures(backend: Backend) async throws {
+        try await Hub.with(backend) { hub in try await SourceServer.with { source, base in
+            await source.addUsers(30)
+            let integration = try await hub.register(base + "/scim/v2", mapping: Self.scimMapping)
+            await source.failNext([503, 429, 500])
+            let job = try await hub.sync(integration, .full, batchSize: 10)
+            #expect(job.status == .completed)
+            #expect(job.summary.added == 30)
+            let failedCalls = try await hub.stores.apiOperations.list(
+                APIOperationFilter(integrationID: integration.id, status: .failed), PageRequest(limit: 100))
+            #expect(failedCalls.items.map(\.statusCode).sorted { ($0 ?? 0) < ($1 ?? 0) } == [429, 500, 503])
+
+            await source.failNext(Array(repeating: 500, count: 10))
+            let failed = try await hub.sync(integration, .full, batchSize: 10)
+            #expect(failed.status == .failed)
+            #expect(failed.summary.failureReason?.contains("500") == true)
+            #expect(failed.summary.failureReason?.contains("after 4 attempts") == true)
+            #expect(try await hub.records(integration).filter { $0.deletedAt != nil }.isEmpty)  // a failed run deletes nothing
+            let events = try await hub.engine.events(after: 0, type: "sync.failed", limit: 100_000)
+            #expect(events.contains { $0.payload.objectValue?["sync_job_id"]?.stringValue == failed.id.description })
+        } }
+    }
+
+    @Test("REST JSON: page, offset, cursor and Link pagination with transforms; unmappable records are counted with reasons",
+          arguments: Backend.allCases)
+    func restJSON(backend: Backend) async throws {
+        try await Hub.with(backend) { hub in try await SourceServer.with { source, base in
+            await source.addUsers(23)
+            await source.addUsers(2, prefix: "")  // ids without the prefix still map; emails of these are fine too
+            let fields: JSONValue = [
+                "name": ["path": "name", "transforms": ["uppercase"]],
+                "email": ["path": "mail", "transforms": ["trim", "lowercase"]],
+                "hired": ["path": "hired", "transforms": ["date"]],
+                "level": ["path": "missing", "default": 1],
+            ]
+            let paginations: [(String, JSONValue, String)] = [
+                ("page", ["type": "page", "page_param": "page", "size_param": "per_page"], "/api/employees"),
+                ("offset", ["type": "offset"], "/api/employees"),
+                ("cursor", ["type": "cursor", "cursor_param": "cursor", "next_path": "next", "size_param": "limit"], "/api/employees"),
+                ("link", ["type": "link", "size_param": "size"], "/api/linked"),
+            ]
+            for (name, pagination, path) in paginations {
+                var connector: [String: JSONValue] = ["type": "rest_json", "pagination": pagination, "updated_since_param": "updated_since"]
+                connector["records_path"] = name == "cursor" ? "items" : name == "link" ? nil : "data"
+                if name == "page" { connector["total_path"] = "total" }
+                let mapping: JSONValue = [
+                    "connector": .object(connector.compactMapValues { $0 }),
+                    "entities": ["employees": ["path": .string(path), "external_id": "employee_id", "updated_field": "updated", "fields": fields]],
+                ]
+                let integration = try await hub.register(base, mapping: mapping)
+                let job = try await hub.sync(integration, .full, entity: "employees", batchSize: 7)
+                #expect(job.status == .completed, "\(name): \(job.summary.failureReason ?? "")")
+                #expect(job.summary.added == 25, "\(name)")
+                let stored = try await hub.records(integration, entity: "employees")
+                #expect(stored.count == 25, "\(name)")
+                let first = try #require(stored.first { $0.externalID == "u00001" })
+                #expect(first.data == ["name": "USER.1", "email": "user1@example.com", "hired": "2021-03-04T07:00:00Z", "level": 1], "\(name)")
+                if name == "page" { #expect(job.summary.sourceTotal == 25) }
+            }
+            // A mapping that requires a field some records lack: those records are errors with reasons; the rest are stored.
+            await source.modify("u00002", email: "")
+            let strict: JSONValue = [
+                "connector": ["type": "rest_json", "records_path": "data", "pagination": ["type": "offset"]],
+                "entities": ["employees": ["path": "/api/employees", "external_id": "employee_id", "fields": [
+                    "email": ["path": "mail", "transforms": ["trim", "number"], "required": true],
+                ]]],
+            ]
+            let integration = try await hub.register(base, mapping: strict)
+            let job = try await hub.sync(integration, .full, entity: "employees", batchSize: 10)
+            #expect(job.status == .completedWithErrors)
+            #expect(job.summary.failed == 25)
+            #expect(job.errorsCount == 25)
+            let errors = try await hub.engine.errors(of: job.id)
+            #expect(errors.count == 25)
+            #expect(errors.first?.reason.contains("email: cannot apply number") == true)
+            #expect(errors.first?.externalID != nil)
+        } }
+    }
+
+    @Test("a bad mapping is refused at registration, naming the member", arguments: [Backend.sqlite])
+    func mappingValidation(backend: Backend) async throws {
+        try await Hub.with(backend) { hub in
+        await expectValidation("mapping_config.entities.users.fields.email.transforms[1]") {
+            _ = try await hub.register("https://hr.example.com", mapping: [
+                "connector": ["type": "scim"],
+                "entities": ["users": ["fields": ["email": ["path": "emails[0].value", "transforms": ["trim", "shout"]]]]],
+            ])
+        }
+        await expectValidation("mapping_config.connector.type") {
+            _ = try await hub.register("https://hr.example.com", mapping: ["connector": ["type": "ldap"]])
+        }
+        await expectValidation("mapping_config.entities.employees.path") {
+            _ = try await hub.register("https://hr.example.com", mapping: [
+                "connector": ["type": "rest_json", "pagination": ["type": "page"]], "entities": ["employees": ["external_id": "id"]],
+            ])
+        }
+        }
+    }
+
+    @Test("leases: one claimer per job; a stopped runner's job is resumed from its checkpoint, no batch counted twice", arguments: Backend.allCases)
+    func leasesAndResume(backend: Backend) async throws {
+        try await Hub.with(backend, owner: "worker-a", lease: .seconds(1)) { first in try await SourceServer.with { source, base in
+            await source.addUsers(90)
+            let integration = try await first.register(base + "/scim/v2", mapping: Self.scimMapping)
+            let job = try await first.stores.syncJobs.start(
+                SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "users", batchSize: 10))
+            let claim = try #require(try await first.engine.claim(owner: "worker-a", lease: .seconds(1), jobID: job.id))
+            #expect(try await first.engine.claim(owner: "worker-b", lease: .seconds(1), jobID: job.id) == nil)
+            // Worker A stops after its third batch (its task is cancelled: it releases the lease).
+            let runA = Task { await first.runner.run(claim) { progress in if progress.batches == 3 { withUnsafeCurrentTask { $0?.cancel() } } } }
+            #expect(await runA.value == nil)
+            let afterA = try await first.stores.syncJobs.get(job.id)
+            #expect(afterA.status == .running)
+            #expect(afterA.recordsProcessed == 30)
+            // Worker B resumes from batch 4.
+            try await Hub.with(backend, owner: "worker-b", sharing: first.stores) { second in
+            let resumed = try #require(try await second.engine.claim(owner: "worker-b", lease: .seconds(30), jobID: job.id))
+            #expect(resumed.job.id == job.id)
+            #expect(resumed.nextBatchNumber == 4)
+            let done = try #require(await second.runner.run(resumed))
+            #expect(done.status == .completed)
+            #expect(done.recordsProcessed == 90)
+            #expect(done.summary.added == 90)
+            }
+            #expect(try await first.stores.syncJobs.batches(of: job.id).map(\.batchNumber) == Array(1...9))
+            // A worker whose lease is gone cannot write.
+            await expectHubError({ $0.isConflict }) {
+                _ = try await first.engine.commitBatch(
+                    SyncEngineStore.Batch(
+                        jobID: job.id, owner: "worker-a", lease: .seconds(1), batchNumber: 10, records: [], failures: [], checkpoint: [:],
+                        highWaterMark: nil, sourceTotal: nil, pagesDone: true), integrationID: integration.id, entityType: "users")
+            }
+        } }
+    }
+
+    @Test("an expired lease lets another worker take the job over; the old worker's writes are refused", arguments: Backend.allCases)
+    func expiredLease(backend: Backend) async throws {
+        try await Hub.with(backend) { hub in
+        let integration = try await hub.register("https://hr.example.com/scim/v2", mapping: Self.scimMapping)
+        let job = try await hub.stores.syncJobs.start(SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "users"))
+        _ = try #require(try await hub.engine.claim(owner: "dead", lease: .seconds(2), jobID: job.id))
+        #expect(try await hub.engine.claim(owner: "alive", lease: .seconds(30), jobID: job.id) == nil)
+        try await Task.sleep(for: .milliseconds(2100))
+        #expect(try await hub.engine.claim(owner: "alive", lease: .seconds(30), jobID: job.id)?.job.id == job.id)
+        #expect(try await hub.engine.renew(job.id, owner: "dead", lease: .seconds(30)) == false)
+        #expect(try await hub.engine.finish(job.id, owner: "dead", status: .completed, failureReason: nil, markDeletions: true) == nil)
+        }
+    }
+
+    @Test("due schedules are claimed once among concurrent schedulers", arguments: Backend.allCases)
+    func schedules(backend: Backend) async throws {
+        let clock = ManualClock()
+        let stores = try await TestEnvironment.stores(backend, clock: clock.wallClock)
+        let engine = SyncEngineStore(database: stores.database, clock: clock.wallClock)
+        let integration = try await stores.integrations.register(IntegrationRegistration(
+            systemID: unique("hr"), integrationType: "HR", endpointURL: "https://hr.example.com/scim/v2",
+            authConfig: ["type": "bearer", "token": "t"], mappingConfig: Self.scimMapping))
+        let schedule = try await engine.schedule(integration.id, entityType: "users", syncType: .incremental, intervalMinutes: 15)
+        #expect(try await engine.schedules(of: integration.id) == [schedule])
+        await expectValidation("interval_minutes") {
+            _ = try await engine.schedule(integration.id, entityType: "users", syncType: .full, intervalMinutes: 0)
+        }
+        clock.advance(by: 15 * 60)
+        let claimed = try await withThrowingTaskGroup(of: [SyncSchedule].self) { group in
+            for _ in 0..<6 { group.addTask { try await engine.claimDueSchedules() } }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(claimed.filter { $0.id == schedule.id }.count == 1)
+        let moved = try #require(claimed.first { $0.id == schedule.id }).nextRunAt.timeIntervalSince(schedule.nextRunAt)
+        #expect(abs(moved - 15 * 60) < 0.001)
+        #expect(try await engine.unschedule(integration.id, entityType: "users"))
+    }
+}
