@@ -121,7 +121,12 @@ enum Schemas {
         "IntegrationTested": extend("Integration", ["test_result": testResult]),
         "APIOperationExecuted": extend("APIOperation", ["attempts": ["type": "array", "items": uuid, "description": "Every attempt's operation_id, in order; the body describes the last"]]),
         "ConnectionChecked": extend("Connection", ["check_result": testResult]),
-        "SyncJobDetail": extend("SyncJob", ["batches": ["type": "array", "items": ["$ref": "#/components/schemas/SyncBatch"]]]),
+        "SyncJobDetail": extend("SyncJob", [
+            "batches": ["type": "array", "items": ["$ref": "#/components/schemas/SyncBatch"]],
+            "errors": ["type": "array", "items": ["$ref": "#/components/schemas/SyncError"], "description": "The first errors (at most 100)"],
+        ]),
+        "SyncRecordPage": page("SyncRecord"),
+        "SyncScheduleList": object(["items": ["type": "array", "items": ["$ref": "#/components/schemas/SyncSchedule"]]], required: ["items"]),
         "WebhookCreated": extend("Webhook", ["secret": ["type": "string", "description": "The signing secret, shown only in this response"]]),
     ]
 
@@ -150,9 +155,30 @@ enum Schemas {
             ["sync_job_id": uuid, "integration_id": uuid, "sync_type": enumeration(SyncType.allCases.map(\.rawValue)), "entity_type": string,
              "filters": nullableObject, "batch_size": integer, "status": enumeration(SyncJobStatus.allCases.map(\.rawValue)),
              "records_processed": integer, "errors_count": integer, "started_at": timestamp, "last_batch_at": nullableTimestamp,
-             "completion_time": nullableTimestamp, "created_at": timestamp],
+             "completion_time": nullableTimestamp, "created_at": timestamp, "summary": ["$ref": "#/components/schemas/SyncSummary"]],
             required: ["sync_job_id", "integration_id", "sync_type", "entity_type", "filters", "batch_size", "status", "records_processed",
-                       "errors_count", "started_at", "last_batch_at", "completion_time", "created_at"]),
+                       "errors_count", "started_at", "last_batch_at", "completion_time", "created_at", "summary"]),
+        "SyncSummary": object(
+            ["source_total": nullableInteger, "added": integer, "updated": integer, "unchanged": integer, "deleted": integer, "failed": integer,
+             "reconciliation_mismatch": ["type": "boolean"], "failure_reason": nullableString],
+            required: ["source_total", "added", "updated", "unchanged", "deleted", "failed", "reconciliation_mismatch", "failure_reason"]),
+        "SyncError": object(
+            ["number": integer, "batch_number": integer, "external_id": nullableString, "reason": string, "created_at": timestamp],
+            required: ["number", "batch_number", "external_id", "reason", "created_at"]),
+        "SyncRecord": object(
+            ["integration_id": uuid, "entity_type": string, "external_id": string, "data": ["description": "The mapped record (any JSON)"],
+             "content_hash": string, "change": enumeration(RecordChange.allCases.map(\.rawValue)), "created_at": timestamp,
+             "updated_at": timestamp, "deleted_at": nullableTimestamp, "last_job_id": ["type": ["string", "null"], "format": "uuid"]],
+            required: ["integration_id", "entity_type", "external_id", "data", "content_hash", "change", "created_at", "updated_at",
+                       "deleted_at", "last_job_id"]),
+        "SyncScheduleCreate": object(
+            ["entity_type": string, "sync_type": enumeration(SyncType.allCases.map(\.rawValue)), "interval_minutes": integer],
+            required: ["entity_type", "sync_type", "interval_minutes"]),
+        "SyncSchedule": object(
+            ["schedule_id": uuid, "integration_id": uuid, "entity_type": string, "sync_type": enumeration(SyncType.allCases.map(\.rawValue)),
+             "interval_minutes": integer, "next_run_at": timestamp, "last_job_id": ["type": ["string", "null"], "format": "uuid"],
+             "created_at": timestamp],
+            required: ["schedule_id", "integration_id", "entity_type", "sync_type", "interval_minutes", "next_run_at", "last_job_id", "created_at"]),
         "SyncBatch": object(
             ["batch_id": uuid, "batch_number": integer, "records_count": integer, "status": enumeration(SyncBatchStatus.allCases.map(\.rawValue)),
              "processed_at": timestamp], required: ["batch_id", "batch_number", "records_count", "status", "processed_at"]),

@@ -61,6 +61,7 @@ final class APIRoutes: @unchecked Sendable {
         let v1 = router.group("v1").add(middleware: APIKeyMiddleware(keys: stores.apiKeys))
         registerIntegrations(v1)
         registerSyncJobs(v1)
+        registerRecordsAndSchedules(v1)
         registerAPIOperations(v1)
         registerWebhooks(v1)
         registerConnections(v1)
@@ -181,6 +182,7 @@ final class APIRoutes: @unchecked Sendable {
 
     func registerSyncJobs(_ v1: RouterGroup<HubRequestContext>) {
         let stores = self.stores
+        let engine = SyncEngineStore(database: stores.database)
         let tag = "Sync jobs"
         add(.post, "/v1/sync-jobs", on: v1, summary: "Start a sync job (design step 1)", tag: tag,
             request: "SyncJobCreate", success: 201, response: "SyncJob", errors: [409]) { request, _ in
@@ -212,6 +214,7 @@ final class APIRoutes: @unchecked Sendable {
             let batches = try await stores.syncJobs.batches(of: id)
             guard case .object(var members) = job.json else { return job.json.response() }
             members["batches"] = .array(batches.map(\.json))
+            members["errors"] = .array(try await engine.errors(of: id).map(\.json))
             return JSONValue.object(members).response()
         }
         add(.post, "/v1/sync-jobs/{id}/cancel", on: v1, summary: "Cancel a running sync job (design step 3, status cancelled)", tag: tag,
@@ -219,6 +222,55 @@ final class APIRoutes: @unchecked Sendable {
             let id: SyncJobID = try Self.id(context, "sync job")
             let job = try await stores.syncJobs.get(id)
             return try await stores.syncJobs.finalize(id, status: .cancelled, errorsCount: Int(job.errorsCount)).json.response()
+        }
+    }
+
+    /// Synced records and sync schedules of an integration.
+    func registerRecordsAndSchedules(_ v1: RouterGroup<HubRequestContext>) {
+        let stores = self.stores
+        let engine = SyncEngineStore(database: stores.database)
+        let tag = "Synced records"
+        add(.get, "/v1/integrations/{id}/records/{entity_type}", on: v1, summary: "List synced records in change order (keyset cursor)", tag: tag,
+            query: [("modified_after", "only records changed after this RFC 3339 time"), ("change", "created, updated or deleted (the last change)"),
+                    ("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")],
+            response: "SyncRecordPage", errors: [404, 422]) { request, context in
+            let id: IntegrationID = try Self.id(context, "integration")
+            _ = try await stores.integrations.get(id)
+            let entityType = context.parameters.get("entity_type") ?? ""
+            try SyncJobRequest(integrationID: id, syncType: .full, entityType: entityType).validate()
+            var filter = SyncRecordFilter()
+            if let text = request.query("modified_after") { filter.modifiedAfter = try RFC3339.parse(text, field: "modified_after") }
+            if let text = request.query("change") { filter.change = try Validate.oneOf(text, as: RecordChange.self, field: "change") }
+            return try await engine.records(id, entityType: entityType, filter: filter, page: try request.pageRequest()).json(\.json).response()
+        }
+        add(.put, "/v1/integrations/{id}/schedules", on: v1, summary: "Sync an entity type every N minutes (creates or replaces its schedule)", tag: tag,
+            request: "SyncScheduleCreate", response: "SyncSchedule", errors: [404]) { request, context in
+            let id: IntegrationID = try Self.id(context, "integration")
+            _ = try await stores.integrations.get(id)
+            let body = try await self.body(request)
+            try body.allowOnly(["entity_type", "sync_type", "interval_minutes"])
+            guard let syncType = try body.optionalEnum("sync_type", SyncType.self) else {
+                throw HubError.validation(field: "sync_type", reason: "is required")
+            }
+            guard let minutes = try body.optionalInt("interval_minutes") else {
+                throw HubError.validation(field: "interval_minutes", reason: "is required")
+            }
+            return try await engine.schedule(id, entityType: try body.string("entity_type"), syncType: syncType, intervalMinutes: minutes)
+                .json.response()
+        }
+        add(.get, "/v1/integrations/{id}/schedules", on: v1, summary: "List an integration's sync schedules", tag: tag,
+            response: "SyncScheduleList", errors: [404]) { _, context in
+            let id: IntegrationID = try Self.id(context, "integration")
+            _ = try await stores.integrations.get(id)
+            return JSONValue.object(["items": .array(try await engine.schedules(of: id).map(\.json))]).response()
+        }
+        add(.delete, "/v1/integrations/{id}/schedules/{entity_type}", on: v1, summary: "Remove a sync schedule", tag: tag,
+            success: 204, response: nil, errors: [404]) { _, context in
+            let id: IntegrationID = try Self.id(context, "integration")
+            guard try await engine.unschedule(id, entityType: context.parameters.get("entity_type") ?? "") else {
+                throw HubError.notFound(entity: "sync schedule", id: context.parameters.get("entity_type") ?? "")
+            }
+            return Response(status: .noContent)
         }
     }
 

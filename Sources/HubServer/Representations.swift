@@ -22,7 +22,49 @@ extension SyncJob {
             "sync_type": .string(syncType.rawValue), "entity_type": .string(entityType), "filters": filters ?? .null,
             "batch_size": .int(Int64(batchSize)), "status": .string(status.rawValue), "records_processed": .int(recordsProcessed),
             "errors_count": .int(errorsCount), "started_at": .timestamp(startedAt), "last_batch_at": .timestamp(lastBatchAt),
-            "completion_time": .timestamp(completedAt), "created_at": .timestamp(createdAt),
+            "completion_time": .timestamp(completedAt), "created_at": .timestamp(createdAt), "summary": summary.json,
+        ]
+    }
+}
+
+extension SyncSummary {
+    /// The JSON representation the API returns.
+    public var json: JSONValue {
+        [
+            "source_total": sourceTotal.map(JSONValue.int) ?? .null, "added": .int(added), "updated": .int(updated),
+            "unchanged": .int(unchanged), "deleted": .int(deleted), "failed": .int(failed),
+            "reconciliation_mismatch": .bool(reconciliationMismatch), "failure_reason": failureReason.map(JSONValue.string) ?? .null,
+        ]
+    }
+}
+
+extension SyncRecord {
+    /// The JSON representation the API returns.
+    public var json: JSONValue {
+        [
+            "integration_id": .string(integrationID.description), "entity_type": .string(entityType), "external_id": .string(externalID),
+            "data": data, "content_hash": .string(contentHash), "change": .string(lastChange.rawValue), "created_at": .timestamp(createdAt),
+            "updated_at": .timestamp(updatedAt), "deleted_at": .timestamp(deletedAt), "last_job_id": lastJobID.map { .string($0.description) } ?? .null,
+        ]
+    }
+}
+
+extension SyncErrorEntry {
+    /// The JSON representation the API returns.
+    public var json: JSONValue {
+        ["number": .int(Int64(number)), "batch_number": .int(Int64(batchNumber)), "external_id": externalID.map(JSONValue.string) ?? .null,
+         "reason": .string(reason), "created_at": .timestamp(createdAt)]
+    }
+}
+
+extension SyncSchedule {
+    /// The JSON representation the API returns.
+    public var json: JSONValue {
+        [
+            "schedule_id": .string(id.uuidString.lowercased()), "integration_id": .string(integrationID.description),
+            "entity_type": .string(entityType), "sync_type": .string(syncType.rawValue), "interval_minutes": .int(Int64(intervalMinutes)),
+            "next_run_at": .timestamp(nextRunAt), "last_job_id": lastJobID.map { .string($0.description) } ?? .null,
+            "created_at": .timestamp(createdAt),
         ]
     }
 }

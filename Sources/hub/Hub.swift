@@ -10,7 +10,7 @@ struct Hub: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hub",
         abstract: "IntegrationHub: integrations, synchronization, API operations, webhooks and connectivity.",
-        subcommands: [Serve.self, Migrate.self, Keys.self, SealingKey.self, Integrations.self, Sync.self, Ops.self, Webhooks.self, Connections.self])
+        subcommands: [Serve.self, Worker.self, Migrate.self, Keys.self, SealingKey.self, Integrations.self, Sync.self, Records.self, Ops.self, Webhooks.self, Connections.self])
 }
 
 /// Options every command that touches the database shares.

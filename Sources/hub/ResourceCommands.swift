@@ -193,21 +193,65 @@ struct Sync: AsyncParsableCommand {
     static let columns = ["sync_job_id", "integration_id", "sync_type", "entity_type", "status", "records_processed", "errors_count", "started_at"]
 
     struct Start: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Start a sync job.")
+        static let configuration = CommandConfiguration(
+            abstract: "Start a sync job and run it here, with a live progress line and the summary at the end (exit 7 when it fails).",
+            discussion: "With --detach the job is only created, for a `hub serve` or `hub worker` to run.")
         @OptionGroup var options: ResourceOptions
         @Option(help: "integration_id") var integration: String
         @Option(help: "full or incremental") var type: String
         @Option(help: "Entity type, e.g. users.") var entity: String
         @Option(help: "Batch size, 1-10000 (default 1000).") var batchSize: Int?
         @Option(help: "Filters JSON, inline or @file.") var filters: String?
+        @Flag(help: "Only create the job; a worker runs it.") var detach = false
 
         func run() async throws {
-            let (integration, type, entity, batchSize, filters, json) = (integration, type, entity, batchSize, filters, options.json)
-            try await options.withStores { stores in
+            let (integration, type, entity, batchSize, filters, json, detach) = (
+                integration, type, entity, batchSize, filters, options.json, detach
+            )
+            try await options.withEngine { stores, engine in
                 let job = try await stores.syncJobs.start(SyncJobRequest(
                     integrationID: try parseID(integration, field: "integration"), syncType: try Validate.oneOf(type, as: SyncType.self, field: "type"),
                     entityType: entity, filters: try filters.map { try jsonArgument($0, field: "filters") }, batchSize: batchSize))
-                output(job.json, json: json, columns: Sync.columns)
+                if detach {
+                    output(job.json, json: json, columns: Sync.columns)
+                    return
+                }
+                let store = SyncEngineStore(database: stores.database)
+                let runner = SyncRunner(store: store, integrations: stores.integrations, executor: engine.executor)
+                let finished: SyncJob
+                if let claim = try await store.claim(owner: runner.owner, lease: runner.lease, jobID: job.id) {
+                    let interactive = isatty(2) == 1
+                    let result = await runner.run(claim) { progress in
+                        guard !json else { return }
+                        let seconds = max(0.001, Double(progress.elapsed.components.seconds) + Double(progress.elapsed.components.attoseconds) / 1e18)
+                        let line = String(
+                            format: "batch %d: %lld records, %.0f records/s, %lld errors", progress.batches, progress.recordsProcessed,
+                            Double(progress.recordsProcessed) / seconds, progress.errors)
+                        FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+                    }
+                    if !json, interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+                    if let result { finished = result } else { finished = try await stores.syncJobs.get(job.id) }
+                } else {
+                    // Another worker took it first: follow it to its end.
+                    var current = try await stores.syncJobs.get(job.id)
+                    while current.status == .running {
+                        try await Task.sleep(for: .milliseconds(500))
+                        current = try await stores.syncJobs.get(job.id)
+                    }
+                    finished = current
+                }
+                if json {
+                    say(finished.json.jsonText)
+                } else {
+                    let summary = finished.summary
+                    say(
+                        "sync job \(finished.id) \(finished.status.rawValue): \(finished.recordsProcessed) records (added \(summary.added), "
+                            + "updated \(summary.updated), unchanged \(summary.unchanged), deleted \(summary.deleted), failed \(summary.failed))"
+                            + (summary.sourceTotal.map { "; source total \($0)" } ?? "")
+                            + (summary.reconciliationMismatch ? "; MISMATCH with the source's total" : "")
+                            + (summary.failureReason.map { "; \($0)" } ?? ""))
+                }
+                if finished.status == .failed || finished.status == .running { throw ExitCode(7) }
             }
         }
     }
@@ -529,6 +573,35 @@ extension Ops {
                 let operation = attempts[attempts.count - 1]
                 output(operation.json, json: json, columns: Ops.columns)
                 if operation.status != .completed { throw ExitCode(7) }
+            }
+        }
+    }
+}
+
+// MARK: - hub records
+
+struct Records: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Synced records.", subcommands: [List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List an integration's synced records of one entity type, in change order.")
+        @OptionGroup var options: ResourceOptions
+        @OptionGroup var page: PageOptions
+        @Option(help: "integration_id") var integration: String
+        @Option(help: "Entity type, e.g. users.") var entity: String
+        @Option(help: "Only records changed after this RFC 3339 time.") var modifiedAfter: String?
+        @Option(help: "Only records whose last change is created, updated or deleted.") var change: String?
+
+        func run() async throws {
+            let (integration, entity, modifiedAfter, change, request, json) = (integration, entity, modifiedAfter, change, page.request, options.json)
+            try await options.withStores { stores in
+                let id: IntegrationID = try parseID(integration, field: "integration")
+                _ = try await stores.integrations.get(id)
+                var filter = SyncRecordFilter()
+                if let modifiedAfter { filter.modifiedAfter = try RFC3339.parse(modifiedAfter, field: "modified_after") }
+                if let change { filter.change = try Validate.oneOf(change, as: RecordChange.self, field: "change") }
+                let records = try await SyncEngineStore(database: stores.database).records(id, entityType: entity, filter: filter, page: request)
+                output(records.json(\.json), json: json, columns: ["external_id", "change", "updated_at", "deleted_at"])
             }
         }
     }

@@ -67,7 +67,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "At start-up, `apply` pending migrations or only `check` that none is pending (env HUB_MIGRATE, default apply).")
     var migrate: String?
 
+    @Flag(help: .hidden) var workersOnly = false
+
     func run() async throws {
+        let workersOnly = self.workersOnly
         try await reportingErrors {
             let settings = try database.settings()
             let location = try database.location()
@@ -135,8 +138,19 @@ struct Serve: AsyncParsableCommand {
                 // SIGTERM/SIGINT stop accepting and let in-flight requests finish, for at most 30 s; then they are cancelled.
                 let retention = try RetentionService(
                     operations: stores.apiOperations, operationDays: operationDays, statisticsDays: statisticsDays, logger: logger)
+                // The sync worker: scheduled jobs, and jobs started by the API; at shutdown running jobs stop after their
+                // current batch and release their leases.
+                let syncStore = SyncEngineStore(database: database)
+                let syncExecutor = OperationExecutor(
+                    gateway: gateway, auth: AuthApplier(gateway: gateway), integrations: stores.integrations,
+                    operations: stores.apiOperations, responseBodyCap: configuration.responseBodyCap)
+                let worker = SyncWorker(
+                    runner: SyncRunner(store: syncStore, integrations: stores.integrations, executor: syncExecutor, logger: logger),
+                    store: syncStore, jobs: stores.syncJobs, logger: logger)
+                if workersOnly { say("IntegrationHub worker running (\(location.redacted))") }
+                let services: [any Service] = workersOnly ? [retention, worker] : [app, retention, worker]
                 var groupConfiguration = ServiceGroupConfiguration(
-                    services: [app, retention], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                    services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
                 groupConfiguration.maximumGracefulShutdownDuration = .seconds(30)
                 let group = ServiceGroup(configuration: groupConfiguration)
                 do {
@@ -237,4 +251,17 @@ struct Keys: AsyncParsableCommand {
 extension Date {
     /// RFC 3339 UTC with microseconds, as the API writes timestamps.
     var rfc3339: String { RFC3339.format(self) }
+}
+
+/// `hub worker`: the background workers of `hub serve` (sync jobs and schedules, retention, operation recording)
+/// without the HTTP API; it takes the same options.
+struct Worker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the background workers (sync jobs, schedules, retention) without the HTTP API; same options as serve.")
+    @Argument(parsing: .captureForPassthrough, help: "Options as for `hub serve`.") var options: [String] = []
+
+    func run() async throws {
+        let serve = try Serve.parse(options + ["--workers-only"])
+        try await serve.run()
+    }
 }

@@ -81,15 +81,18 @@ struct QuickStartTests {
     func cli() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("quick-cli-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await TargetServer.with { _, base in
+        try await SourceServer.with { source, base in
+            await source.addUsers(12)
             let result = try await Self.bash("quickstart-cli.sh", environment: [
                 "HUB_BIN": HubProcess.executable.path, "HUB_DATA_DIR": directory, "HUB_OUTBOUND_ALLOWLIST": "127.0.0.0/8",
-                "ENDPOINT": base + "/auth", "TOKEN": "good-token-0123456789",
+                "ENDPOINT": base + "/scim/v2", "TOKEN": SourceServer.token,
             ])
             #expect(result.status == 0, "\(result.stderr)")
             #expect(result.stdout.contains(#"test_result: {"error":null,"passed":true"#))
-            #expect(result.stdout.contains("users"))
-            #expect(!result.stdout.contains("good-token-0123456789"))
+            #expect(result.stdout.contains("completed: 12 records (added 12, updated 0, unchanged 0, deleted 0, failed 0); source total 12"))
+            #expect(result.stdout.contains("u00005"))
+            #expect(result.stderr.contains("batch 1: 12 records"))
+            #expect(!result.stdout.contains(SourceServer.token) && !result.stderr.contains(SourceServer.token))
         }
     }
 }

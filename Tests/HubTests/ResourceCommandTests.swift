@@ -53,10 +53,10 @@ struct ResourceCommandTests {
         #expect(try await cli.run("integrations", "show", UUID().uuidString).status == 3)
         #expect(try await cli.run("integrations", "show", "not-a-uuid").status == 2)
 
-        let job = try await cli.json("sync", "start", "--integration", id, "--type", "full", "--entity", "users")
+        let job = try await cli.json("sync", "start", "--integration", id, "--type", "full", "--entity", "users", "--detach")
         #expect(job.objectValue?["batch_size"] == 1000)
         let jobID = try #require(job.objectValue?["sync_job_id"]?.stringValue)
-        #expect(try await cli.run("sync", "start", "--integration", id, "--type", "full", "--entity", "users").status == 4)
+        #expect(try await cli.run("sync", "start", "--integration", id, "--type", "full", "--entity", "users", "--detach").status == 4)
         #expect(try await cli.json("sync", "list", "--integration", id).objectValue?["items"]?.arrayValue?.count == 1)
         #expect(try await cli.json("sync", "show", jobID).objectValue?["batches"] == [])
 

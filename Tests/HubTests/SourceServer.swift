@@ -129,6 +129,10 @@ actor SourceServer {
             }
             return nil
         }
+        router.get("/scim/v2") { request, _ -> Response in
+            if let refusal = await gate(request) { return refusal }
+            return json(["schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"]])
+        }
         router.get("/scim/v2/ServiceProviderConfig") { request, _ -> Response in
             if let refusal = await gate(request) { return refusal }
             return json(["filter": ["supported": true, "maxResults": .int(Int64(await source.maxResults))]])
