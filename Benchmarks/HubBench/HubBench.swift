@@ -14,6 +14,25 @@ struct HubBench {
         let which = CommandLine.arguments.dropFirst().first ?? "all"
         let sealer = try SecretSealer(keyRing: "1:\(SecretSealer.generateKey())")
         print("hub-bench on \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        if which == "sync" {
+            // `hub-bench sync [COUNT…]`: the sync ingest path on SQLite and PostgreSQL (default 50,000 then 200,000).
+            let counts = CommandLine.arguments.dropFirst(2).compactMap { Int($0) }
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("hub-bench-\(UUID().uuidString).sqlite").path
+            defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+            let sqlite = try await SQLiteDatabase.open(path: path)
+            let environment = ProcessInfo.processInfo.environment
+            let url = environment["HUB_BENCH_DATABASE_URL"] ?? environment["HUB_TEST_DATABASE_URL"]
+            var databases: [(String, any SQLDatabase)] = [("sqlite (file, WAL)", sqlite)]
+            let postgres = try url.map { try PostgresDatabase(url: $0) }
+            if let postgres { databases.append(("postgres", postgres)) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                if let postgres { group.addTask { await postgres.run() } }
+                try await SyncBench.run(counts: counts.isEmpty ? [50_000, 200_000] : counts, databases: databases, postgresURL: url)
+                group.cancelAll()
+            }
+            try await sqlite.close()
+            return
+        }
         if which == "all" || which == "sqlite" {
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("hub-bench-\(UUID().uuidString).sqlite").path
             defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }

@@ -13,11 +13,25 @@ extension JSONValue {
 
     /// SHA-256 (lower-case hex) of `text`.
     public static func sha256Hex(_ text: String) -> String {
-        let digest = SHA256.hash(data: Data(text.utf8))
-        return digest.map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        var text = text
+        let digest = text.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 64) { buffer in
+            var index = 0
+            for byte in digest {
+                buffer[index] = digits[Int(byte >> 4)]
+                buffer[index + 1] = digits[Int(byte & 0x0F)]
+                index += 2
+            }
+            return 64
+        }
+    }
+
+    /// `text` as a JSON string literal (quoted and escaped), for building canonical JSON by hand.
+    public static func quoted(_ text: String) -> String {
+        var output = ""
+        writeString(text, into: &output)
+        return output
     }
 
     private static func write(_ value: JSONValue, into output: inout String) {

@@ -57,7 +57,8 @@ public enum JSONValue: Sendable, Hashable, Codable {
     /// Parses JSON text. Throws ``HubError/validation(field:reason:)`` naming `field` when the text is not JSON.
     public static func parse(_ text: String, field: String) throws -> JSONValue {
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            guard let value = JSONValue.parse(bytes: text.utf8) else { throw HubError.validation(field: field, reason: "is not valid JSON") }
+            return value
         } catch {
             throw HubError.validation(field: field, reason: "is not valid JSON")
         }

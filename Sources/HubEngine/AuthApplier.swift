@@ -71,7 +71,7 @@ public actor AuthApplier {
             throw HubError.unavailable(reason: "the OAuth2 token endpoint did not answer: \(outcome.error ?? "no response")")
         }
         guard (200..<300).contains(status),
-            let object = try? JSONDecoder().decode(JSONValue.self, from: outcome.body).objectValue,
+            let object = JSONValue.parse(bytes: outcome.body)?.objectValue,
             let token = object["access_token"]?.stringValue
         else {
             throw HubError.unavailable(reason: "the OAuth2 token endpoint answered \(status) without an access_token")

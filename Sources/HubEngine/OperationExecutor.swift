@@ -109,7 +109,7 @@ public struct OperationExecutor: Sendable {
                 truncated = true
                 responseData = .string(String(decoding: outcome.body.prefix(responseBodyCap), as: UTF8.self)).replacingNUL
             } else {
-                responseData = ((try? JSONDecoder().decode(JSONValue.self, from: outcome.body))
+                responseData = (JSONValue.parse(bytes: outcome.body)
                     ?? .string(String(decoding: outcome.body, as: UTF8.self))).replacingNUL
             }
         }

@@ -53,7 +53,7 @@ struct SourceClient: Sendable {
             guard let outcome else { throw SyncFailure("the source's credentials could not be obtained") }
             if let status = outcome.statusCode, (200..<300).contains(status) {
                 guard !outcome.truncated else { throw SyncFailure("a page of \(endpoint) is larger than \(Self.readCap) bytes") }
-                guard let body = try? JSONDecoder().decode(JSONValue.self, from: outcome.body) else {
+                guard let body = JSONValue.parse(bytes: outcome.body) else {
                     throw SyncFailure("GET \(endpoint) did not answer JSON")
                 }
                 return (body, outcome)
@@ -102,7 +102,7 @@ struct SCIMConnector: SourceConnector {
                 let known = Set(state.anchors)
                 if let position = resources.lastIndex(where: { Self.id($0).map(known.contains) ?? false }) {
                     fresh = Array(resources[(position + 1)...])
-                } else if start > 1 {
+                } else if start > 1, back > 0 {
                     // Shifted further than the overlap (or the anchors were removed): look further back, at worst from
                     // the first resource (records read twice are stored once and found unchanged).
                     back = start - 1 <= pageSize ? start - 1 : max(back * 4, pageSize)
@@ -110,6 +110,12 @@ struct SCIMConnector: SourceConnector {
                 }
             }
             let nextIndex = start + resources.count
+            if back > 0, nextIndex <= state.startIndex, !resources.isEmpty {
+                // Reading back brought nothing past the known position (a server that caps or aligns pages): read on
+                // from the position itself, without overlap.
+                back = 0
+                continue
+            }
             var next = state
             next.startIndex = nextIndex
             let ids = resources.compactMap(Self.id)

@@ -110,22 +110,40 @@ public struct SyncRunner: Sendable {
                         client: client, path: entity.path, settings: settings, pageSize: job.batchSize,
                         incremental: job.syncType == .incremental, baseURL: integration.endpointURL)
                 }
+                // One page ahead: the next page is read, mapped and prepared while this one commits. Only committed pages
+                // move the checkpoint, so a page prepared ahead and lost is read again on resume.
+                let mapping = entity.mapping
+                @Sendable func prepare(_ state: PageState) async throws -> PreparedPage {
+                    let page = try await connector.fetch(state)
+                    var prepared = PreparedPage(page: page)
+                    prepared.records.reserveCapacity(page.records.count)
+                    for record in page.records {
+                        do {
+                            let result = try mapping.apply(record)
+                            prepared.records.append(SyncEngineStore.PreparedRecord(result))
+                            if let updated = result.updated, Self.isLater(updated, than: prepared.latest) { prepared.latest = updated }
+                        } catch {
+                            prepared.failures.append(error)
+                        }
+                    }
+                    return prepared
+                }
+                let first = state
+                var prefetch = Task { try await prepare(first) }
+                defer { prefetch.cancel() }
                 while true {
                     try Task.checkCancellation()
                     guard leaseLost.value.load(ordering: .relaxed) == 0 else { return nil }
-                    let page = try await connector.fetch(state)
-                    var mapped: [RecordMapping.Mapped] = []
-                    var failures: [MappingError] = []
-                    mapped.reserveCapacity(page.records.count)
-                    for record in page.records {
-                        do {
-                            let result = try entity.mapping.apply(record)
-                            mapped.append(result)
-                            if let updated = result.updated, Self.isLater(updated, than: mark) { mark = updated }
-                        } catch {
-                            failures.append(error)
-                        }
+                    let current = prefetch
+                    let prepared = try await withTaskCancellationHandler { try await current.value } onCancel: { current.cancel() }
+                    let page = prepared.page
+                    if !page.isLast {
+                        let next = page.next
+                        prefetch = Task { try await prepare(next) }
                     }
+                    let mapped = prepared.records
+                    let failures = prepared.failures
+                    if let latest = prepared.latest, Self.isLater(latest, than: mark) { mark = latest }
                     let checkpoint = try JSONValue.parse(
                         String(decoding: try JSONEncoder().encode(page.next), as: UTF8.self), field: "checkpoint")
                     let result = try await store.commitBatch(
@@ -173,11 +191,27 @@ public struct SyncRunner: Sendable {
         await Task { try? await store.release(jobID, owner: owner) }.value
     }
 
-    /// Whether the source time `candidate` is after `mark` (compared as dates when both parse, else as text).
+    /// Whether the source time `candidate` is after `mark` (compared as dates when both parse, else as text). Two UTC
+    /// times written alike (`…Z`, same length) compare as text without parsing.
     static func isLater(_ candidate: String, than mark: String?) -> Bool {
         guard let mark else { return true }
+        if candidate == mark { return false }
+        if candidate.utf8.count == mark.utf8.count, candidate.utf8.last == UInt8(ascii: "Z"), mark.utf8.last == UInt8(ascii: "Z"),
+            candidate.utf8.count >= 20, sameShape(candidate, mark)
+        {
+            return candidate > mark
+        }
         if let a = RecordMapping.parseDateTime(candidate), let b = RecordMapping.parseDateTime(mark) { return a > b }
         return candidate > mark
+    }
+
+    /// Whether two strings have digits at the same places and the same other characters (`2026-11-01T10:00:00Z`).
+    private static func sameShape(_ a: String, _ b: String) -> Bool {
+        for (x, y) in zip(a.utf8, b.utf8) {
+            let xDigit = (0x30...0x39).contains(x)
+            if xDigit != (0x30...0x39).contains(y) || (!xDigit && x != y) { return false }
+        }
+        return true
     }
 }
 
@@ -254,6 +288,15 @@ public struct SyncWorker: Service {
             logger.warning("starting scheduled syncs failed", metadata: ["error": "\(error)"])
         }
     }
+}
+
+/// A page read and mapped, ready to commit.
+struct PreparedPage: Sendable {
+    var page: SourcePage
+    var records: [SyncEngineStore.PreparedRecord] = []
+    var failures: [MappingError] = []
+    /// The latest source modification time among the page's mapped records.
+    var latest: String?
 }
 
 /// An atomic integer shared by tasks.

@@ -150,7 +150,8 @@ public struct SQLRow: Sendable {
     /// The column's JSON text parsed. - Throws: `decoding` when it is not JSON text.
     public func json(_ column: String) throws -> JSONValue {
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(try jsonText(column).utf8))
+            guard let value = JSONValue.parse(bytes: try jsonText(column).utf8) else { throw SQLError.decoding(column: column) }
+            return value
         } catch {
             throw SQLError.decoding(column: column)
         }

@@ -90,13 +90,27 @@ public struct SyncEngineStore: Sendable {
         )?.optionalString("high_water_mark")
     }
 
+    /// A mapped record ready to store: its canonical JSON text and the text's SHA-256 (prepared off the commit path).
+    public struct PreparedRecord: Sendable {
+        public var externalID: String
+        public var text: String
+        public var hash: String
+
+        /// Prepares `mapped`.
+        public init(_ mapped: RecordMapping.Mapped) {
+            externalID = mapped.externalID
+            text = mapped.data.canonicalText
+            hash = JSONValue.sha256Hex(text)
+        }
+    }
+
     /// One page's work to commit.
     public struct Batch: Sendable {
         public var jobID: SyncJobID
         public var owner: String
         public var lease: Duration
         public var batchNumber: Int
-        public var records: [RecordMapping.Mapped]
+        public var records: [PreparedRecord]
         public var failures: [MappingError]
         /// The connector's state after this page.
         public var checkpoint: JSONValue
@@ -106,7 +120,7 @@ public struct SyncEngineStore: Sendable {
         public var pagesDone: Bool
 
         public init(
-            jobID: SyncJobID, owner: String, lease: Duration, batchNumber: Int, records: [RecordMapping.Mapped], failures: [MappingError],
+            jobID: SyncJobID, owner: String, lease: Duration, batchNumber: Int, records: [PreparedRecord], failures: [MappingError],
             checkpoint: JSONValue, highWaterMark: String?, sourceTotal: Int64?, pagesDone: Bool
         ) {
             self.jobID = jobID
@@ -145,24 +159,47 @@ public struct SyncEngineStore: Sendable {
         let duplicates = batch.records.count - records.count
         return try await database.transaction { executor in
             var result = BatchResult()
-            var events: [(type: String, payload: JSONValue)] = []
-            for start in stride(from: 0, to: records.count, by: 1000) {
-                let chunk = records[start..<min(start + 1000, records.count)]
+            // Record events are built as canonical JSON text around the record's own text (keys in order).
+            let prefix = ",\"entity_type\":\(JSONValue.quoted(entityType)),\"external_id\":"
+            let suffix = ",\"integration_id\":\"\(integrationID.description)\",\"sync_job_id\":\"\(batch.jobID.description)\"}"
+            var events: [(type: String, payload: String)] = []
+            for start in stride(from: 0, to: records.count, by: 10_000) {
+                let chunk = records[start..<min(start + 10_000, records.count)]
                 var binds: [SQLValue] = [.uuid(integrationID.uuid), .text(entityType), .timestamp(now), .uuid(batch.jobID.uuid)]
-                var tuples: [String] = []
-                var values: [String: JSONValue] = [:]
+                var texts: [String: String] = [:]
+                texts.reserveCapacity(chunk.count)
+                var ids: [String] = [], datas: [String] = [], hashes: [String] = []
                 for record in chunk {
-                    let text = record.data.canonicalText
-                    values[record.externalID] = record.data
-                    binds += [.text(record.externalID), .json(text), .text(JSONValue.sha256Hex(text))]
-                    let base = binds.count - 2
-                    tuples.append("($1, $2, $\(base), $\(base + 1), $\(base + 2), 'created', $3, $3, NULL, $4, $4)")
+                    texts[record.externalID] = record.text
+                    ids.append(record.externalID)
+                    datas.append(record.text)
+                    hashes.append(record.hash)
+                }
+                // PostgreSQL: three array parameters (one plan, however many rows); SQLite: a VALUES list.
+                let source: String
+                switch database.dialect {
+                case .postgres:
+                    binds += [.textArray(ids), .textArray(datas), .textArray(hashes)]
+                    source = """
+                        SELECT $1::uuid, $2::text, r.external_id, r.data::jsonb, r.content_hash, 'created', $3::timestamptz, \
+                        $3::timestamptz, NULL::timestamptz, $4::uuid, $4::uuid FROM unnest($5::text[], $6::text[], $7::text[]) \
+                        AS r(external_id, data, content_hash)
+                        """
+                case .sqlite:
+                    var tuples: [String] = []
+                    tuples.reserveCapacity(ids.count)
+                    for index in ids.indices {
+                        binds += [.text(ids[index]), .json(datas[index]), .text(hashes[index])]
+                        let base = binds.count - 2
+                        tuples.append("($1, $2, $\(base), $\(base + 1), $\(base + 2), 'created', $3, $3, NULL, $4, $4)")
+                    }
+                    source = "VALUES " + tuples.joined(separator: ", ")
                 }
                 let changed = "(sync_records.deleted_at IS NOT NULL OR sync_records.content_hash <> excluded.content_hash)"
                 let rows = try await executor.query(
                     """
                     INSERT INTO sync_records (integration_id, entity_type, external_id, data, content_hash, last_change, created_at, \
-                    updated_at, deleted_at, last_job_id, seen_job_id) VALUES \(tuples.joined(separator: ", ")) \
+                    updated_at, deleted_at, last_job_id, seen_job_id) \(source) \
                     ON CONFLICT (integration_id, entity_type, external_id) DO UPDATE SET \
                     data = CASE WHEN \(changed) THEN excluded.data ELSE sync_records.data END, \
                     last_change = CASE WHEN sync_records.deleted_at IS NOT NULL THEN 'created' \
@@ -180,18 +217,14 @@ public struct SyncEngineStore: Sendable {
                     let externalID = try row.string("external_id")
                     let created = try row.string("last_change") == RecordChange.created.rawValue
                     if created { result.added += 1 } else { result.updated += 1 }
-                    let data = values[externalID] ?? .null
                     events.append((
                         created ? "record.created" : "record.updated",
-                        [
-                            "integration_id": .string(integrationID.description), "entity_type": .string(entityType),
-                            "external_id": .string(externalID), "sync_job_id": .string(batch.jobID.description), "data": data,
-                        ]))
+                        "{\"data\":" + (texts[externalID] ?? "null") + prefix + JSONValue.quoted(externalID) + suffix))
                 }
             }
             result.unchanged += duplicates
             result.failed = batch.failures.count
-            try await Self.insertEvents(events, at: now, into: executor)
+            try await Self.insertEventTexts(events, at: now, into: executor, dialect: database.dialect)
             let processed = records.count + duplicates
             guard
                 let job = try await executor.queryOne(
@@ -313,12 +346,28 @@ public struct SyncEngineStore: Sendable {
     }
 
     static func insertEvents(_ events: [(type: String, payload: JSONValue)], at now: Date, into executor: any SQLExecutor) async throws {
-        for start in stride(from: 0, to: events.count, by: 1000) {
-            let chunk = events[start..<min(start + 1000, events.count)]
+        try await insertEventTexts(events.map { ($0.type, $0.payload.canonicalText) }, at: now, into: executor, dialect: .sqlite)
+    }
+
+    /// Inserts events whose payloads are JSON text already, in outbox order (PostgreSQL: array parameters).
+    static func insertEventTexts(
+        _ events: [(type: String, payload: String)], at now: Date, into executor: any SQLExecutor, dialect: SQLDialect
+    ) async throws {
+        guard !events.isEmpty else { return }
+        if dialect == .postgres {
+            _ = try await executor.query(
+                """
+                INSERT INTO events (event_id, event_type, payload, created_at) SELECT gen_random_uuid(), e.event_type, e.payload::jsonb, $1 \
+                FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS e(event_type, payload, position) ORDER BY e.position
+                """, [.timestamp(now), .textArray(events.map(\.type)), .textArray(events.map(\.payload))])
+            return
+        }
+        for start in stride(from: 0, to: events.count, by: 5000) {
+            let chunk = events[start..<min(start + 5000, events.count)]
             var binds: [SQLValue] = [.timestamp(now)]
             var tuples: [String] = []
             for event in chunk {
-                binds += [.uuid(UUID()), .text(event.type), .json(event.payload.canonicalText)]
+                binds += [.uuid(UUID()), .text(event.type), .json(event.payload)]
                 tuples.append("($\(binds.count - 2), $\(binds.count - 1), $\(binds.count), $1)")
             }
             _ = try await executor.query(
@@ -398,6 +447,11 @@ public struct SyncEngineStore: Sendable {
                 batchNumber: Int(try row.int("batch_number")), externalID: try row.optionalString("external_id"),
                 reason: try row.string("reason"), createdAt: try row.date("created_at"))
         }
+    }
+
+    /// The sequence number of the newest event (0 when there is none).
+    public func lastEventSequence() async throws -> Int64 {
+        try await database.queryOne("SELECT COALESCE(MAX(event_seq), 0) AS n FROM events", [])!.int("n")
     }
 
     /// Events after `sequence` in outbox order, at most `limit`, optionally of one type.

@@ -90,6 +90,7 @@ struct SyncEngineTests {
         try await Hub.with(backend) { hub in try await SourceServer.with { source, base in
             await source.addUsers(130)
             let integration = try await hub.register(base + "/scim/v2", mapping: Self.scimMapping)
+            let eventsBefore = try await hub.engine.lastEventSequence()
             let job = try await hub.sync(integration, .full)
             #expect(job.status == .completed)
             #expect(job.summary.added == 130 && job.summary.updated == 0 && job.summary.failed == 0)
@@ -105,7 +106,7 @@ struct SyncEngineTests {
             #expect(stored.count == 130)
             #expect(Dictionary(uniqueKeysWithValues: stored.map { ($0.externalID, $0.data) }) == expected)
             #expect(stored.allSatisfy { $0.lastChange == .created && $0.lastJobID == job.id })
-            let events = try await hub.engine.events(after: 0, limit: 100_000).filter {
+            let events = try await hub.engine.events(after: eventsBefore, limit: 100_000).filter {
                 $0.payload.objectValue?["integration_id"]?.stringValue == integration.id.description
             }
             #expect(events.filter { $0.type == "record.created" }.count == 130)
@@ -124,6 +125,7 @@ struct SyncEngineTests {
         try await Hub.with(backend) { hub in try await SourceServer.with { source, base in
             let ids = await source.addUsers(60)
             let integration = try await hub.register(base + "/scim/v2", mapping: Self.scimMapping)
+            let eventsBefore = try await hub.engine.lastEventSequence()
             _ = try await hub.sync(integration, .full)
             for id in ids.prefix(3) { await source.modify(id, email: "changed-\(id)@example.com") }
             let added = await source.addUsers(2, prefix: "n")
@@ -148,7 +150,7 @@ struct SyncEngineTests {
             let deleted = try await hub.records(integration, SyncRecordFilter(change: .deleted))
             #expect(deleted.map(\.externalID) == [ids[10]])
             #expect(deleted.first?.deletedAt != nil)
-            let events = try await hub.engine.events(after: 0, type: "record.deleted", limit: 100_000)
+            let events = try await hub.engine.events(after: eventsBefore, type: "record.deleted", limit: 100_000)
             #expect(events.contains { $0.payload.objectValue?["external_id"]?.stringValue == ids[10] })
 
             // modified_after: only what the full sync changed.
@@ -181,6 +183,7 @@ struct SyncEngineTests {
         try await Hub.with(backend) { hub in try await SourceServer.with { source, base in
             await source.addUsers(30)
             let integration = try await hub.register(base + "/scim/v2", mapping: Self.scimMapping)
+            let eventsBefore = try await hub.engine.lastEventSequence()
             await source.failNext([503, 429, 500])
             let job = try await hub.sync(integration, .full, batchSize: 10)
             #expect(job.status == .completed)
@@ -195,7 +198,7 @@ struct SyncEngineTests {
             #expect(failed.summary.failureReason?.contains("500") == true)
             #expect(failed.summary.failureReason?.contains("after 4 attempts") == true)
             #expect(try await hub.records(integration).filter { $0.deletedAt != nil }.isEmpty)  // a failed run deletes nothing
-            let events = try await hub.engine.events(after: 0, type: "sync.failed", limit: 100_000)
+            let events = try await hub.engine.events(after: eventsBefore, type: "sync.failed", limit: 100_000)
             #expect(events.contains { $0.payload.objectValue?["sync_job_id"]?.stringValue == failed.id.description })
         } }
     }
@@ -278,13 +281,13 @@ struct SyncEngineTests {
 
     @Test("leases: one claimer per job; a stopped runner's job is resumed from its checkpoint, no batch counted twice", arguments: Backend.allCases)
     func leasesAndResume(backend: Backend) async throws {
-        try await Hub.with(backend, owner: "worker-a", lease: .seconds(1)) { first in try await SourceServer.with { source, base in
+        try await Hub.with(backend, owner: "worker-a", lease: .seconds(20)) { first in try await SourceServer.with { source, base in
             await source.addUsers(90)
             let integration = try await first.register(base + "/scim/v2", mapping: Self.scimMapping)
             let job = try await first.stores.syncJobs.start(
                 SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "users", batchSize: 10))
-            let claim = try #require(try await first.engine.claim(owner: "worker-a", lease: .seconds(1), jobID: job.id))
-            #expect(try await first.engine.claim(owner: "worker-b", lease: .seconds(1), jobID: job.id) == nil)
+            let claim = try #require(try await first.engine.claim(owner: "worker-a", lease: .seconds(20), jobID: job.id))
+            #expect(try await first.engine.claim(owner: "worker-b", lease: .seconds(20), jobID: job.id) == nil)
             // Worker A stops after its third batch (its task is cancelled: it releases the lease).
             let runA = Task { await first.runner.run(claim) { progress in if progress.batches == 3 { withUnsafeCurrentTask { $0?.cancel() } } } }
             #expect(await runA.value == nil)

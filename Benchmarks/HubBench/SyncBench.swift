@@ -1,0 +1,181 @@
+import Foundation
+import HubCore
+import HubEngine
+import HubPostgres
+import HubSQLite
+import HubStore
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The sync ingest path: a fast loopback SCIM source serving pre-built pages → mapping → records store → batch
+/// bookkeeping, for `count` users in pages of 1,000; records per second and peak memory (resident set sampled every
+/// 20 ms, above the level before the sync). On PostgreSQL, beside a plain `COPY` (psql `\copy`) of the same rows into
+/// an equivalent table, measured in the same run.
+enum SyncBench {
+    static let pageSize = 1000
+
+    static func user(_ index: Int) -> JSONValue {
+        let id = String(format: "u%07d", index)
+        return [
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": .string(id), "userName": .string("user.\(index)@example.com"),
+            "name": ["givenName": .string("Given\(index)"), "familyName": .string("Family\(index)")],
+            "emails": [["value": .string("  User.\(index)@Example.com "), "primary": true, "type": "work"]],
+            "active": true, "title": "Engineer",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": ["employeeNumber": .string(String(100_000 + index)), "department": "R&D"],
+            "meta": ["resourceType": "User", "lastModified": "2026-11-01T10:00:00Z"],
+        ]
+    }
+
+    static let mapping: JSONValue = [
+        "connector": ["type": "scim"],
+        "entities": ["users": [
+            "path": "/Users", "external_id": "id",
+            "fields": [
+                "user_name": "userName", "given_name": "name.givenName", "family_name": "name.familyName",
+                "email": ["path": "emails[primary=true].value", "transforms": ["trim", "lowercase"]],
+                "active": ["path": "active", "transforms": ["boolean"]], "title": "title",
+                "employee_number": "[\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\"].employeeNumber",
+                "department": "[\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\"].department",
+            ],
+        ]],
+    ]
+
+    /// Resident set size in bytes (from /proc/self/statm).
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+    }
+
+    static func run(counts: [Int], databases: [(String, any SQLDatabase)], postgresURL: String?) async throws {
+        let total = counts.max() ?? 0
+        // Pre-encoded resources: the source only joins them into pages, out of the measurement's way.
+        let served = (1...total).map { user($0).jsonText }
+        let limit = Limit()
+        let router = Router()
+        router.get("/scim/v2/ServiceProviderConfig") { _, _ -> Response in
+            Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: #"{"filter":{"supported":true,"maxResults":1000}}"#)))
+        }
+        router.get("/scim/v2/Users") { request, _ -> Response in
+            let start = max(1, request.uri.queryParameters.get("startIndex").flatMap(Int.init) ?? 1)
+            let wanted = min(1000, request.uri.queryParameters.get("count").flatMap(Int.init) ?? 1000)
+            let total = await limit.value
+            let end = min(total, start - 1 + wanted)
+            let slice = start <= end ? served[(start - 1)..<end].joined(separator: ",") : ""
+            let body = #"{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":\#(total),"startIndex":\#(start),"#
+                + #""itemsPerPage":\#(max(0, end - start + 1)),"Resources":[\#(slice)]}"#
+            return Response(status: .ok, headers: [.contentType: "application/scim+json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        var quiet = Logger(label: "bench.source")
+        quiet.logLevel = .critical
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let source = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: quiet)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await source.run() }
+            var iterator = ports.makeAsyncIterator()
+            let base = "http://127.0.0.1:\(await iterator.next() ?? 0)/scim/v2"
+            for (name, database) in databases {
+                for count in counts {
+                    await limit.set(count)
+                    try await ingest(name: name, database: database, base: base, count: count)
+                }
+                if name == "postgres", let postgresURL, let count = counts.max() {
+                    try copyBaseline(url: postgresURL, count: count)
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    actor Limit {
+        var value = 0
+        func set(_ count: Int) { value = count }
+    }
+
+    static func ingest(name: String, database: any SQLDatabase, base: String, count: Int) async throws {
+        try await Migrator(database: database).migrate()
+        let stores = HubStores(database: database, sealer: try SecretSealer(keyRing: "1:\(SecretSealer.generateKey())"))
+        let gateway = OutboundGateway(policy: try OutboundPolicy(allowlist: ["127.0.0.0/8"]))
+        let journal = FileManager.default.temporaryDirectory.appendingPathComponent("hub-bench-sync-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: journal) }
+        let recorder = try OperationRecorder(store: stores.apiOperations, journalDirectory: journal)
+        let executor = OperationExecutor(
+            gateway: gateway, auth: AuthApplier(gateway: gateway), integrations: stores.integrations, operations: recorder)
+        let engine = SyncEngineStore(database: database)
+        let runner = SyncRunner(store: engine, integrations: stores.integrations, executor: executor, owner: "bench")
+        let integration = try await stores.integrations.register(IntegrationRegistration(
+            systemID: "bench-\(UUID().uuidString.prefix(8))", integrationType: "HR", endpointURL: base,
+            authConfig: ["type": "bearer", "token": "bench-token-0123456789"], mappingConfig: mapping))
+        let job = try await stores.syncJobs.start(SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "users", batchSize: pageSize))
+        guard let claim = try await engine.claim(owner: "bench", lease: .seconds(60), jobID: job.id) else { throw BenchError("claim failed") }
+        let before = residentBytes()
+        let peak = Peak(before)
+        let sampler = Task {
+            while !Task.isCancelled {
+                await peak.note(residentBytes())
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        let start = ContinuousClock.now
+        guard let finished = await runner.run(claim), finished.status == .completed, finished.summary.added == Int64(count) else {
+            throw BenchError("the sync did not complete with \(count) added")
+        }
+        let seconds = (ContinuousClock.now - start).seconds
+        sampler.cancel()
+        let grown = await peak.value - before
+        print(String(format: "sync ingest on %@: %d records in %.2f s = %.0f records/s; peak resident memory +%.1f MiB over the %.1f MiB before",
+                     name, count, seconds, Double(count) / seconds, Double(grown) / 1_048_576, Double(before) / 1_048_576))
+        await recorder.shutdown()
+        try await gateway.shutdown()
+    }
+
+    actor Peak {
+        var value: Int
+        init(_ value: Int) { self.value = value }
+        func note(_ sample: Int) { value = max(value, sample) }
+    }
+
+    /// `\copy` of the same mapped rows into an equivalent table (same columns, primary key) with psql.
+    static func copyBaseline(url: String, count: Int) throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("hub-bench-copy-\(UUID().uuidString).tsv").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let mappingConfig = try SyncConfiguration.parse(mapping)!.entities["users"]!.mapping
+        var text = ""
+        text.reserveCapacity(count * 400)
+        let integration = UUID().uuidString.lowercased()
+        let job = UUID().uuidString.lowercased()
+        let now = "2026-11-27 00:00:00+00"
+        for index in 1...count {
+            let mapped = try mappingConfig.apply(user(index))
+            let json = mapped.data.canonicalText
+            let escaped = json.replacingOccurrences(of: "\\", with: "\\\\")
+            text += "\(integration)\tusers\t\(mapped.externalID)\t\(escaped)\t\(JSONValue.sha256Hex(json))\tcreated\t\(now)\t\(now)\t\\N\t\(job)\t\(job)\n"
+        }
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        let setup = """
+            DROP TABLE IF EXISTS bench_copy; CREATE TABLE bench_copy (integration_id uuid NOT NULL, entity_type text NOT NULL, \
+            external_id text NOT NULL, data jsonb NOT NULL, content_hash text NOT NULL, last_change text NOT NULL, \
+            created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, deleted_at timestamptz, last_job_id uuid, seen_job_id uuid, \
+            PRIMARY KEY (integration_id, entity_type, external_id));
+            """
+        try psql(url, ["-c", setup])
+        let start = ContinuousClock.now
+        try psql(url, ["-c", "\\copy bench_copy FROM '\(file)'"])
+        let seconds = (ContinuousClock.now - start).seconds
+        try psql(url, ["-c", "DROP TABLE bench_copy"])
+        print(String(format: "psql \\copy of the same %d rows into an equivalent table: %.2f s = %.0f rows/s", count, seconds, Double(count) / seconds))
+    }
+
+    static func psql(_ url: String, _ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["psql", url, "-q", "-v", "ON_ERROR_STOP=1"] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw BenchError("psql failed (\(process.terminationStatus))") }
+    }
+}
