@@ -2,13 +2,18 @@ import Crypto
 import Foundation
 
 extension JSONValue {
-    /// Canonical JSON text (object keys sorted by their UTF-8 bytes, no insignificant whitespace, `/` unescaped),
-    /// written directly: the records store hashes and stores every synced record this way.
+    /// Canonical JSON text (object keys sorted, no insignificant whitespace, `/` unescaped), written directly: the
+    /// records store hashes and stores every synced record this way.
     public var canonicalText: String {
         var output = ""
         output.reserveCapacity(256)
         Self.write(self, into: &output)
         return output
+    }
+
+    /// Appends the canonical text to `output`.
+    public func writeCanonical(into output: inout String) {
+        Self.write(self, into: &output)
     }
 
     /// SHA-256 (lower-case hex) of `text`.
@@ -55,7 +60,7 @@ extension JSONValue {
             output += "]"
         case .object(let members):
             output += "{"
-            for (index, key) in members.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
+            for (index, key) in members.keys.sorted().enumerated() {
                 if index > 0 { output += "," }
                 writeString(key, into: &output)
                 output += ":"

@@ -65,13 +65,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
     }
 
     /// The value as compact JSON text with sorted keys.
-    public var jsonText: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding a JSONValue cannot fail: every case maps onto a JSON primitive.
-        let data = (try? encoder.encode(self)) ?? Data("null".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
+    public var jsonText: String { canonicalText }
 
     /// The members when this is an object, else `nil`.
     public var objectValue: [String: JSONValue]? {
@@ -103,6 +97,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
     /// This value with every U+0000 in strings and keys replaced by U+FFFD: what to store of data a remote system sent
     /// (PostgreSQL cannot store NUL, and remote data must never fail validation).
     public var replacingNUL: JSONValue {
+        guard containsNUL else { return self }
         func clean(_ text: String) -> String {
             text.unicodeScalars.contains("\u{0}") ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
         }
@@ -112,6 +107,16 @@ public enum JSONValue: Sendable, Hashable, Codable {
         case .object(let members):
             return .object(Dictionary(members.map { (clean($0.key), $0.value.replacingNUL) }, uniquingKeysWith: { first, _ in first }))
         default: return self
+        }
+    }
+
+    /// Whether any string or key holds U+0000.
+    public var containsNUL: Bool {
+        switch self {
+        case .string(let text): text.utf8.contains(0)
+        case .array(let elements): elements.contains { $0.containsNUL }
+        case .object(let members): members.contains { $0.key.utf8.contains(0) || $0.value.containsNUL }
+        default: false
         }
     }
 

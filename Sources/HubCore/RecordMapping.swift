@@ -102,14 +102,36 @@ public struct RecordMapping: Sendable, Hashable {
         case date
     }
 
-    /// One target field.
-    public struct Field: Sendable, Hashable {
-        public var name: String
-        public var path: JSONPath?
-        public var constant: JSONValue?
-        public var transforms: [Transform]
-        public var defaultValue: JSONValue?
-        public var required: Bool
+    /// One target field (a class: mapping reads every field of every record, and a reference is one retain).
+    public final class Field: Sendable, Hashable {
+        public let name: String
+        public let path: JSONPath?
+        public let constant: JSONValue?
+        public let transforms: [Transform]
+        public let defaultValue: JSONValue?
+        public let required: Bool
+        /// The name as a JSON string literal.
+        let quotedName: String
+
+        init(name: String, path: JSONPath?, constant: JSONValue?, transforms: [Transform], defaultValue: JSONValue?, required: Bool) {
+            self.name = name
+            self.path = path
+            self.constant = constant
+            self.transforms = transforms
+            self.defaultValue = defaultValue
+            self.required = required
+            self.quotedName = JSONValue.quoted(name)
+        }
+
+        public static func == (lhs: Field, rhs: Field) -> Bool {
+            lhs.name == rhs.name && lhs.path == rhs.path && lhs.constant == rhs.constant && lhs.transforms == rhs.transforms
+                && lhs.defaultValue == rhs.defaultValue && lhs.required == rhs.required
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(name)
+            hasher.combine(path)
+        }
     }
 
     /// Where the record's external id is.
@@ -181,12 +203,16 @@ public struct RecordMapping: Sendable, Hashable {
         self.fields = fields
     }
 
-    /// A mapped record.
+    /// A mapped record: its data as canonical JSON text (written as the fields are mapped, in name order).
     public struct Mapped: Sendable, Hashable {
         public var externalID: String
-        public var data: JSONValue
+        /// The mapped data, canonical JSON (``JSONValue/canonicalText``).
+        public var text: String
         /// The source's last-modified value, as given.
         public var updated: String?
+
+        /// The mapped data as a value.
+        public var data: JSONValue { JSONValue.parse(bytes: text.utf8) ?? .null }
     }
 
     /// Maps one source record. - Throws: ``MappingError`` with the reason (the record is counted as an error).
@@ -198,11 +224,16 @@ public struct RecordMapping: Sendable, Hashable {
             throw MappingError(externalID: nil, reason: "external_id: longer than 255 characters or contains NUL")
         }
         let updated = updatedField.flatMap { $0.value(in: record) }.flatMap(JSONPath.text(of:))
-        guard !fields.isEmpty else { return Mapped(externalID: id, data: record.replacingNUL, updated: updated) }
-        var data: [String: JSONValue] = [:]
-        for field in fields {
+        guard !fields.isEmpty else { return Mapped(externalID: id, text: record.replacingNUL.canonicalText, updated: updated) }
+        // Fields are sorted by name, as canonical text orders keys: the text is written directly.
+        var text = "{"
+        text.reserveCapacity(256)
+        for (index, field) in fields.enumerated() {
+            if index > 0 { text += "," }
+            text += field.quotedName
+            text += ":"
             if let constant = field.constant {
-                data[field.name] = constant
+                constant.writeCanonical(into: &text)
                 continue
             }
             var value = field.path!.value(in: record)
@@ -220,15 +251,26 @@ public struct RecordMapping: Sendable, Hashable {
             if value == nil, field.required {
                 throw MappingError(externalID: id, reason: "\(field.name): required, nothing at '\(field.path!)'")
             }
-            data[field.name] = value?.replacingNUL ?? .null
+            (value?.replacingNUL ?? .null).writeCanonical(into: &text)
         }
-        return Mapped(externalID: id, data: .object(data), updated: updated)
+        text += "}"
+        return Mapped(externalID: id, text: text, updated: updated)
     }
 
     static func apply(_ transform: Transform, to value: JSONValue) -> JSONValue? {
         switch transform {
         case .trim:
             guard case .string(let text) = value else { return value }
+            // Most values have nothing to trim: look at both ends before asking Foundation.
+            func isSpace(_ byte: UInt8?) -> Bool { byte.map { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0D) || $0 >= 0x80 } ?? false }
+            guard isSpace(text.utf8.first) || isSpace(text.utf8.last) else { return value }
+            let utf8 = text.utf8
+            if !utf8.contains(where: { $0 >= 0x80 }) {
+                // ASCII: cut the spaces at both ends without Foundation.
+                guard let first = utf8.firstIndex(where: { !isSpace($0) }) else { return .string("") }
+                let last = utf8.lastIndex(where: { !isSpace($0) })!
+                return .string(String(text[first...last]))
+            }
             return .string(text.trimmingCharacters(in: .whitespacesAndNewlines))
         case .lowercase:
             guard case .string(let text) = value else { return value }

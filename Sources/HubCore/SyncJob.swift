@@ -348,14 +348,15 @@ public struct SyncSchedule: Sendable, Hashable {
 public struct HubEvent: Sendable, Hashable {
     /// The outbox order.
     public var sequence: Int64
-    public var id: UUID
+    /// `evt_<sequence>`: stable for the event's life.
+    public var id: String
     /// A dotted name: `sync.completed`, `record.updated`, …
     public var type: String
     public var payload: JSONValue
     public var createdAt: Date
 
     /// Creates a value with every member given.
-    public init(sequence: Int64, id: UUID, type: String, payload: JSONValue, createdAt: Date) {
+    public init(sequence: Int64, id: String, type: String, payload: JSONValue, createdAt: Date) {
         self.sequence = sequence
         self.id = id
         self.type = type

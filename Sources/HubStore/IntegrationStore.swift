@@ -129,6 +129,9 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
             {
                 throw HubError.conflict(field: nil, reason: "the integration has a running sync job; cancel or finish it first")
             }
+            // Synced records carry no foreign key (it would cost every synced row a lookup): they go here, in the same
+            // transaction; no job is running, so none is being written.
+            _ = try await executor.query("DELETE FROM sync_records WHERE integration_id = $1", [.uuid(id.uuid)])
             _ = try await executor.query("DELETE FROM external_integrations WHERE integration_id = $1", [.uuid(id.uuid)])
         }
     }

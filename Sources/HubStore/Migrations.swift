@@ -477,7 +477,11 @@ extension Migration {
 extension Migration {
     /// Migration 3: the sync engine — job leases, checkpoints and reconciliation columns on `sync_jobs`; the records
     /// store (one row per integration, entity type and external id); the first errors of each job; schedules; and the
-    /// events outbox (ordered by `event_seq`), written in the transaction of the change each event describes.
+    /// events outbox (ordered by `event_seq`), written in the transaction of the change each event describes. Record
+    /// events are thin rows (integration, entity type, external id, job); other events carry a JSON payload. Synced records
+    /// have no foreign key to their integration (deleting an integration deletes them in its transaction): the check
+    /// would cost every synced row a lookup. Their data is `json` on PostgreSQL (validated text: cheaper to write than
+    /// `jsonb`, and never queried inside).
     static let syncEngine = Migration(
         version: 3, name: "create_sync_engine",
         postgres: [
@@ -525,10 +529,10 @@ extension Migration {
             """,
             """
             CREATE TABLE sync_records (
-                integration_id uuid NOT NULL REFERENCES external_integrations (integration_id) ON DELETE CASCADE,
+                integration_id uuid NOT NULL,
                 entity_type text NOT NULL,
                 external_id text NOT NULL,
-                data jsonb NOT NULL,
+                data json NOT NULL,
                 content_hash text NOT NULL,
                 last_change text NOT NULL,
                 created_at timestamptz NOT NULL,
@@ -572,14 +576,14 @@ extension Migration {
             """
             CREATE TABLE events (
                 event_seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                event_id uuid NOT NULL UNIQUE,
                 event_type text NOT NULL,
-                payload jsonb NOT NULL,
+                payload jsonb,
+                integration_id uuid,
+                entity_type text,
+                external_id text,
+                sync_job_id uuid,
                 created_at timestamptz NOT NULL
             )
-            """,
-            """
-            CREATE INDEX events_type ON events (event_type, event_seq)
             """
         ],
         sqlite: [
@@ -627,7 +631,7 @@ extension Migration {
             """,
             """
             CREATE TABLE sync_records (
-                integration_id TEXT NOT NULL REFERENCES external_integrations (integration_id) ON DELETE CASCADE,
+                integration_id TEXT NOT NULL,
                 entity_type TEXT NOT NULL,
                 external_id TEXT NOT NULL,
                 data TEXT NOT NULL,
@@ -674,14 +678,14 @@ extension Migration {
             """
             CREATE TABLE events (
                 event_seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                event_id TEXT NOT NULL UNIQUE,
                 event_type TEXT NOT NULL,
-                payload TEXT NOT NULL,
+                payload TEXT,
+                integration_id TEXT,
+                entity_type TEXT,
+                external_id TEXT,
+                sync_job_id TEXT,
                 created_at INTEGER NOT NULL
             ) STRICT
-            """,
-            """
-            CREATE INDEX events_type ON events (event_type, event_seq)
             """
         ])
 }

@@ -99,7 +99,7 @@ public struct SyncEngineStore: Sendable {
         /// Prepares `mapped`.
         public init(_ mapped: RecordMapping.Mapped) {
             externalID = mapped.externalID
-            text = mapped.data.canonicalText
+            text = mapped.text
             hash = JSONValue.sha256Hex(text)
         }
     }
@@ -157,20 +157,18 @@ public struct SyncEngineStore: Sendable {
         for (index, record) in batch.records.enumerated() { latest[record.externalID] = index }
         let records = batch.records.enumerated().filter { latest[$0.element.externalID] == $0.offset }.map(\.element)
         let duplicates = batch.records.count - records.count
+        if database.dialect == .postgres {
+            return try await commitBatchPostgres(
+                batch, records: records, duplicates: duplicates, integrationID: integrationID, entityType: entityType, at: now)
+        }
         return try await database.transaction { executor in
             var result = BatchResult()
-            // Record events are built as canonical JSON text around the record's own text (keys in order).
-            let prefix = ",\"entity_type\":\(JSONValue.quoted(entityType)),\"external_id\":"
-            let suffix = ",\"integration_id\":\"\(integrationID.description)\",\"sync_job_id\":\"\(batch.jobID.description)\"}"
-            var events: [(type: String, payload: String)] = []
+            var events: [RecordEvent] = []
             for start in stride(from: 0, to: records.count, by: 10_000) {
                 let chunk = records[start..<min(start + 10_000, records.count)]
                 var binds: [SQLValue] = [.uuid(integrationID.uuid), .text(entityType), .timestamp(now), .uuid(batch.jobID.uuid)]
-                var texts: [String: String] = [:]
-                texts.reserveCapacity(chunk.count)
                 var ids: [String] = [], datas: [String] = [], hashes: [String] = []
                 for record in chunk {
-                    texts[record.externalID] = record.text
                     ids.append(record.externalID)
                     datas.append(record.text)
                     hashes.append(record.hash)
@@ -181,7 +179,7 @@ public struct SyncEngineStore: Sendable {
                 case .postgres:
                     binds += [.textArray(ids), .textArray(datas), .textArray(hashes)]
                     source = """
-                        SELECT $1::uuid, $2::text, r.external_id, r.data::jsonb, r.content_hash, 'created', $3::timestamptz, \
+                        SELECT $1::uuid, $2::text, r.external_id, r.data::json, r.content_hash, 'created', $3::timestamptz, \
                         $3::timestamptz, NULL::timestamptz, $4::uuid, $4::uuid FROM unnest($5::text[], $6::text[], $7::text[]) \
                         AS r(external_id, data, content_hash)
                         """
@@ -196,8 +194,7 @@ public struct SyncEngineStore: Sendable {
                     source = "VALUES " + tuples.joined(separator: ", ")
                 }
                 let changed = "(sync_records.deleted_at IS NOT NULL OR sync_records.content_hash <> excluded.content_hash)"
-                let rows = try await executor.query(
-                    """
+                let upsert = """
                     INSERT INTO sync_records (integration_id, entity_type, external_id, data, content_hash, last_change, created_at, \
                     updated_at, deleted_at, last_job_id, seen_job_id) \(source) \
                     ON CONFLICT (integration_id, entity_type, external_id) DO UPDATE SET \
@@ -206,9 +203,27 @@ public struct SyncEngineStore: Sendable {
                     WHEN sync_records.content_hash <> excluded.content_hash THEN 'updated' ELSE sync_records.last_change END, \
                     updated_at = CASE WHEN \(changed) THEN excluded.updated_at ELSE sync_records.updated_at END, \
                     last_job_id = CASE WHEN \(changed) THEN excluded.last_job_id ELSE sync_records.last_job_id END, \
-                    content_hash = excluded.content_hash, deleted_at = NULL, seen_job_id = excluded.seen_job_id \
-                    RETURNING external_id, last_change, updated_at
-                    """, binds)
+                    content_hash = excluded.content_hash, deleted_at = NULL, seen_job_id = excluded.seen_job_id
+                    """
+                if database.dialect == .postgres {
+                    // One statement: the upsert, the events of the rows it changed (built from the stored jsonb), and the
+                    // counts; no row travels back.
+                    let counts = try await executor.queryOne(
+                        """
+                        WITH up AS (\(upsert) RETURNING external_id, last_change, updated_at), \
+                        ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_id, sync_job_id, created_at) \
+                        SELECT CASE WHEN last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, external_id, \
+                        $4, $3 FROM up WHERE updated_at = $3 RETURNING 1) \
+                        SELECT count(*) FILTER (WHERE updated_at = $3 AND last_change = 'created') AS added, \
+                        count(*) FILTER (WHERE updated_at = $3 AND last_change = 'updated') AS updated, count(*) AS total FROM up
+                        """, binds)!
+                    let added = Int(try counts.int("added")), updated = Int(try counts.int("updated"))
+                    result.added += added
+                    result.updated += updated
+                    result.unchanged += Int(try counts.int("total")) - added - updated
+                    continue
+                }
+                let rows = try await executor.query(upsert + " RETURNING external_id, last_change, updated_at", binds)
                 for row in rows {
                     guard try row.date("updated_at") == SQLValue.date(microseconds: SQLValue.microseconds(now)) else {
                         result.unchanged += 1
@@ -217,14 +232,13 @@ public struct SyncEngineStore: Sendable {
                     let externalID = try row.string("external_id")
                     let created = try row.string("last_change") == RecordChange.created.rawValue
                     if created { result.added += 1 } else { result.updated += 1 }
-                    events.append((
-                        created ? "record.created" : "record.updated",
-                        "{\"data\":" + (texts[externalID] ?? "null") + prefix + JSONValue.quoted(externalID) + suffix))
+                    events.append(RecordEvent(type: created ? "record.created" : "record.updated", externalID: externalID))
                 }
             }
             result.unchanged += duplicates
             result.failed = batch.failures.count
-            try await Self.insertEventTexts(events, at: now, into: executor, dialect: database.dialect)
+            try await Self.insertRecordEvents(
+                events, integrationID: integrationID, entityType: entityType, jobID: batch.jobID, at: now, into: executor)
             let processed = records.count + duplicates
             guard
                 let job = try await executor.queryOne(
@@ -276,6 +290,76 @@ public struct SyncEngineStore: Sendable {
         }
     }
 
+    /// The batch as one PostgreSQL statement (atomic by itself, one round trip): the job row locked under the lease,
+    /// the records upserted only if it was, their events, the counts, the job's progress, the first errors and the
+    /// batch row. No row comes back but the totals.
+    private func commitBatchPostgres(
+        _ batch: Batch, records: [PreparedRecord], duplicates: Int, integrationID: IntegrationID, entityType: String, at now: Date
+    ) async throws -> BatchResult {
+        let failures = batch.failures
+        let binds: [SQLValue] = [
+            .uuid(integrationID.uuid), .text(entityType), .timestamp(now), .uuid(batch.jobID.uuid), .text(batch.owner),
+            .textArray(records.map(\.externalID)), .textArray(records.map(\.text)), .textArray(records.map(\.hash)),
+            .int(Int64(records.count + duplicates)), .json(batch.checkpoint.canonicalText), .optional(batch.highWaterMark) { .text($0) },
+            .optional(batch.sourceTotal) { .int($0) }, .int(Int64(failures.count)), .bool(batch.pagesDone),
+            .timestamp(now.addingTimeInterval(batch.lease.seconds)), .int(Int64(duplicates)), .uuid(SyncBatchID.generate().uuid),
+            .int(Int64(batch.batchNumber)), .textArray(failures.map { $0.externalID ?? "" }),
+            .textArray(failures.map { String($0.reason.prefix(1000)) }), .int(Int64(Self.keptErrors)),
+        ]
+        let changed = "(sync_records.deleted_at IS NOT NULL OR sync_records.content_hash <> excluded.content_hash)"
+        do {
+            guard
+                let row = try await database.queryOne(
+                    """
+                    WITH lease AS (SELECT sync_job_id, errors_count FROM sync_jobs WHERE sync_job_id = $4 AND status = 'running' \
+                    AND lease_owner = $5 FOR UPDATE), \
+                    up AS (INSERT INTO sync_records (integration_id, entity_type, external_id, data, content_hash, last_change, \
+                    created_at, updated_at, deleted_at, last_job_id, seen_job_id) \
+                    SELECT $1::uuid, $2::text, r.external_id, r.data::json, r.content_hash, 'created', $3::timestamptz, $3::timestamptz, \
+                    NULL::timestamptz, $4::uuid, $4::uuid FROM unnest($6::text[], $7::text[], $8::text[]) AS r(external_id, data, content_hash) \
+                    WHERE EXISTS (SELECT 1 FROM lease) \
+                    ON CONFLICT (integration_id, entity_type, external_id) DO UPDATE SET \
+                    data = CASE WHEN \(changed) THEN excluded.data ELSE sync_records.data END, \
+                    last_change = CASE WHEN sync_records.deleted_at IS NOT NULL THEN 'created' \
+                    WHEN sync_records.content_hash <> excluded.content_hash THEN 'updated' ELSE sync_records.last_change END, \
+                    updated_at = CASE WHEN \(changed) THEN excluded.updated_at ELSE sync_records.updated_at END, \
+                    last_job_id = CASE WHEN \(changed) THEN excluded.last_job_id ELSE sync_records.last_job_id END, \
+                    content_hash = excluded.content_hash, deleted_at = NULL, seen_job_id = excluded.seen_job_id \
+                    RETURNING external_id, last_change, updated_at), \
+                    ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_id, sync_job_id, created_at) \
+                    SELECT CASE WHEN last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, external_id, \
+                    $4, $3 FROM up WHERE updated_at = $3 RETURNING 1), \
+                    counts AS (SELECT count(*) FILTER (WHERE updated_at = $3 AND last_change = 'created') AS added, \
+                    count(*) FILTER (WHERE updated_at = $3 AND last_change = 'updated') AS updated, count(*) AS total FROM up), \
+                    job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
+                    high_water_mark = COALESCE($11, high_water_mark), source_total = COALESCE($12, source_total), \
+                    records_added = records_added + (SELECT added FROM counts), records_updated = records_updated + (SELECT updated FROM counts), \
+                    records_unchanged = records_unchanged + (SELECT total - added - updated FROM counts) + $16, \
+                    records_failed = records_failed + $13, errors_count = errors_count + $13, pages_done = $14, lease_expires_at = $15 \
+                    WHERE sync_job_id IN (SELECT sync_job_id FROM lease) RETURNING records_processed, errors_count), \
+                    errs AS (INSERT INTO sync_errors (sync_job_id, error_number, batch_number, external_id, reason, created_at) \
+                    SELECT $4, lease.errors_count + e.position, $18, NULLIF(e.external_id, ''), e.reason, $3 \
+                    FROM lease, unnest($19::text[], $20::text[]) WITH ORDINALITY AS e(external_id, reason, position) \
+                    WHERE lease.errors_count + e.position <= $21 RETURNING 1), \
+                    batch AS (INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, status, processed_at) \
+                    SELECT $17, sync_job_id, $18, $9 + $13, 'completed', $3 FROM lease RETURNING 1) \
+                    SELECT job.records_processed, counts.added, counts.updated, counts.total FROM job, counts
+                    """, binds)
+            else {
+                throw HubError.conflict(field: nil, reason: "the sync job is no longer running under this worker's lease")
+            }
+            var result = BatchResult()
+            result.added = Int(try row.int("added"))
+            result.updated = Int(try row.int("updated"))
+            result.unchanged = Int(try row.int("total")) - result.added - result.updated + duplicates
+            result.failed = failures.count
+            result.recordsProcessed = try row.int("records_processed")
+            return result
+        } catch SQLError.uniqueViolation {
+            throw HubError.conflict(field: "batch_number", reason: "batch \(batch.batchNumber) of this job is already recorded")
+        }
+    }
+
     /// Ends a job (step 3) in one transaction: for a completed full sync, records of the integration and entity type
     /// that the job did not see are marked deleted (`record.deleted` events); the job gets its final status, counts,
     /// reconciliation and failure reason; the integration's last_sync and error_count are updated; and a
@@ -302,16 +386,9 @@ public struct SyncEngineStore: Sendable {
                     AND (seen_job_id IS NULL OR seen_job_id <> $2) RETURNING external_id
                     """, [.timestamp(now), .uuid(jobID.uuid), .uuid(job.integrationID.uuid), .text(job.entityType)])
                 deleted = rows.count
-                try await Self.insertEvents(
-                    try rows.map { row in
-                        (
-                            "record.deleted",
-                            [
-                                "integration_id": .string(job.integrationID.description), "entity_type": .string(job.entityType),
-                                "external_id": .string(try row.string("external_id")), "sync_job_id": .string(jobID.description),
-                            ]
-                        )
-                    }, at: now, into: executor)
+                try await Self.insertRecordEvents(
+                    try rows.map { RecordEvent(type: "record.deleted", externalID: try $0.string("external_id")) },
+                    integrationID: job.integrationID, entityType: job.entityType, jobID: jobID, at: now, into: executor)
                 // A full sync stores each record it saw once, however often pages overlapped.
                 stored = try await executor.queryOne(
                     "SELECT COUNT(*) AS n FROM sync_records WHERE integration_id = $1 AND entity_type = $2 AND seen_job_id = $3",
@@ -345,33 +422,37 @@ public struct SyncEngineStore: Sendable {
         }
     }
 
-    static func insertEvents(_ events: [(type: String, payload: JSONValue)], at now: Date, into executor: any SQLExecutor) async throws {
-        try await insertEventTexts(events.map { ($0.type, $0.payload.canonicalText) }, at: now, into: executor, dialect: .sqlite)
+    /// A thin record event: the payload is assembled when the event is read.
+    struct RecordEvent {
+        var type: String
+        var externalID: String
     }
 
-    /// Inserts events whose payloads are JSON text already, in outbox order (PostgreSQL: array parameters).
-    static func insertEventTexts(
-        _ events: [(type: String, payload: String)], at now: Date, into executor: any SQLExecutor, dialect: SQLDialect
-    ) async throws {
-        guard !events.isEmpty else { return }
-        if dialect == .postgres {
+    static func insertEvents(_ events: [(type: String, payload: JSONValue)], at now: Date, into executor: any SQLExecutor) async throws {
+        for event in events {
             _ = try await executor.query(
-                """
-                INSERT INTO events (event_id, event_type, payload, created_at) SELECT gen_random_uuid(), e.event_type, e.payload::jsonb, $1 \
-                FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS e(event_type, payload, position) ORDER BY e.position
-                """, [.timestamp(now), .textArray(events.map(\.type)), .textArray(events.map(\.payload))])
-            return
+                "INSERT INTO events (event_type, payload, created_at) VALUES ($1, $2, $3)",
+                [.text(event.type), .json(event.payload.canonicalText), .timestamp(now)])
         }
+    }
+
+    /// Inserts record events in order, 5,000 per statement.
+    static func insertRecordEvents(
+        _ events: [RecordEvent], integrationID: IntegrationID, entityType: String, jobID: SyncJobID, at now: Date, into executor: any SQLExecutor
+    ) async throws {
         for start in stride(from: 0, to: events.count, by: 5000) {
             let chunk = events[start..<min(start + 5000, events.count)]
-            var binds: [SQLValue] = [.timestamp(now)]
+            var binds: [SQLValue] = [.uuid(integrationID.uuid), .text(entityType), .uuid(jobID.uuid), .timestamp(now)]
             var tuples: [String] = []
             for event in chunk {
-                binds += [.uuid(UUID()), .text(event.type), .json(event.payload)]
-                tuples.append("($\(binds.count - 2), $\(binds.count - 1), $\(binds.count), $1)")
+                binds += [.text(event.type), .text(event.externalID)]
+                tuples.append("($\(binds.count - 1), $1, $2, $\(binds.count), $3, $4)")
             }
             _ = try await executor.query(
-                "INSERT INTO events (event_id, event_type, payload, created_at) VALUES \(tuples.joined(separator: ", "))", binds)
+                """
+                INSERT INTO events (event_type, integration_id, entity_type, external_id, sync_job_id, created_at) \
+                VALUES \(tuples.joined(separator: ", "))
+                """, binds)
         }
     }
 
@@ -454,23 +535,40 @@ public struct SyncEngineStore: Sendable {
         try await database.queryOne("SELECT COALESCE(MAX(event_seq), 0) AS n FROM events", [])!.int("n")
     }
 
-    /// Events after `sequence` in outbox order, at most `limit`, optionally of one type.
+    /// Events after `sequence` in outbox order, at most `limit`, optionally of one type. A record event's payload is
+    /// `{integration_id, entity_type, external_id, sync_job_id, data}` with the record's data as stored now (none once
+    /// it is deleted).
     public func events(after sequence: Int64 = 0, type: String? = nil, limit: Int = 1000) async throws -> [HubEvent] {
         var binds: [SQLValue] = [.int(sequence), .int(Int64(limit))]
         var typeCondition = ""
         if let type {
             binds.append(.text(type))
-            typeCondition = " AND event_type = $3"
+            typeCondition = " AND e.event_type = $3"
         }
         return try await database.query(
             """
-            SELECT event_seq, event_id, event_type, payload, created_at FROM events WHERE event_seq > $1\(typeCondition) \
-            ORDER BY event_seq LIMIT $2
+            SELECT e.event_seq, e.event_type, e.payload, e.integration_id, e.entity_type, e.external_id, e.sync_job_id, e.created_at, \
+            r.data, r.deleted_at FROM events e LEFT JOIN sync_records r ON e.external_id IS NOT NULL \
+            AND r.integration_id = e.integration_id AND r.entity_type = e.entity_type AND r.external_id = e.external_id \
+            WHERE e.event_seq > $1\(typeCondition) ORDER BY e.event_seq LIMIT $2
             """, binds
         ).map { row in
-            HubEvent(
-                sequence: try row.int("event_seq"), id: try row.uuid("event_id"), type: try row.string("event_type"),
-                payload: try row.json("payload"), createdAt: try row.date("created_at"))
+            let payload: JSONValue
+            if let stored = try row.optionalJSON("payload") {
+                payload = stored
+            } else {
+                var members: [String: JSONValue] = [
+                    "integration_id": .string(try row.uuid("integration_id").uuidString.lowercased()),
+                    "entity_type": .string(try row.string("entity_type")), "external_id": .string(try row.string("external_id")),
+                    "sync_job_id": .string(try row.uuid("sync_job_id").uuidString.lowercased()),
+                ]
+                if row.isNull("deleted_at"), !row.isNull("data") { members["data"] = try row.json("data") }
+                payload = .object(members)
+            }
+            let sequence = try row.int("event_seq")
+            return HubEvent(
+                sequence: sequence, id: "evt_\(sequence)", type: try row.string("event_type"), payload: payload,
+                createdAt: try row.date("created_at"))
         }
     }
 
