@@ -85,6 +85,8 @@ done
 
 psql_admin() { as_owner "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir/sock" -p "$port" -U postgres -d postgres "$@"; }
 psql_admin -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN CREATE ROLE $role LOGIN PASSWORD '$password'; END IF; END \$\$;"
+# Tests that run whole processes against PostgreSQL (workers, crash tests) make databases of their own.
+psql_admin -c "ALTER ROLE $role CREATEDB"
 if [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$database'")" ]; then
     psql_admin -c "CREATE DATABASE $database OWNER $role"
 fi

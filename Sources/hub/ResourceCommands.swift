@@ -208,6 +208,9 @@ struct Sync: AsyncParsableCommand {
             let (integration, type, entity, batchSize, filters, json, detach) = (
                 integration, type, entity, batchSize, filters, options.json, detach
             )
+            var leaseSetting = Duration.seconds(30)
+            try await reportingErrors { leaseSetting = try options.database.settings().syncLease() }
+            let lease = leaseSetting
             try await options.withEngine { stores, engine in
                 let job = try await stores.syncJobs.start(SyncJobRequest(
                     integrationID: try parseID(integration, field: "integration"), syncType: try Validate.oneOf(type, as: SyncType.self, field: "type"),
@@ -217,7 +220,7 @@ struct Sync: AsyncParsableCommand {
                     return
                 }
                 let store = SyncEngineStore(database: stores.database)
-                let runner = SyncRunner(store: store, integrations: stores.integrations, executor: engine.executor)
+                let runner = SyncRunner(store: store, integrations: stores.integrations, executor: engine.executor, lease: lease)
                 let finished: SyncJob
                 if let claim = try await store.claim(owner: runner.owner, lease: runner.lease, jobID: job.id) {
                     let interactive = isatty(2) == 1

@@ -91,6 +91,9 @@ struct Serve: AsyncParsableCommand {
             let redactedHeaders = try settings.redactedHeaders()
             let operationDays = try settings.int("operations_retention_days", flag: nil) ?? 30
             let statisticsDays = try settings.int("statistics_retention_days", flag: nil) ?? 400
+            let syncLease = try settings.syncLease()
+            let syncConcurrency = try settings.int("sync_concurrency", flag: nil) ?? 2
+            try Validate.range(syncConcurrency, 1...64, field: "sync_concurrency")
             let journalDirectory = try settings.string("journal_dir", flag: nil)
                 ?? (dataDirectory as NSString).appendingPathComponent("journal")
             let mode = try settings.string("migrate", flag: migrate) ?? "apply"
@@ -145,8 +148,9 @@ struct Serve: AsyncParsableCommand {
                     gateway: gateway, auth: AuthApplier(gateway: gateway), integrations: stores.integrations,
                     operations: stores.apiOperations, responseBodyCap: configuration.responseBodyCap)
                 let worker = SyncWorker(
-                    runner: SyncRunner(store: syncStore, integrations: stores.integrations, executor: syncExecutor, logger: logger),
-                    store: syncStore, jobs: stores.syncJobs, logger: logger)
+                    runner: SyncRunner(
+                        store: syncStore, integrations: stores.integrations, executor: syncExecutor, lease: syncLease, logger: logger),
+                    store: syncStore, jobs: stores.syncJobs, concurrency: syncConcurrency, logger: logger)
                 if workersOnly { say("IntegrationHub worker running (\(location.redacted))") }
                 let services: [any Service] = workersOnly ? [retention, worker] : [app, retention, worker]
                 var groupConfiguration = ServiceGroupConfiguration(

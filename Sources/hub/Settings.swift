@@ -7,13 +7,21 @@ import Logging
 ///
 /// File keys (all optional; unknown keys are refused): `database_url`, `data_dir`, `host`, `port`, `body_limit`,
 /// `migrate`, `key_file`, `sealing_keys`, `log_level`, `outbound_allowlist`, `require_https`,
-/// `operations_retention_days`, `statistics_retention_days`, `response_body_cap`, `redact_headers`, `journal_dir`. Each matches the environment variable `HUB_<KEY>`.
+/// `operations_retention_days`, `statistics_retention_days`, `response_body_cap`, `redact_headers`, `journal_dir`,
+/// `sync_lease_seconds`, `sync_concurrency`. Each matches the environment variable `HUB_<KEY>`.
 struct Settings {
     static let keys: Set<String> = [
         "database_url", "data_dir", "host", "port", "body_limit", "migrate", "key_file", "sealing_keys", "log_level",
         "outbound_allowlist", "require_https", "operations_retention_days", "statistics_retention_days", "response_body_cap",
-        "redact_headers", "journal_dir",
+        "redact_headers", "journal_dir", "sync_lease_seconds", "sync_concurrency",
     ]
+
+    /// How long a sync job's lease lasts without renewal (`sync_lease_seconds`, 1-3600, default 30).
+    func syncLease() throws -> Duration {
+        let seconds = try int("sync_lease_seconds", flag: nil) ?? 30
+        try Validate.range(seconds, 1...3600, field: "sync_lease_seconds")
+        return .seconds(seconds)
+    }
 
     let file: [String: JSONValue]
     let environment: [String: String]

@@ -28,6 +28,9 @@ actor SourceServer {
     private var removeAfterPage: (startIndex: Int, positions: [Int])?
     private(set) var pageRequests = 0
     var maxResults = 50
+    /// How long each SCIM page takes to answer.
+    var pageDelay: Duration = .zero
+    func setPageDelay(_ delay: Duration) { pageDelay = delay }
 
     /// Adds `count` users; returns their ids.
     @discardableResult
@@ -147,6 +150,8 @@ actor SourceServer {
                 else { return Response(status: .badRequest) }
                 since = date
             }
+            let delay = await source.pageDelay
+            if delay > .zero { try await Task.sleep(for: delay) }
             return json(await source.scimPage(
                 startIndex: query.get("startIndex").flatMap(Int.init) ?? 1, count: query.get("count").flatMap(Int.init) ?? 100,
                 since: since, sorted: query.get("sortBy") == "meta.lastModified"))
