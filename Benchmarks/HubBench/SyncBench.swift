@@ -13,7 +13,8 @@ import NIOCore
 /// 20 ms, above the level before the sync). On PostgreSQL, beside a plain `COPY` (psql `\copy`) of the same rows into
 /// an equivalent table (the same columns and indexes as `sync_records`), measured in the same run.
 enum SyncBench {
-    static let pageSize = 1000
+    /// Records per page and batch (`HUB_BENCH_PAGE_SIZE`, default 1000).
+    static let pageSize = ProcessInfo.processInfo.environment["HUB_BENCH_PAGE_SIZE"].flatMap(Int.init) ?? 1000
 
     static func user(_ index: Int) -> JSONValue {
         let id = String(format: "u%07d", index)
@@ -55,11 +56,11 @@ enum SyncBench {
         let limit = Limit()
         let router = Router()
         router.get("/scim/v2/ServiceProviderConfig") { _, _ -> Response in
-            Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: #"{"filter":{"supported":true,"maxResults":1000}}"#)))
+            Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: #"{"filter":{"supported":true,"maxResults":\#(pageSize)}}"#)))
         }
         router.get("/scim/v2/Users") { request, _ -> Response in
             let start = max(1, request.uri.queryParameters.get("startIndex").flatMap(Int.init) ?? 1)
-            let wanted = min(1000, request.uri.queryParameters.get("count").flatMap(Int.init) ?? 1000)
+            let wanted = min(pageSize, request.uri.queryParameters.get("count").flatMap(Int.init) ?? pageSize)
             let total = await limit.value
             let end = min(total, start - 1 + wanted)
             let slice = start <= end ? served[(start - 1)..<end].joined(separator: ",") : ""

@@ -110,14 +110,18 @@ public struct SyncRunner: Sendable {
                         client: client, path: entity.path, settings: settings, pageSize: job.batchSize,
                         incremental: job.syncType == .incremental, baseURL: integration.endpointURL)
                 }
-                // One page ahead: the next page is read, mapped and prepared while this one commits. Only committed pages
-                // move the checkpoint, so a page prepared ahead and lost is read again on resume.
+                // A pipeline: while page N commits, page N+1 is mapped and page N+2 is read. Only committed pages move the
+                // checkpoint, so pages read ahead and lost are read again on resume.
                 let mapping = entity.mapping
-                @Sendable func prepare(_ state: PageState) async throws -> PreparedPage {
-                    let page = try await connector.fetch(state)
+                typealias Fetch = Task<SourcePage, any Error>
+                @Sendable func fetchAhead(_ state: PageState) -> Fetch { Task { try await connector.fetch(state) } }
+                @Sendable func prepare(_ fetching: Fetch) async throws -> (PreparedPage, Fetch?) {
+                    let page = try await withTaskCancellationHandler { try await fetching.value } onCancel: { fetching.cancel() }
+                    let next = page.isLast ? nil : fetchAhead(page.next)
                     var prepared = PreparedPage(page: page)
                     prepared.records.reserveCapacity(page.records.count)
                     for record in page.records {
+                        if Task.isCancelled { next?.cancel() }
                         do {
                             let result = try mapping.apply(record)
                             prepared.records.append(SyncEngineStore.PreparedRecord(result))
@@ -126,20 +130,21 @@ public struct SyncRunner: Sendable {
                             prepared.failures.append(error)
                         }
                     }
-                    return prepared
+                    return (prepared, next)
                 }
-                let first = state
-                var prefetch = Task { try await prepare(first) }
-                defer { prefetch.cancel() }
+                let firstFetch = fetchAhead(state)
+                var pending = Task { try await prepare(firstFetch) }
+                defer { pending.cancel() }
                 while true {
                     try Task.checkCancellation()
                     guard leaseLost.value.load(ordering: .relaxed) == 0 else { return nil }
-                    let current = prefetch
-                    let prepared = try await withTaskCancellationHandler { try await current.value } onCancel: { current.cancel() }
+                    let current = pending
+                    let (prepared, nextFetch) = try await withTaskCancellationHandler { try await current.value } onCancel: { current.cancel() }
                     let page = prepared.page
-                    if !page.isLast {
-                        let next = page.next
-                        prefetch = Task { try await prepare(next) }
+                    if let nextFetch {
+                        pending = Task {
+                            try await withTaskCancellationHandler { try await prepare(nextFetch) } onCancel: { nextFetch.cancel() }
+                        }
                     }
                     let mapped = prepared.records
                     let failures = prepared.failures

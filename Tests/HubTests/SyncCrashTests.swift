@@ -45,14 +45,19 @@ struct SyncCrashTests {
             // The first process starts the job and runs it until it is killed.
             let (first, _) = try HubProcess.start(
                 ["sync", "start", "--integration", integration, "--type", "full", "--entity", "users", "--batch-size", "25"], environment: env)
-            try await Task.sleep(for: .milliseconds(Int64.random(in: 150...500)))
-            kill(first.processIdentifier, SIGKILL)
-            first.waitUntilExit()
-
             let (database, client) = try await Self.open(backend, cli, url: ownURL)
             let store = SyncJobStore(database: database)
-            let job = try #require(try await store.list(
-                SyncJobFilter(integrationID: try IntegrationID(parsing: integration, field: "integration")), PageRequest()).items.first)
+            let integrationID = try IntegrationID(parsing: integration, field: "integration")
+            // Killed at a random point once its first batches are in.
+            var started: SyncJob?
+            for _ in 0..<300 where started.map({ $0.recordsProcessed == 0 }) ?? true {
+                started = try? await store.list(SyncJobFilter(integrationID: integrationID), PageRequest()).items.first
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            try await Task.sleep(for: .milliseconds(Int64.random(in: 0...200)))
+            kill(first.processIdentifier, SIGKILL)
+            first.waitUntilExit()
+            let job = try #require(try await store.list(SyncJobFilter(integrationID: integrationID), PageRequest()).items.first)
             // The kill interrupted the job (else this test would prove nothing).
             #expect(job.status == .running && job.recordsProcessed < 1500, "\(job.status) \(job.recordsProcessed)")
             // Workers are killed at random points too, until one of them finishes the job.
