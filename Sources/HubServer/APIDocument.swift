@@ -90,6 +90,20 @@ enum Schemas {
     static let nullableInteger: JSONValue = ["type": ["integer", "null"]]
     static let uuid: JSONValue = ["type": "string", "format": "uuid"]
     static let anyObject: JSONValue = ["type": "object"]
+    /// The integration's mapping configuration, with the sync connector and record mapping described.
+    static let mappingConfig: JSONValue = [
+        "type": ["object", "null"],
+        "description": """
+            Sync configuration (optional): {"connector": {"type": "scim"} | {"type": "rest_json", "records_path": PATH, \
+            "total_path": PATH, "updated_since_param": NAME, "pagination": {"type": "page", "page_param", "size_param", "start"} | \
+            {"type": "offset", "offset_param", "limit_param"} | {"type": "cursor", "cursor_param", "next_path", "size_param"} | \
+            {"type": "link", "size_param"}}, "retry": {"max_attempts": 1-20, "base_delay_ms", "max_delay_ms"}, \
+            "entities": {ENTITY: {"path": "/Users", "external_id": PATH, "updated_field": PATH, "fields": {NAME: PATH | \
+            {"path": PATH, "transforms": ["trim"|"lowercase"|"uppercase"|"string"|"number"|"boolean"|"date"], "default": ANY, \
+            "required": BOOL} | {"constant": ANY}}}}}. PATH: a.b, list[0], list[key=value], ["name.with.dots"]. SCIM syncs users \
+            (/Users) and groups (/Groups) without entities; rest_json needs each entity's path. Refused with the member named.
+            """,
+    ]
     static let nullableObject: JSONValue = ["type": ["object", "null"]]
     static let anyJSON: JSONValue = [:]
     static func enumeration(_ values: [String]) -> JSONValue { ["type": "string", "enum": .array(values.map(JSONValue.string))] }
@@ -135,14 +149,14 @@ enum Schemas {
             ["type": string, "title": string, "status": integer, "detail": string, "field": string, "request_id": string],
             required: ["type", "title", "status", "detail"]),
         "IntegrationCreate": object(
-            ["system_id": string, "integration_type": string, "endpoint_url": string, "auth_config": anyObject, "mapping_config": nullableObject],
+            ["system_id": string, "integration_type": string, "endpoint_url": string, "auth_config": anyObject, "mapping_config": mappingConfig],
             required: ["system_id", "integration_type", "endpoint_url", "auth_config"]),
         "IntegrationUpdate": object(
-            ["integration_type": string, "endpoint_url": string, "auth_config": anyObject, "mapping_config": anyObject,
+            ["integration_type": string, "endpoint_url": string, "auth_config": anyObject, "mapping_config": mappingConfig,
              "status": enumeration(IntegrationStatus.allCases.map(\.rawValue))], required: []),
         "Integration": object(
             ["integration_id": uuid, "system_id": string, "integration_type": string, "endpoint_url": string,
-             "auth_config": anyObject, "mapping_config": nullableObject, "status": enumeration(IntegrationStatus.allCases.map(\.rawValue)),
+             "auth_config": anyObject, "mapping_config": mappingConfig, "status": enumeration(IntegrationStatus.allCases.map(\.rawValue)),
              "last_sync": nullableTimestamp, "error_count": integer, "config_version": string, "last_tested_at": nullableTimestamp,
              "created_at": timestamp, "updated_at": timestamp],
             required: ["integration_id", "system_id", "integration_type", "endpoint_url", "auth_config", "mapping_config", "status",
