@@ -170,6 +170,9 @@ struct SyncEngineTests {
             await source.removeWhileReading(afterPageStartingAt: 1, positions: [0, 5, 7])
             let job = try await hub.sync(integration, .full, batchSize: 20)
             #expect(job.status == .completed)
+            // The source's last total (97) differs from what was stored (100 seen): the job says so.
+            #expect(job.summary.sourceTotal == 97)
+            #expect(job.summary.reconciliationMismatch)
             let stored = Set(try await hub.records(integration).filter { $0.deletedAt == nil }.map(\.externalID))
             #expect(stored.isSuperset(of: Set(await source.users.keys)))
             #expect(stored.count == 100)  // the three removed were read before they went
@@ -351,5 +354,83 @@ struct SyncEngineTests {
         let moved = try #require(claimed.first { $0.id == schedule.id }).nextRunAt.timeIntervalSince(schedule.nextRunAt)
         #expect(abs(moved - 15 * 60) < 0.001)
         #expect(try await engine.unschedule(integration.id, entityType: "users"))
+    }
+}
+
+/// The sync routes of the HTTP API and the worker's scheduler, end to end.
+@Suite("Sync over HTTP and schedules", .timeLimit(.minutes(3)))
+struct SyncServiceTests {
+    @Test("records and schedules routes answer as documented; a job started over HTTP shows its summary and errors", arguments: Backend.allCases)
+    func routes(backend: Backend) async throws {
+        let harness = try await APIHarness.make(backend)
+        try await SyncEngineTests.Hub.with(backend, sharing: harness.stores) { hub in try await SourceServer.with { source, base in
+            await source.addUsers(12)
+            let integration = try await hub.register(base + "/scim/v2", mapping: SyncEngineTests.scimMapping)
+            let job = try await hub.sync(integration, .full)
+            try await harness.test { client in
+                let document = try await ServerTests.document(client)
+                let path = "/v1/integrations/\(integration.id)/records/users"
+                let template = "/v1/integrations/{id}/records/{entity_type}"
+                let first = try await client.checked(.get, path + "?limit=5", template: template, document: document)
+                #expect(first.status == .ok)
+                #expect(first["items"]?.arrayValue?.count == 5)
+                let cursor = try #require(first["next_cursor"]?.stringValue)
+                let rest = try await client.checked(.get, path + "?limit=50&cursor=\(cursor)", template: template, document: document)
+                #expect(rest["items"]?.arrayValue?.count == 7)
+                #expect(try await client.checked(.get, path + "?change=deleted", template: template, document: document)["items"] == [])
+                #expect(try await client.checked(.get, path + "?change=gone", template: template, document: document)["field"] == "change")
+                let detail = try await client.checked(.get, "/v1/sync-jobs/\(job.id)", template: "/v1/sync-jobs/{id}", document: document)
+                #expect(detail["summary"]?.objectValue?["added"] == 12)
+                #expect(detail["errors"] == [])
+                let schedules = "/v1/integrations/\(integration.id)/schedules"
+                let created = try await client.checked(
+                    .put, schedules, template: "/v1/integrations/{id}/schedules",
+                    json: ["entity_type": "users", "sync_type": "incremental", "interval_minutes": 60], document: document)
+                #expect(created.status == .ok)
+                #expect(created["interval_minutes"] == 60)
+                let invalid = try await client.checked(
+                    .put, schedules, template: "/v1/integrations/{id}/schedules",
+                    json: ["entity_type": "users", "sync_type": "full", "interval_minutes": 0], document: document)
+                #expect(invalid["field"] == "interval_minutes")
+                let listed = try await client.checked(.get, schedules, template: "/v1/integrations/{id}/schedules", document: document)
+                #expect(listed["items"]?.arrayValue?.count == 1)
+                let removed = try await client.checked(
+                    .delete, schedules + "/users", template: "/v1/integrations/{id}/schedules/{entity_type}", document: document)
+                #expect(removed.status == .noContent)
+                let again = try await client.checked(
+                    .delete, schedules + "/users", template: "/v1/integrations/{id}/schedules/{entity_type}", document: document)
+                #expect(again.status == .notFound)
+            }
+        } }
+    }
+
+    // SQLite only: a worker takes any running job of its database, and the PostgreSQL test database is shared with
+    // tests running beside this one (the crash test runs `hub worker` on a PostgreSQL database of its own).
+    @Test("the worker starts a due scheduled sync and runs it to completion", arguments: [Backend.sqlite])
+    func workerRunsSchedules(backend: Backend) async throws {
+        let clock = ManualClock(Date())
+        try await SyncEngineTests.Hub.with(backend) { hub in try await SourceServer.with { source, base in
+            await source.addUsers(30)
+            let integration = try await hub.register(base + "/scim/v2", mapping: SyncEngineTests.scimMapping)
+            let engine = SyncEngineStore(database: hub.stores.database, clock: clock.wallClock)
+            _ = try await engine.schedule(integration.id, entityType: "users", syncType: .full, intervalMinutes: 5)
+            clock.advance(by: 5 * 60)
+            let worker = SyncWorker(runner: hub.runner, store: engine, jobs: hub.stores.syncJobs, pollInterval: .milliseconds(50))
+            let running = Task { await worker.runLoop() }
+            defer { running.cancel() }
+            var jobs: [SyncJob] = []
+            for _ in 0..<200 {
+                jobs = try await hub.stores.syncJobs.list(SyncJobFilter(integrationID: integration.id), PageRequest()).items
+                if jobs.first?.status.isFinal == true { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            running.cancel()
+            await running.value
+            #expect(jobs.count == 1)  // due once: one job
+            #expect(jobs.first?.status == .completed)
+            #expect(jobs.first?.summary.added == 30)
+            let schedule = try #require(try await engine.schedules(of: integration.id).first)
+            #expect(schedule.lastJobID == jobs.first?.id)
+        } }
     }
 }
