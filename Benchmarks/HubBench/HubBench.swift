@@ -23,12 +23,43 @@ struct HubBench {
             let environment = ProcessInfo.processInfo.environment
             let url = environment["HUB_BENCH_DATABASE_URL"] ?? environment["HUB_TEST_DATABASE_URL"]
             var databases: [(String, any SQLDatabase)] = [("sqlite (file, WAL)", sqlite)]
-            let postgres = try url.map { try PostgresDatabase(url: $0) }
+            // PostgreSQL: a database of the run's own (created and dropped here), so that every run starts empty.
+            let admin = try url.map { try PostgresDatabase(url: $0) }
+            let name = "hub_bench_\(UUID().uuidString.prefix(8).lowercased())"
+            let ownURL = url.flatMap { text -> String? in
+                guard var components = URLComponents(string: text) else { return nil }
+                components.path = "/" + name
+                return components.string
+            }
+            let postgres = try ownURL.map { try PostgresDatabase(url: $0) }
             if let postgres { databases.append(("postgres", postgres)) }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                if let postgres { group.addTask { await postgres.run() } }
-                try await SyncBench.run(counts: counts.isEmpty ? [50_000, 200_000] : counts, databases: databases, postgresURL: url)
-                group.cancelAll()
+            try await withThrowingTaskGroup(of: Void.self) { outer in
+                if let admin { outer.addTask { await admin.run() } }
+                if let admin { _ = try await admin.query("CREATE DATABASE \(name)", []) }
+                var failure: (any Error)?
+                do {
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        if let postgres { group.addTask { await postgres.run() } }
+                        try await SyncBench.run(
+                            counts: counts.isEmpty ? [50_000, 200_000] : counts, databases: databases, postgresURL: ownURL)
+                        group.cancelAll()
+                    }
+                } catch {
+                    failure = error
+                }
+                // Our connections are closed; autovacuum may still be in the database for a moment.
+                if let admin {
+                    for attempt in 1...40 {
+                        do {
+                            _ = try await admin.query("DROP DATABASE IF EXISTS \(name)", [])
+                            break
+                        } catch where attempt < 40 {
+                            try await Task.sleep(for: .milliseconds(250))
+                        }
+                    }
+                }
+                outer.cancelAll()
+                if let failure { throw failure }
             }
             try await sqlite.close()
             return
@@ -126,3 +157,4 @@ struct HubBench {
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
+

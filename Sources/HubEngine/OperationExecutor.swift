@@ -55,15 +55,17 @@ public struct OperationExecutor: Sendable {
     }
 
     /// One attempt (steps 1-3) whose response body is read up to `readCap` bytes and returned whole in the outcome,
-    /// while the operation stores at most ``responseBodyCap`` of it: how the sync engine reads pages. The outcome is
+    /// while the operation stores at most `storedCap` bytes of it (at most ``responseBodyCap``): how the sync engine
+    /// reads pages, whose bodies are records stored elsewhere. The outcome is
     /// nil when no request was sent (an OAuth2 token could not be had).
     /// - Throws: as ``execute(_:)``.
-    public func fetch(_ request: APIOperationRequest, readCap: Int) async throws -> (APIOperation, HTTPOutcome?) {
-        try await attemptOnce(request, readCap: readCap)
+    public func fetch(_ request: APIOperationRequest, readCap: Int, storedCap: Int = .max) async throws -> (APIOperation, HTTPOutcome?) {
+        try await attemptOnce(request, readCap: readCap, storedCap: min(storedCap, responseBodyCap))
     }
 
     /// One attempt: steps 1-3; the gateway's outcome is returned when a request was sent.
-    private func attemptOnce(_ request: APIOperationRequest, readCap: Int? = nil) async throws -> (APIOperation, HTTPOutcome?) {
+    private func attemptOnce(_ request: APIOperationRequest, readCap: Int? = nil, storedCap: Int? = nil) async throws -> (APIOperation, HTTPOutcome?) {
+        let storedCap = storedCap ?? responseBodyCap
         var headers = try request.validate()
         var url = request.endpoint
         var authConfig: AuthConfig?
@@ -104,10 +106,10 @@ public struct OperationExecutor: Sendable {
         var responseData: JSONValue?
         var truncated = outcome.truncated
         if outcome.statusCode != nil, !outcome.body.isEmpty {
-            if outcome.body.count > responseBodyCap {
+            if outcome.body.count > storedCap {
                 // Read whole for the caller; stored cut at the cap, as text.
                 truncated = true
-                responseData = .string(String(decoding: outcome.body.prefix(responseBodyCap), as: UTF8.self)).replacingNUL
+                responseData = .string(String(decoding: outcome.body.prefix(storedCap), as: UTF8.self)).replacingNUL
             } else {
                 responseData = (JSONValue.parse(bytes: outcome.body)
                     ?? .string(String(decoding: outcome.body, as: UTF8.self))).replacingNUL

@@ -42,6 +42,8 @@ struct SourceClient: Sendable {
     let retry: SyncConfiguration.Retry
     /// Largest page body read (32 MiB).
     static let readCap = 32 << 20
+    /// Bytes of each page kept with its API operation (the records themselves go to the records store).
+    static let storedCap = 4096
 
     func get(_ endpoint: String) async throws -> (JSONValue, HTTPOutcome) {
         var lastError = ""
@@ -49,7 +51,7 @@ struct SourceClient: Sendable {
             let (_, outcome) = try await executor.fetch(
                 APIOperationRequest(operationType: .GET, endpoint: endpoint, headers: ["Accept": "application/scim+json, application/json"],
                                     integrationID: integrationID),
-                readCap: Self.readCap)
+                readCap: Self.readCap, storedCap: Self.storedCap)
             guard let outcome else { throw SyncFailure("the source's credentials could not be obtained") }
             if let status = outcome.statusCode, (200..<300).contains(status) {
                 guard !outcome.truncated else { throw SyncFailure("a page of \(endpoint) is larger than \(Self.readCap) bytes") }

@@ -103,7 +103,15 @@ struct SyncCrashTests {
             await client?.value
         }
         if let ownDatabase {
-            _ = try await TestEnvironment.database(.postgres).query("DROP DATABASE \(ownDatabase.name) WITH (FORCE)", [])
+            // The test's connections are closed; autovacuum may still be in the database for a moment.
+            for attempt in 1...40 {
+                do {
+                    _ = try await TestEnvironment.database(.postgres).query("DROP DATABASE IF EXISTS \(ownDatabase.name)", [])
+                    break
+                } catch where attempt < 40 {
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+            }
         }
     }
 
