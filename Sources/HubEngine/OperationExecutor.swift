@@ -59,18 +59,40 @@ public struct OperationExecutor: Sendable {
     /// reads pages, whose bodies are records stored elsewhere. The outcome is
     /// nil when no request was sent (an OAuth2 token could not be had).
     /// - Throws: as ``execute(_:)``.
-    public func fetch(_ request: APIOperationRequest, readCap: Int, storedCap: Int = .max) async throws -> (APIOperation, HTTPOutcome?) {
-        try await attemptOnce(request, readCap: readCap, storedCap: min(storedCap, responseBodyCap))
+    /// `resolved`, when given, is the request's integration read once by the caller (a sync job reads it per job,
+    /// not per page); it must be the request's `integrationID`.
+    public func fetch(
+        _ request: APIOperationRequest, resolved: ResolvedIntegration? = nil, readCap: Int, storedCap: Int = .max
+    ) async throws -> (APIOperation, HTTPOutcome?) {
+        try await attemptOnce(request, resolved: resolved, readCap: readCap, storedCap: min(storedCap, responseBodyCap))
+    }
+
+    /// An integration with its opened auth configuration.
+    public struct ResolvedIntegration: Sendable {
+        public let integration: Integration
+        public let authConfig: AuthConfig
+    }
+
+    /// Reads an integration and opens its auth configuration. - Throws: `notFound`; `sealing`.
+    public func resolve(_ id: IntegrationID) async throws -> ResolvedIntegration {
+        ResolvedIntegration(integration: try await integrations.get(id), authConfig: try await integrations.authConfig(for: id))
     }
 
     /// One attempt: steps 1-3; the gateway's outcome is returned when a request was sent.
-    private func attemptOnce(_ request: APIOperationRequest, readCap: Int? = nil, storedCap: Int? = nil) async throws -> (APIOperation, HTTPOutcome?) {
+    private func attemptOnce(
+        _ request: APIOperationRequest, resolved: ResolvedIntegration? = nil, readCap: Int? = nil, storedCap: Int? = nil
+    ) async throws -> (APIOperation, HTTPOutcome?) {
         let storedCap = storedCap ?? responseBodyCap
         var headers = try request.validate()
         var url = request.endpoint
         var authConfig: AuthConfig?
         if let integrationID = request.integrationID {
-            let integration = try await integrations.get(integrationID)
+            let integration: Integration
+            if let resolved, resolved.integration.id == integrationID {
+                integration = resolved.integration
+            } else {
+                integration = try await integrations.get(integrationID)
+            }
             if url.hasPrefix("/") {
                 let base = integration.endpointURL.hasSuffix("/") ? String(integration.endpointURL.dropLast()) : integration.endpointURL
                 url = base + url
@@ -80,7 +102,11 @@ public struct OperationExecutor: Sendable {
                 throw HubError.validation(
                     field: "endpoint", reason: "must be a path, or a URL on the integration's own origin, when integration_id is given")
             }
-            authConfig = try await integrations.authConfig(for: integrationID)
+            if let resolved, resolved.integration.id == integrationID {
+                authConfig = resolved.authConfig
+            } else {
+                authConfig = try await integrations.authConfig(for: integrationID)
+            }
         } else if url.hasPrefix("/") {
             throw HubError.validation(field: "endpoint", reason: "a path needs integration_id; otherwise give an absolute URL")
         }

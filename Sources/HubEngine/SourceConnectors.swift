@@ -40,6 +40,8 @@ struct SourceClient: Sendable {
     let executor: OperationExecutor
     let integrationID: IntegrationID
     let retry: SyncConfiguration.Retry
+    /// The integration and its credentials, read once for the job.
+    var resolved: OperationExecutor.ResolvedIntegration?
     /// Largest page body read (32 MiB).
     static let readCap = 32 << 20
     /// Bytes of each page kept with its API operation (the records themselves go to the records store).
@@ -51,7 +53,7 @@ struct SourceClient: Sendable {
             let (_, outcome) = try await executor.fetch(
                 APIOperationRequest(operationType: .GET, endpoint: endpoint, headers: ["Accept": "application/scim+json, application/json"],
                                     integrationID: integrationID),
-                readCap: Self.readCap, storedCap: Self.storedCap)
+                resolved: resolved, readCap: Self.readCap, storedCap: Self.storedCap)
             guard let outcome else { throw SyncFailure("the source's credentials could not be obtained") }
             if let status = outcome.statusCode, (200..<300).contains(status) {
                 guard !outcome.truncated else { throw SyncFailure("a page of \(endpoint) is larger than \(Self.readCap) bytes") }
@@ -86,13 +88,15 @@ struct SCIMConnector: SourceConnector {
     let path: String
     let pageSize: Int
     let incremental: Bool
+    /// The most resources the server returns per request (its maxResults), if it says.
+    var maxCount: Int?
     static let anchorCount = 5
 
     func fetch(_ state: PageState) async throws -> SourcePage {
         var back = state.startIndex > 1 ? min(state.anchors.count, Self.anchorCount) : 0
         while true {
             let start = max(1, state.startIndex - back)
-            var query = "startIndex=\(start)&count=\(pageSize + back)"
+            var query = "startIndex=\(start)&count=\(min(pageSize + back, maxCount ?? .max))"
             if incremental, let since = state.since {
                 query += "&filter=" + Self.encode("meta.lastModified ge \"\(since)\"") + "&sortBy=meta.lastModified&sortOrder=ascending"
             }

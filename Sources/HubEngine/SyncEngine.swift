@@ -94,7 +94,10 @@ public struct SyncRunner: Sendable {
                     }
                 }
                 var mark = claim.highWaterMark ?? state.since
-                let client = SourceClient(executor: executor, integrationID: job.integrationID, retry: configuration.retry)
+                // The integration and its credentials are read once for the job, not per page.
+                let client = SourceClient(
+                    executor: executor, integrationID: job.integrationID, retry: configuration.retry,
+                    resolved: try await executor.resolve(job.integrationID))
                 let connector: any SourceConnector
                 switch configuration.connector {
                 case .scim:
@@ -104,7 +107,7 @@ public struct SyncRunner: Sendable {
                     }
                     connector = SCIMConnector(
                         client: client, path: entity.path, pageSize: min(job.batchSize, limits.maxResults ?? job.batchSize),
-                        incremental: job.syncType == .incremental)
+                        incremental: job.syncType == .incremental, maxCount: limits.maxResults)
                 case .restJSON(let settings):
                     connector = RESTConnector(
                         client: client, path: entity.path, settings: settings, pageSize: job.batchSize,

@@ -51,7 +51,12 @@ actor SourceServer {
     }
 
     func remove(_ id: String) { users[id] = nil }
-    func failNext(_ statuses: [Int]) { failures = statuses }
+    /// Retry-After sent with 429 and 503 answers, in seconds.
+    private(set) var retryAfter = 0
+    func failNext(_ statuses: [Int], retryAfter: Int = 0) {
+        failures = statuses
+        self.retryAfter = retryAfter
+    }
     func removeWhileReading(afterPageStartingAt startIndex: Int, positions: [Int]) { removeAfterPage = (startIndex, positions) }
 
     func ordered(since: Date?, byModification: Bool) -> [User] {
@@ -128,7 +133,7 @@ actor SourceServer {
         @Sendable func gate(_ request: Request) async -> Response? {
             guard request.headers[.authorization] == "Bearer \(token)" else { return Response(status: .unauthorized) }
             if let status = await source.nextFailure() {
-                return Response(status: .init(code: status), headers: status == 500 ? [:] : [.retryAfter: "0"])
+                return Response(status: .init(code: status), headers: status == 500 ? [:] : [.retryAfter: String(await source.retryAfter)])
             }
             return nil
         }

@@ -94,6 +94,12 @@ struct SyncEngineTests {
             let job = try await hub.sync(integration, .full)
             #expect(job.status == .completed)
             #expect(job.summary.added == 130 && job.summary.updated == 0 && job.summary.failed == 0)
+            // A batch size above the server's maxResults (50) is capped to it: pages of at most 50 (each after the first
+            // re-reads the last few of the one before, to find its place).
+            let capped = try await hub.sync(integration, .full, batchSize: 500)
+            let cappedBatches = try await hub.stores.syncJobs.batches(of: capped.id).map(\.recordsCount)
+            #expect(cappedBatches.count == 3 && cappedBatches.allSatisfy { $0 <= 50 } && cappedBatches.reduce(0, +) == 130, "\(cappedBatches)")
+            #expect(capped.summary.unchanged == 130)
             #expect(job.summary.sourceTotal == 130)
             #expect(!job.summary.reconciliationMismatch)
             #expect(job.recordsProcessed == 130)
@@ -114,7 +120,7 @@ struct SyncEngineTests {
             let integrationAfter = try await hub.stores.integrations.get(integration.id)
             #expect(integrationAfter.lastSync != nil)
             let operations = try await hub.stores.apiOperations.list(APIOperationFilter(integrationID: integration.id), PageRequest(limit: 100))
-            #expect(operations.items.count == 5)  // ServiceProviderConfig + 4 pages
+            #expect(operations.items.count == 9)  // per job: ServiceProviderConfig, then 4 pages and 3 pages
             #expect(operations.items.allSatisfy { $0.status == .completed && $0.headers?.objectValue?["Authorization"] == nil })
         } }
     }
@@ -194,6 +200,16 @@ struct SyncEngineTests {
             let failedCalls = try await hub.stores.apiOperations.list(
                 APIOperationFilter(integrationID: integration.id, status: .failed), PageRequest(limit: 100))
             #expect(failedCalls.items.map(\.statusCode).sorted { ($0 ?? 0) < ($1 ?? 0) } == [429, 500, 503])
+
+            // Retry-After is honoured up to the integration's longest delay: 1 s is waited for when max_delay_ms allows it.
+            let patient = try await hub.register(base + "/scim/v2", mapping: [
+                "connector": ["type": "scim"], "retry": ["max_attempts": 3, "base_delay_ms": 5, "max_delay_ms": 2000],
+            ])
+            await source.failNext([429], retryAfter: 1)
+            let started = ContinuousClock.now
+            let slowed = try await hub.sync(patient, .full, batchSize: 10)
+            #expect(slowed.status == .completed)
+            #expect(ContinuousClock.now - started >= .seconds(1))
 
             await source.failNext(Array(repeating: 500, count: 10))
             let failed = try await hub.sync(integration, .full, batchSize: 10)
