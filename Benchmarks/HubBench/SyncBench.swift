@@ -56,7 +56,7 @@ enum SyncBench {
         let limit = Limit()
         let router = Router()
         router.get("/scim/v2/ServiceProviderConfig") { _, _ -> Response in
-            Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: #"{"filter":{"supported":true,"maxResults":\#(pageSize)}}"#)))
+            Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: #"{"filter":{"supported":true,"maxResults":\#(pageSize)},"sort":{"supported":true}}"#)))
         }
         router.get("/scim/v2/Users") { request, _ -> Response in
             let start = max(1, request.uri.queryParameters.get("startIndex").flatMap(Int.init) ?? 1)

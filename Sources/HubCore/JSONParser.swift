@@ -157,9 +157,16 @@ struct JSONParser {
                     if (0xD800...0xDBFF).contains(code) {
                         // A surrogate pair, else U+FFFD.
                         if index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                            let rewind = index
                             index += 2
                             let low = try hex4()
-                            code = (0xDC00...0xDFFF).contains(low) ? 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00) : 0xFFFD
+                            if (0xDC00...0xDFFF).contains(low) {
+                                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                            } else {
+                                // Not a low surrogate: U+FFFD for the lone high one; the next escape is read on its own.
+                                code = 0xFFFD
+                                index = rewind
+                            }
                         } else {
                             code = 0xFFFD
                         }

@@ -15,6 +15,8 @@ struct PageState: Codable, Sendable, Hashable {
     var anchors: [String] = []
     /// REST: the next page number or offset.
     var position: Int?
+    /// REST: records read so far (against the source's total).
+    var read: Int?
     /// REST: the next cursor token, or the next page's URL (`Link: rel="next"`).
     var cursor: String?
     /// Incremental: the high-water mark the job started from.
@@ -90,6 +92,8 @@ struct SCIMConnector: SourceConnector {
     let incremental: Bool
     /// The most resources the server returns per request (its maxResults), if it says.
     var maxCount: Int?
+    /// Whether pages are asked sorted by `meta.lastModified` (then the high-water mark may move with them).
+    var sorted = false
     static let anchorCount = 5
 
     func fetch(_ state: PageState) async throws -> SourcePage {
@@ -98,8 +102,9 @@ struct SCIMConnector: SourceConnector {
             let start = max(1, state.startIndex - back)
             var query = "startIndex=\(start)&count=\(min(pageSize + back, maxCount ?? .max))"
             if incremental, let since = state.since {
-                query += "&filter=" + Self.encode("meta.lastModified ge \"\(since)\"") + "&sortBy=meta.lastModified&sortOrder=ascending"
+                query += "&filter=" + Self.encode("meta.lastModified ge \"\(since)\"")
             }
+            if sorted { query += "&sortBy=meta.lastModified&sortOrder=ascending" }
             let (body, _) = try await client.get("\(path)?\(query)")
             let resources = body.objectValue?["Resources"]?.arrayValue ?? []
             let total = body.objectValue?["totalResults"]?.intValue
@@ -111,7 +116,7 @@ struct SCIMConnector: SourceConnector {
                 } else if start > 1, back > 0 {
                     // Shifted further than the overlap (or the anchors were removed): look further back, at worst from
                     // the first resource (records read twice are stored once and found unchanged).
-                    back = start - 1 <= pageSize ? start - 1 : max(back * 4, pageSize)
+                    back = min(state.startIndex - 1, max(back * 4, pageSize))
                     continue
                 }
             }
@@ -139,12 +144,14 @@ struct SCIMConnector: SourceConnector {
         return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
     }
 
-    /// The largest page the server allows (`filter.maxResults` of `/ServiceProviderConfig`), and whether it filters.
-    static func serviceProviderLimits(_ client: SourceClient) async -> (maxResults: Int?, filters: Bool) {
-        guard let (body, _) = try? await client.get("/ServiceProviderConfig"), let filter = body.objectValue?["filter"]?.objectValue
-        else { return (nil, true) }
-        let supported: Bool = if case .bool(let flag)? = filter["supported"] { flag } else { true }
-        return (filter["maxResults"]?.intValue.map { Int($0) }, supported)
+    /// The largest page the server allows (`filter.maxResults` of `/ServiceProviderConfig`), whether it filters and
+    /// whether it sorts (unknown: filters assumed, sorting not).
+    static func serviceProviderLimits(_ client: SourceClient) async -> (maxResults: Int?, filters: Bool, sorts: Bool) {
+        guard let (body, _) = try? await client.get("/ServiceProviderConfig"), let config = body.objectValue else { return (nil, true, false) }
+        let filter = config["filter"]?.objectValue ?? [:]
+        let filters: Bool = if case .bool(let flag)? = filter["supported"] { flag } else { true }
+        let sorts: Bool = if case .bool(let flag)? = config["sort"]?.objectValue?["supported"] { flag } else { false }
+        return (filter["maxResults"]?.intValue.map { Int($0) }, filters, sorts)
     }
 }
 
@@ -193,13 +200,14 @@ struct RESTConnector: SourceConnector {
         var isLast: Bool
         switch settings.pagination {
         case .page(_, _, let start):
-            let page = state.position ?? start
-            next.position = page + 1
-            isLast = records.count < pageSize || total.map { Int64((page - start + 1) * pageSize) >= $0 } ?? false
+            // A server may return fewer than asked (its own page cap): only an empty page, or the total, ends the scan.
+            next.position = (state.position ?? start) + 1
+            next.read = (state.read ?? 0) + records.count
+            isLast = total.map { Int64(next.read!) >= $0 } ?? false
         case .offset:
             let offset = (state.position ?? 0) + records.count
             next.position = offset
-            isLast = records.count < pageSize || total.map { Int64(offset) >= $0 } ?? false
+            isLast = total.map { Int64(offset) >= $0 } ?? false
         case .cursor(_, let nextPath, _):
             let token = nextPath.value(in: body).flatMap { $0.stringValue }
             next.cursor = token

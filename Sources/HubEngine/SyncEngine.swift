@@ -94,6 +94,9 @@ public struct SyncRunner: Sendable {
                     }
                 }
                 var mark = claim.highWaterMark ?? state.since
+                // The mark moves only with pages read in modification order (a record changed behind a faster-moving mark
+                // would be skipped by the next incremental run); otherwise the job keeps the mark it started from.
+                var ordered = true
                 // The integration and its credentials are read once for the job, not per page.
                 let client = SourceClient(
                     executor: executor, integrationID: job.integrationID, retry: configuration.retry,
@@ -105,10 +108,14 @@ public struct SyncRunner: Sendable {
                     if job.syncType == .incremental, !limits.filters {
                         throw SyncFailure("the SCIM server does not support filtering, which incremental sync needs")
                     }
+                    ordered = limits.sorts
                     connector = SCIMConnector(
                         client: client, path: entity.path, pageSize: min(job.batchSize, limits.maxResults ?? job.batchSize),
-                        incremental: job.syncType == .incremental, maxCount: limits.maxResults)
+                        incremental: job.syncType == .incremental, maxCount: limits.maxResults, sorted: limits.sorts)
                 case .restJSON(let settings):
+                    // REST sources are taken to list changes since the mark in modification order only when asked
+                    // incrementally; a full scan's order is unknown.
+                    ordered = job.syncType == .incremental
                     connector = RESTConnector(
                         client: client, path: entity.path, settings: settings, pageSize: job.batchSize,
                         incremental: job.syncType == .incremental, baseURL: integration.endpointURL)
@@ -151,7 +158,7 @@ public struct SyncRunner: Sendable {
                     }
                     let mapped = prepared.records
                     let failures = prepared.failures
-                    if let latest = prepared.latest, Self.isLater(latest, than: mark) { mark = latest }
+                    if ordered, let latest = prepared.latest, Self.isLater(latest, than: mark) { mark = latest }
                     let checkpoint = try JSONValue.parse(
                         String(decoding: try JSONEncoder().encode(page.next), as: UTF8.self), field: "checkpoint")
                     let result = try await store.commitBatch(
@@ -177,6 +184,11 @@ public struct SyncRunner: Sendable {
         } catch HubError.conflict {
             // Cancelled elsewhere, or the lease went to another worker: nothing more is ours to write.
             return nil
+        } catch let error where Self.isTransient(error) {
+            // The database is unreachable or busy: the job is not the source's fault; another try resumes it.
+            logger.warning("sync job paused: the database is unavailable", metadata: ["sync_job_id": "\(job.id)"])
+            await release(job.id)
+            return nil
         } catch {
             if Task.isCancelled {
                 await release(job.id)
@@ -189,6 +201,13 @@ public struct SyncRunner: Sendable {
             }
             logger.warning("sync job failed", metadata: ["sync_job_id": "\(job.id)", "reason": "\(reason)"])
             return try? await store.finish(job.id, owner: owner, status: .failed, failureReason: reason, markDeletions: false)
+        }
+    }
+
+    static func isTransient(_ error: any Error) -> Bool {
+        switch error {
+        case SQLError.unavailable, HubError.unavailable: true
+        default: false
         }
     }
 
@@ -257,7 +276,7 @@ public struct SyncWorker: Service {
     /// Runs until cancelled.
     public func runLoop() async {
         let running = SharedCounter()
-        await withTaskGroup(of: Void.self) { group in
+        await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
                 await startDueSchedules()
                 while running.value.load(ordering: .relaxed) < concurrency, !Task.isCancelled {
@@ -290,6 +309,8 @@ public struct SyncWorker: Service {
                     try await store.scheduleStarted(schedule.id, job: job.id)
                 } catch HubError.conflict {
                     // A job of this entity type is still running (or the integration is disabled): skip this run.
+                } catch {
+                    logger.warning("a scheduled sync could not start", metadata: ["schedule_id": "\(schedule.id)", "error": "\(error)"])
                 }
             }
         } catch {

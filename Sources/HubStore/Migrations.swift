@@ -540,6 +540,7 @@ extension Migration {
                 deleted_at timestamptz,
                 last_job_id uuid,
                 seen_job_id uuid,
+                failed_job_id uuid,
                 PRIMARY KEY (integration_id, entity_type, external_id)
             )
             """,
@@ -642,6 +643,7 @@ extension Migration {
                 deleted_at INTEGER,
                 last_job_id TEXT,
                 seen_job_id TEXT,
+                failed_job_id TEXT,
                 PRIMARY KEY (integration_id, entity_type, external_id)
             ) STRICT
             """,

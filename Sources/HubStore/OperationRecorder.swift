@@ -139,7 +139,12 @@ public actor OperationRecorder: APIOperationDAO {
             for (sequence, record) in batch where uncommitted[record.operation.id]?.sequence == sequence {
                 uncommitted[record.operation.id] = nil
             }
-            journal?.committed(upTo: committedSequence)
+            if journal?.committed(upTo: committedSequence) == true {
+                // Calls still running must stay in the journal until their outcome is: a crash marks them interrupted.
+                for operation in open.values {
+                    try? journal?.append(APIOperationRecord(operation: operation), sequence: committedSequence)
+                }
+            }
         }
         writer = nil
     }
@@ -291,13 +296,16 @@ final class OperationJournal {
                 let written = write(segmentDescriptor, buffer.baseAddress! + offset, buffer.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
-                    throw HubError.unavailable(reason: "journal write failed (errno \(errno))")
+                    let code = errno
+                    // No torn line stays behind to spoil the next record.
+                    _ = ftruncate(segmentDescriptor, off_t(segmentSize))
+                    throw HubError.unavailable(reason: "journal write failed (errno \(code))")
                 }
                 offset += written
             }
         }
         segmentSize += line.count
-        segmentLastSequence = sequence
+        segmentLastSequence = max(segmentLastSequence, sequence)
         if segmentSize >= Self.segmentLimit {
             Glibc.close(segmentDescriptor)
             sealed.append((segmentIndex, segmentLastSequence))
@@ -306,16 +314,22 @@ final class OperationJournal {
         }
     }
 
-    /// Everything up to `sequence` is in the database: drop what the journal no longer needs.
-    func committed(upTo sequence: Int) {
+    /// Everything up to `sequence` is in the database: drop what the journal no longer needs. Returns whether anything
+    /// was dropped (the caller then journals its still-running operations again: their outcome is still to come).
+    @discardableResult
+    func committed(upTo sequence: Int) -> Bool {
+        var dropped = false
         while let first = sealed.first, first.lastSequence <= sequence {
             unlink((directory as NSString).appendingPathComponent(Self.segmentName(first.index)))
             sealed.removeFirst()
+            dropped = true
         }
         if sealed.isEmpty, segmentSize > 0, segmentLastSequence <= sequence {
             _ = ftruncate(segmentDescriptor, 0)
             segmentSize = 0
+            dropped = true
         }
+        return dropped
     }
 
     func close(remove: Bool) {

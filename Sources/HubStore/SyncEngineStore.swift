@@ -161,7 +161,18 @@ public struct SyncEngineStore: Sendable {
             return try await commitBatchPostgres(
                 batch, records: records, duplicates: duplicates, integrationID: integrationID, entityType: entityType, at: now)
         }
-        return try await database.transaction { executor in
+        do {
+            return try await commitBatchSQLite(
+                batch, records: records, duplicates: duplicates, integrationID: integrationID, entityType: entityType, at: now)
+        } catch SQLError.uniqueViolation {
+            throw HubError.conflict(field: "batch_number", reason: "batch \(batch.batchNumber) of this job is already recorded")
+        }
+    }
+
+    private func commitBatchSQLite(
+        _ batch: Batch, records: [PreparedRecord], duplicates: Int, integrationID: IntegrationID, entityType: String, at now: Date
+    ) async throws -> BatchResult {
+        try await database.transaction { executor in
             var result = BatchResult()
             var events: [RecordEvent] = []
             for start in stride(from: 0, to: records.count, by: 10_000) {
@@ -276,6 +287,15 @@ public struct SyncEngineStore: Sendable {
                         .optional(failure.externalID) { .text($0) }, .text(String(failure.reason.prefix(1000))), .timestamp(now),
                     ])
             }
+            // Records that failed to map are still in the source: a full sync must not take them for deleted.
+            let failedIDs = batch.failures.compactMap(\.externalID)
+            for start in stride(from: 0, to: failedIDs.count, by: 500) {
+                let chunk = Array(failedIDs[start..<min(start + 500, failedIDs.count)])
+                let placeholders = chunk.indices.map { "$\($0 + 4)" }.joined(separator: ", ")
+                _ = try await executor.query(
+                    "UPDATE sync_records SET failed_job_id = $1 WHERE integration_id = $2 AND entity_type = $3 AND external_id IN (\(placeholders))",
+                    [.uuid(batch.jobID.uuid), .uuid(integrationID.uuid), .text(entityType)] + chunk.map { .text($0) })
+            }
             // Step 2 of the design: the batch row (its records are the page's records, mapped or not).
             _ = try await executor.query(
                 """
@@ -342,7 +362,9 @@ public struct SyncEngineStore: Sendable {
                     FROM lease, unnest($19::text[], $20::text[]) WITH ORDINALITY AS e(external_id, reason, position) \
                     WHERE lease.errors_count + e.position <= $21 RETURNING 1), \
                     batch AS (INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, status, processed_at) \
-                    SELECT $17, sync_job_id, $18, $9 + $13, 'completed', $3 FROM lease RETURNING 1) \
+                    SELECT $17, sync_job_id, $18, $9 + $13, 'completed', $3 FROM lease RETURNING 1), \
+                    seen AS (UPDATE sync_records SET failed_job_id = $4 WHERE integration_id = $1 AND entity_type = $2 \
+                    AND external_id = ANY($19::text[]) AND EXISTS (SELECT 1 FROM lease) RETURNING 1) \
                     SELECT job.records_processed, counts.added, counts.updated, counts.total FROM job, counts
                     """, binds)
             else {
@@ -369,12 +391,28 @@ public struct SyncEngineStore: Sendable {
         _ jobID: SyncJobID, owner: String, status: SyncJobStatus, failureReason: String?, markDeletions: Bool
     ) async throws -> SyncJob? {
         let now = clock.now()
-        return try await database.transaction { executor in
+        // The job row is locked first (PostgreSQL), so no cancel or takeover lands between the checks and the writes.
+        let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
+        do {
+            return try await finishLocked(jobID, owner: owner, status: status, failureReason: failureReason, markDeletions: markDeletions, lock: lock, at: now)
+        } catch HubError.conflict(field: Self.notOurs, _) {
+            return nil
+        }
+    }
+
+    /// The field of the conflict that rolls `finish` back when the job is no longer this worker's (a domain error, so
+    /// that every backend passes it through unchanged).
+    private static let notOurs = "sync_job_lease"
+
+    private func finishLocked(
+        _ jobID: SyncJobID, owner: String, status: SyncJobStatus, failureReason: String?, markDeletions: Bool, lock: String, at now: Date
+    ) async throws -> SyncJob? {
+        try await database.transaction { executor in
             guard
                 let current = try await executor.queryOne(
-                    "SELECT \(Self.claimColumns) FROM sync_jobs WHERE sync_job_id = $1 AND status = 'running' AND lease_owner = $2",
+                    "SELECT \(Self.claimColumns) FROM sync_jobs WHERE sync_job_id = $1 AND status = 'running' AND lease_owner = $2\(lock)",
                     [.uuid(jobID.uuid), .text(owner)])
-            else { return nil }
+            else { throw HubError.conflict(field: Self.notOurs, reason: "the job is not this worker's") }
             let job = try SyncJobStore.decode(current)
             var deleted = 0
             var stored = job.summary.added + job.summary.updated + job.summary.unchanged
@@ -383,7 +421,8 @@ public struct SyncEngineStore: Sendable {
                     """
                     UPDATE sync_records SET deleted_at = $1, updated_at = $1, last_change = 'deleted', last_job_id = $2 \
                     WHERE integration_id = $3 AND entity_type = $4 AND deleted_at IS NULL \
-                    AND (seen_job_id IS NULL OR seen_job_id <> $2) RETURNING external_id
+                    AND (seen_job_id IS NULL OR seen_job_id <> $2) AND (failed_job_id IS NULL OR failed_job_id <> $2) \
+                    RETURNING external_id
                     """, [.timestamp(now), .uuid(jobID.uuid), .uuid(job.integrationID.uuid), .text(job.entityType)])
                 deleted = rows.count
                 try await Self.insertRecordEvents(
@@ -402,7 +441,7 @@ public struct SyncEngineStore: Sendable {
             guard
                 let finished = try await SyncJobStore.finalize(
                     jobID, status: status, errorsCount: Int(job.errorsCount), at: now, leaseOwner: owner, in: executor)
-            else { return nil }
+            else { throw HubError.conflict(field: Self.notOurs, reason: "the job is not this worker's") }  // rolls back the deletions
             let eventType = switch status {
             case .failed: "sync.failed"
             case .cancelled: "sync.cancelled"

@@ -32,6 +32,8 @@ struct JSONParserTests {
     func lenient() {
         #expect(JSONValue.parse(bytes: Array(#""\ud800 lone""#.utf8)) == .string("\u{FFFD} lone"))
         #expect(JSONValue.parse(bytes: Array(#"{"dup":1,"dup":2}"#.utf8)) == ["dup": 2])
+        // A high surrogate followed by an escape that is no low surrogate: U+FFFD, and the escape kept.
+        #expect(JSONValue.parse(bytes: Array(#""\uD83D\u0041""#.utf8)) == .string("\u{FFFD}A"))
     }
 
     @Test("canonical text round-trips and sorts keys")

@@ -143,7 +143,7 @@ actor SourceServer {
         }
         router.get("/scim/v2/ServiceProviderConfig") { request, _ -> Response in
             if let refusal = await gate(request) { return refusal }
-            return json(["filter": ["supported": true, "maxResults": .int(Int64(await source.maxResults))]])
+            return json(["filter": ["supported": true, "maxResults": .int(Int64(await source.maxResults))], "sort": ["supported": true]])
         }
         router.get("/scim/v2/Users") { request, _ -> Response in
             if let refusal = await gate(request) { return refusal }

@@ -269,6 +269,16 @@ struct SyncEngineTests {
             let integration = try await hub.register(base, mapping: strict)
             let job = try await hub.sync(integration, .full, entity: "employees", batchSize: 10)
             #expect(job.status == .completedWithErrors)
+            // Records that fail to map are still in the source: a full sync does not take stored ones for deleted.
+            let lenient = try await hub.register(base, mapping: [
+                "connector": ["type": "rest_json", "records_path": "data", "pagination": ["type": "offset"]],
+                "entities": ["employees": ["path": "/api/employees", "external_id": "employee_id"]],
+            ])
+            #expect(try await hub.sync(lenient, .full, entity: "employees", batchSize: 10).summary.added == 25)
+            _ = try await hub.stores.integrations.updateConfig(lenient.id, IntegrationConfigUpdate(mappingConfig: strict))
+            let failing = try await hub.sync(lenient, .full, entity: "employees", batchSize: 10)
+            #expect(failing.summary.failed == 25 && failing.summary.deleted == 0)
+            #expect(try await hub.records(lenient, SyncRecordFilter(change: .deleted), entity: "employees").isEmpty)
             #expect(job.summary.failed == 25)
             #expect(job.errorsCount == 25)
             let errors = try await hub.engine.errors(of: job.id)
