@@ -145,3 +145,31 @@ struct OperationRecorderTests {
         try await broken.close()
     }
 }
+
+@Suite("API operations: a call still running when the process dies", .timeLimit(.minutes(2)))
+struct RunningCallCrashTests {
+    @Test("a call whose pending row was already committed is still recorded as interrupted after a crash", arguments: Backend.allCases)
+    func runningCall(backend: Backend) async throws {
+        let stores = try await TestEnvironment.stores(backend)
+        let journal = OperationRecorderTests.journalDirectory()
+        defer { try? FileManager.default.removeItem(atPath: journal) }
+        let dying = try OperationRecorder(store: stores.apiOperations, journalDirectory: journal)
+        let running = try await dying.log(APIOperationRequest(operationType: .GET, endpoint: "https://api.example.com/\(unique("slow"))"))
+        let done = try await dying.log(APIOperationRequest(operationType: .GET, endpoint: "https://api.example.com/\(unique("fast"))"))
+        _ = try await dying.complete(done.id, APIOperationOutcome(statusCode: 200, executionTime: 3))
+        #expect(await dying.flush())  // both committed (one pending); the journal keeps only the running call
+        #expect(try await stores.apiOperations.get(running.id).status == .pending)
+        await dying.stop()
+        let next = try OperationRecorder(store: stores.apiOperations, journalDirectory: journal)
+        var replayed = 0
+        for _ in 0..<100 where replayed == 0 {
+            replayed = try await next.recover()
+            if replayed == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(replayed == 1)
+        let interrupted = try await stores.apiOperations.get(running.id)
+        #expect(interrupted.status == .failed && interrupted.errorMessage?.hasPrefix("interrupted") == true)
+        #expect(try await stores.apiOperations.get(done.id).status == .completed)
+        await next.shutdown()
+    }
+}
