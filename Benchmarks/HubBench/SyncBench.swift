@@ -139,7 +139,7 @@ enum SyncBench {
         func note(_ sample: Int) { value = max(value, sample) }
     }
 
-    /// `\copy` of the same mapped rows into an equivalent table (same columns, primary key and change index) with psql.
+    /// `\copy` of the same mapped rows with psql into a table made `LIKE sync_records INCLUDING ALL` (its columns and indexes).
     static func copyBaseline(url: String, count: Int) throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("hub-bench-copy-\(UUID().uuidString).tsv").path
         defer { try? FileManager.default.removeItem(atPath: file) }
@@ -151,17 +151,13 @@ enum SyncBench {
         let now = "2026-11-27 00:00:00+00"
         for index in 1...count {
             let mapped = try mappingConfig.apply(user(index))
-            let json = mapped.data.canonicalText
+            let json = mapped.text
             let escaped = json.replacingOccurrences(of: "\\", with: "\\\\")
-            text += "\(integration)\tusers\t\(mapped.externalID)\t\(escaped)\t\(JSONValue.sha256Hex(json))\tcreated\t\(now)\t\(now)\t\\N\t\(job)\t\(job)\n"
+            text += "\(integration)\tusers\t\(mapped.externalID)\t\(escaped)\t\(JSONValue.sha256Hex(json))\tcreated\t\(now)\t\(now)\t\\N\t\(job)\t\(job)\t\\N\n"
         }
         try text.write(toFile: file, atomically: true, encoding: .utf8)
         let setup = """
-            DROP TABLE IF EXISTS bench_copy; CREATE TABLE bench_copy (integration_id uuid NOT NULL, entity_type text NOT NULL, \
-            external_id text NOT NULL, data json NOT NULL, content_hash text NOT NULL, last_change text NOT NULL, \
-            created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, deleted_at timestamptz, last_job_id uuid, seen_job_id uuid, \
-            PRIMARY KEY (integration_id, entity_type, external_id)); \
-            CREATE INDEX bench_copy_changes ON bench_copy (integration_id, entity_type, updated_at, external_id);
+            DROP TABLE IF EXISTS bench_copy; CREATE TABLE bench_copy (LIKE sync_records INCLUDING ALL);
             """
         try psql(url, ["-c", setup])
         let start = ContinuousClock.now

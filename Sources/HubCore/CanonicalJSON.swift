@@ -2,9 +2,9 @@ import Crypto
 import Foundation
 
 extension JSONValue {
-    /// Canonical JSON text (object keys sorted, no insignificant whitespace, `/` unescaped), written directly: the
-    /// records store hashes and stores every synced record this way.
-    public var canonicalText: String {
+    /// The value as canonical JSON text (object keys sorted, no insignificant whitespace, `/` unescaped), written
+    /// directly: what every store writes, and what the records store hashes.
+    public var jsonText: String {
         var output = ""
         output.reserveCapacity(256)
         Self.write(self, into: &output)

@@ -56,16 +56,10 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     /// Parses JSON text. Throws ``HubError/validation(field:reason:)`` naming `field` when the text is not JSON.
     public static func parse(_ text: String, field: String) throws -> JSONValue {
-        do {
-            guard let value = JSONValue.parse(bytes: text.utf8) else { throw HubError.validation(field: field, reason: "is not valid JSON") }
-            return value
-        } catch {
-            throw HubError.validation(field: field, reason: "is not valid JSON")
-        }
+        guard let value = JSONValue.parse(bytes: text.utf8) else { throw HubError.validation(field: field, reason: "is not valid JSON") }
+        return value
     }
 
-    /// The value as compact JSON text with sorted keys.
-    public var jsonText: String { canonicalText }
 
     /// The members when this is an object, else `nil`.
     public var objectValue: [String: JSONValue]? {

@@ -206,13 +206,10 @@ public struct RecordMapping: Sendable, Hashable {
     /// A mapped record: its data as canonical JSON text (written as the fields are mapped, in name order).
     public struct Mapped: Sendable, Hashable {
         public var externalID: String
-        /// The mapped data, canonical JSON (``JSONValue/canonicalText``).
+        /// The mapped data, canonical JSON (``JSONValue/jsonText``).
         public var text: String
         /// The source's last-modified value, as given.
         public var updated: String?
-
-        /// The mapped data as a value.
-        public var data: JSONValue { JSONValue.parse(bytes: text.utf8) ?? .null }
     }
 
     /// Maps one source record. - Throws: ``MappingError`` with the reason (the record is counted as an error).
@@ -224,7 +221,7 @@ public struct RecordMapping: Sendable, Hashable {
             throw MappingError(externalID: nil, reason: "external_id: longer than 255 characters or contains NUL")
         }
         let updated = updatedField.flatMap { $0.value(in: record) }.flatMap(JSONPath.text(of:))
-        guard !fields.isEmpty else { return Mapped(externalID: id, text: record.replacingNUL.canonicalText, updated: updated) }
+        guard !fields.isEmpty else { return Mapped(externalID: id, text: record.replacingNUL.jsonText, updated: updated) }
         // Fields are sorted by name, as canonical text orders keys: the text is written directly.
         var text = "{"
         text.reserveCapacity(256)

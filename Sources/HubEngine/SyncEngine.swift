@@ -86,7 +86,7 @@ public struct SyncRunner: Sendable {
             if !claim.pagesDone {
                 var state: PageState
                 if let checkpoint = claim.checkpoint {
-                    state = try JSONDecoder().decode(PageState.self, from: Data(checkpoint.canonicalText.utf8))
+                    state = try JSONDecoder().decode(PageState.self, from: Data(checkpoint.jsonText.utf8))
                 } else {
                     state = PageState()
                     if job.syncType == .incremental {
@@ -131,7 +131,6 @@ public struct SyncRunner: Sendable {
                     var prepared = PreparedPage(page: page)
                     prepared.records.reserveCapacity(page.records.count)
                     for record in page.records {
-                        if Task.isCancelled { next?.cancel() }
                         do {
                             let result = try mapping.apply(record)
                             prepared.records.append(SyncEngineStore.PreparedRecord(result))
@@ -140,6 +139,7 @@ public struct SyncRunner: Sendable {
                             prepared.failures.append(error)
                         }
                     }
+                    if Task.isCancelled { next?.cancel() }
                     return (prepared, next)
                 }
                 let firstFetch = fetchAhead(state)

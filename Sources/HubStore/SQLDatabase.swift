@@ -149,12 +149,8 @@ public struct SQLRow: Sendable {
 
     /// The column's JSON text parsed. - Throws: `decoding` when it is not JSON text.
     public func json(_ column: String) throws -> JSONValue {
-        do {
-            guard let value = JSONValue.parse(bytes: try jsonText(column).utf8) else { throw SQLError.decoding(column: column) }
-            return value
-        } catch {
-            throw SQLError.decoding(column: column)
-        }
+        guard let value = JSONValue.parse(bytes: try jsonText(column).utf8) else { throw SQLError.decoding(column: column) }
+        return value
     }
 
     /// The column's JSON parsed, `nil` when NULL. - Throws: `decoding` otherwise.

@@ -175,66 +175,19 @@ public struct SyncEngineStore: Sendable {
         try await database.transaction { executor in
             var result = BatchResult()
             var events: [RecordEvent] = []
-            for start in stride(from: 0, to: records.count, by: 10_000) {
-                let chunk = records[start..<min(start + 10_000, records.count)]
-                var binds: [SQLValue] = [.uuid(integrationID.uuid), .text(entityType), .timestamp(now), .uuid(batch.jobID.uuid)]
-                var ids: [String] = [], datas: [String] = [], hashes: [String] = []
-                for record in chunk {
-                    ids.append(record.externalID)
-                    datas.append(record.text)
-                    hashes.append(record.hash)
-                }
-                // PostgreSQL: three array parameters (one plan, however many rows); SQLite: a VALUES list.
-                let source: String
-                switch database.dialect {
-                case .postgres:
-                    binds += [.textArray(ids), .textArray(datas), .textArray(hashes)]
-                    source = """
-                        SELECT $1::uuid, $2::text, r.external_id, r.data::json, r.content_hash, 'created', $3::timestamptz, \
-                        $3::timestamptz, NULL::timestamptz, $4::uuid, $4::uuid FROM unnest($5::text[], $6::text[], $7::text[]) \
-                        AS r(external_id, data, content_hash)
-                        """
-                case .sqlite:
-                    var tuples: [String] = []
-                    tuples.reserveCapacity(ids.count)
-                    for index in ids.indices {
-                        binds += [.text(ids[index]), .json(datas[index]), .text(hashes[index])]
-                        let base = binds.count - 2
-                        tuples.append("($1, $2, $\(base), $\(base + 1), $\(base + 2), 'created', $3, $3, NULL, $4, $4)")
-                    }
-                    source = "VALUES " + tuples.joined(separator: ", ")
-                }
-                let changed = "(sync_records.deleted_at IS NOT NULL OR sync_records.content_hash <> excluded.content_hash)"
-                let upsert = """
-                    INSERT INTO sync_records (integration_id, entity_type, external_id, data, content_hash, last_change, created_at, \
-                    updated_at, deleted_at, last_job_id, seen_job_id) \(source) \
-                    ON CONFLICT (integration_id, entity_type, external_id) DO UPDATE SET \
-                    data = CASE WHEN \(changed) THEN excluded.data ELSE sync_records.data END, \
-                    last_change = CASE WHEN sync_records.deleted_at IS NOT NULL THEN 'created' \
-                    WHEN sync_records.content_hash <> excluded.content_hash THEN 'updated' ELSE sync_records.last_change END, \
-                    updated_at = CASE WHEN \(changed) THEN excluded.updated_at ELSE sync_records.updated_at END, \
-                    last_job_id = CASE WHEN \(changed) THEN excluded.last_job_id ELSE sync_records.last_job_id END, \
-                    content_hash = excluded.content_hash, deleted_at = NULL, seen_job_id = excluded.seen_job_id
-                    """
-                if database.dialect == .postgres {
-                    // One statement: the upsert, the events of the rows it changed (built from the stored jsonb), and the
-                    // counts; no row travels back.
-                    let counts = try await executor.queryOne(
-                        """
-                        WITH up AS (\(upsert) RETURNING external_id, last_change, updated_at), \
-                        ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_id, sync_job_id, created_at) \
-                        SELECT CASE WHEN last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, external_id, \
-                        $4, $3 FROM up WHERE updated_at = $3 RETURNING 1) \
-                        SELECT count(*) FILTER (WHERE updated_at = $3 AND last_change = 'created') AS added, \
-                        count(*) FILTER (WHERE updated_at = $3 AND last_change = 'updated') AS updated, count(*) AS total FROM up
-                        """, binds)!
-                    let added = Int(try counts.int("added")), updated = Int(try counts.int("updated"))
-                    result.added += added
-                    result.updated += updated
-                    result.unchanged += Int(try counts.int("total")) - added - updated
-                    continue
-                }
-                let rows = try await executor.query(upsert + " RETURNING external_id, last_change, updated_at", binds)
+            // One statement (a batch is at most 10,000 records: 30,004 parameters, within SQLite's limit).
+            var binds: [SQLValue] = [.uuid(integrationID.uuid), .text(entityType), .timestamp(now), .uuid(batch.jobID.uuid)]
+            var tuples: [String] = []
+            tuples.reserveCapacity(records.count)
+            for record in records {
+                binds += [.text(record.externalID), .json(record.text), .text(record.hash)]
+                let base = binds.count - 2
+                tuples.append("($1, $2, $\(base), $\(base + 1), $\(base + 2), 'created', $3, $3, NULL, $4, $4)")
+            }
+            if !records.isEmpty {
+                let rows = try await executor.query(
+                    Self.recordsUpsert(from: "VALUES " + tuples.joined(separator: ", ")) + " RETURNING external_id, last_change, updated_at",
+                    binds)
                 for row in rows {
                     guard try row.date("updated_at") == SQLValue.date(microseconds: SQLValue.microseconds(now)) else {
                         result.unchanged += 1
@@ -263,7 +216,7 @@ public struct SyncEngineStore: Sendable {
                     RETURNING records_processed, errors_count
                     """,
                     [
-                        .int(Int64(processed)), .timestamp(now), .json(batch.checkpoint.canonicalText),
+                        .int(Int64(processed)), .timestamp(now), .json(batch.checkpoint.jsonText),
                         .optional(batch.highWaterMark) { .text($0) }, .optional(batch.sourceTotal) { .int($0) },
                         .int(Int64(result.added)), .int(Int64(result.updated)), .int(Int64(result.unchanged)), .int(Int64(result.failed)),
                         .bool(batch.pagesDone), .timestamp(now.addingTimeInterval(batch.lease.seconds)), .uuid(batch.jobID.uuid),
@@ -310,6 +263,24 @@ public struct SyncEngineStore: Sendable {
         }
     }
 
+    /// The records upsert both backends run, from `source` (the rows, in `sync_records` column order): a new record is
+    /// `created`; a known one whose content hash differs is `updated`; a deleted one that returns is `created` again
+    /// (those three get `updated_at` and `last_job_id` of this batch); every one is marked seen by the job.
+    static func recordsUpsert(from source: String) -> String {
+        let changed = "(sync_records.deleted_at IS NOT NULL OR sync_records.content_hash <> excluded.content_hash)"
+        return """
+            INSERT INTO sync_records (integration_id, entity_type, external_id, data, content_hash, last_change, created_at, \
+            updated_at, deleted_at, last_job_id, seen_job_id) \(source) \
+            ON CONFLICT (integration_id, entity_type, external_id) DO UPDATE SET \
+            data = CASE WHEN \(changed) THEN excluded.data ELSE sync_records.data END, \
+            last_change = CASE WHEN sync_records.deleted_at IS NOT NULL THEN 'created' \
+            WHEN sync_records.content_hash <> excluded.content_hash THEN 'updated' ELSE sync_records.last_change END, \
+            updated_at = CASE WHEN \(changed) THEN excluded.updated_at ELSE sync_records.updated_at END, \
+            last_job_id = CASE WHEN \(changed) THEN excluded.last_job_id ELSE sync_records.last_job_id END, \
+            content_hash = excluded.content_hash, deleted_at = NULL, seen_job_id = excluded.seen_job_id
+            """
+    }
+
     /// The batch as one PostgreSQL statement (atomic by itself, one round trip): the job row locked under the lease,
     /// the records upserted only if it was, their events, the counts, the job's progress, the first errors and the
     /// batch row. No row comes back but the totals.
@@ -320,31 +291,25 @@ public struct SyncEngineStore: Sendable {
         let binds: [SQLValue] = [
             .uuid(integrationID.uuid), .text(entityType), .timestamp(now), .uuid(batch.jobID.uuid), .text(batch.owner),
             .textArray(records.map(\.externalID)), .textArray(records.map(\.text)), .textArray(records.map(\.hash)),
-            .int(Int64(records.count + duplicates)), .json(batch.checkpoint.canonicalText), .optional(batch.highWaterMark) { .text($0) },
+            .int(Int64(records.count + duplicates)), .json(batch.checkpoint.jsonText), .optional(batch.highWaterMark) { .text($0) },
             .optional(batch.sourceTotal) { .int($0) }, .int(Int64(failures.count)), .bool(batch.pagesDone),
             .timestamp(now.addingTimeInterval(batch.lease.seconds)), .int(Int64(duplicates)), .uuid(SyncBatchID.generate().uuid),
             .int(Int64(batch.batchNumber)), .textArray(failures.map { $0.externalID ?? "" }),
             .textArray(failures.map { String($0.reason.prefix(1000)) }), .int(Int64(Self.keptErrors)),
         ]
-        let changed = "(sync_records.deleted_at IS NOT NULL OR sync_records.content_hash <> excluded.content_hash)"
+        // The page's rows from three array parameters (one plan however many rows), only under the lease.
+        let rows = """
+            SELECT $1::uuid, $2::text, r.external_id, r.data::json, r.content_hash, 'created', $3::timestamptz, $3::timestamptz, \
+            NULL::timestamptz, $4::uuid, $4::uuid FROM unnest($6::text[], $7::text[], $8::text[]) AS r(external_id, data, content_hash) \
+            WHERE EXISTS (SELECT 1 FROM lease)
+            """
         do {
             guard
                 let row = try await database.queryOne(
                     """
                     WITH lease AS (SELECT sync_job_id, errors_count FROM sync_jobs WHERE sync_job_id = $4 AND status = 'running' \
                     AND lease_owner = $5 FOR UPDATE), \
-                    up AS (INSERT INTO sync_records (integration_id, entity_type, external_id, data, content_hash, last_change, \
-                    created_at, updated_at, deleted_at, last_job_id, seen_job_id) \
-                    SELECT $1::uuid, $2::text, r.external_id, r.data::json, r.content_hash, 'created', $3::timestamptz, $3::timestamptz, \
-                    NULL::timestamptz, $4::uuid, $4::uuid FROM unnest($6::text[], $7::text[], $8::text[]) AS r(external_id, data, content_hash) \
-                    WHERE EXISTS (SELECT 1 FROM lease) \
-                    ON CONFLICT (integration_id, entity_type, external_id) DO UPDATE SET \
-                    data = CASE WHEN \(changed) THEN excluded.data ELSE sync_records.data END, \
-                    last_change = CASE WHEN sync_records.deleted_at IS NOT NULL THEN 'created' \
-                    WHEN sync_records.content_hash <> excluded.content_hash THEN 'updated' ELSE sync_records.last_change END, \
-                    updated_at = CASE WHEN \(changed) THEN excluded.updated_at ELSE sync_records.updated_at END, \
-                    last_job_id = CASE WHEN \(changed) THEN excluded.last_job_id ELSE sync_records.last_job_id END, \
-                    content_hash = excluded.content_hash, deleted_at = NULL, seen_job_id = excluded.seen_job_id \
+                    up AS (\(Self.recordsUpsert(from: rows)) \
                     RETURNING external_id, last_change, updated_at), \
                     ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_id, sync_job_id, created_at) \
                     SELECT CASE WHEN last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, external_id, \
@@ -471,7 +436,7 @@ public struct SyncEngineStore: Sendable {
         for event in events {
             _ = try await executor.query(
                 "INSERT INTO events (event_type, payload, created_at) VALUES ($1, $2, $3)",
-                [.text(event.type), .json(event.payload.canonicalText), .timestamp(now)])
+                [.text(event.type), .json(event.payload.jsonText), .timestamp(now)])
         }
     }
 

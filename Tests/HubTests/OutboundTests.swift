@@ -10,6 +10,27 @@ import Logging
 import NIOCore
 import Testing
 
+/// Runs `router` on a free loopback port for the duration of `body`, passing its base URL (`http://127.0.0.1:PORT`).
+func withLoopbackServer<T: Sendable>(_ router: Router<BasicRequestContext>, _ body: @Sendable (String) async throws -> T) async throws -> T {
+    var quiet = Logger(label: "loopback")
+    quiet.logLevel = .critical
+    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+    let app = Application(
+        router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+        onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: quiet)
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask {
+            try await app.run()
+            return nil
+        }
+        var iterator = ports.makeAsyncIterator()
+        let port = await iterator.next() ?? 0
+        let result = try await body("http://127.0.0.1:\(port)")
+        group.cancelAll()
+        return result
+    }
+}
+
 /// A real HTTP server on a free loopback port that the outbound tests call.
 actor TargetServer {
     struct Captured: Sendable {
@@ -91,23 +112,7 @@ actor TargetServer {
             await target.record(Captured(path: "/echo", headers: request.headers, body: Data(buffer: buffer)))
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
         }
-        var quiet = Logger(label: "target")
-        quiet.logLevel = .critical
-        let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) }, logger: quiet)
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask {
-                try await app.run()
-                return nil
-            }
-            var iterator = portStream.makeAsyncIterator()
-            let port = await iterator.next() ?? 0
-            let result = try await body(target, "http://127.0.0.1:\(port)")
-            group.cancelAll()
-            return result
-        }
+        return try await withLoopbackServer(router) { base in try await body(target, base) }
     }
 }
 
