@@ -21,6 +21,9 @@ public struct RetryConfig: Sendable, Hashable {
     /// Timeout of a delivery in seconds, 1…60; `nil` when not given.
     public var timeoutSeconds: Int?
 
+    /// No member given: every default.
+    public init() {}
+
     /// Validates and parses `json`; errors name the member, e.g. `retry_config.max_attempts`.
     public init(json: JSONValue, field: String = "retry_config") throws {
         guard let object = json.objectValue else {
@@ -57,17 +60,23 @@ public struct WebhookRegistration: Sendable, Hashable {
     public var retryConfig: JSONValue?
     /// Custom request headers; they may not override the signature headers, Content-Type or Host.
     public var headers: JSONValue?
+    /// Ordered delivery: messages to this endpoint go one at a time, in event order.
+    public var ordered: Bool
+    /// At most this many deliveries a second (1…10000); nil for no limit.
+    public var rateLimit: Int?
 
     /// Creates a registration with every member given; nothing is validated until ``validate()``.
     public init(
         webhookURL: String, eventTypes: [String], secretKey: String? = nil, retryConfig: JSONValue? = nil,
-        headers: JSONValue? = nil
+        headers: JSONValue? = nil, ordered: Bool = false, rateLimit: Int? = nil
     ) {
         self.webhookURL = webhookURL
         self.eventTypes = eventTypes
         self.secretKey = secretKey
         self.retryConfig = retryConfig
         self.headers = headers
+        self.ordered = ordered
+        self.rateLimit = rateLimit
     }
 
     /// Step 1's data validation.
@@ -79,6 +88,7 @@ public struct WebhookRegistration: Sendable, Hashable {
         if let secretKey { try WebhookSecret.validate(secretKey, field: "secret_key") }
         if let retryConfig, retryConfig != .null { _ = try RetryConfig(json: retryConfig) }
         if let headers, headers != .null { try Webhook.validateHeaders(headers) }
+        if let rateLimit { try Validate.range(rateLimit, 1...10_000, field: "rate_limit") }
     }
 }
 
@@ -94,22 +104,30 @@ public struct WebhookUpdate: Sendable, Hashable {
     public var headers: JSONValue?
     /// New status, or `nil` to keep it.
     public var status: WebhookStatus?
+    /// New ordered-delivery setting, or `nil` to keep it.
+    public var ordered: Bool?
+    /// New rate limit (deliveries a second, 1…10000; 0 removes the limit), or `nil` to keep it.
+    public var rateLimit: Int?
 
     /// Creates an update with every member given; ``validate()`` requires at least one non-nil member.
     public init(
         webhookURL: String? = nil, eventTypes: [String]? = nil, retryConfig: JSONValue? = nil,
-        headers: JSONValue? = nil, status: WebhookStatus? = nil
+        headers: JSONValue? = nil, status: WebhookStatus? = nil, ordered: Bool? = nil, rateLimit: Int? = nil
     ) {
         self.webhookURL = webhookURL
         self.eventTypes = eventTypes
         self.retryConfig = retryConfig
         self.headers = headers
         self.status = status
+        self.ordered = ordered
+        self.rateLimit = rateLimit
     }
 
     /// Validates every present member.
     public func validate() throws {
-        guard webhookURL != nil || eventTypes != nil || retryConfig != nil || headers != nil || status != nil else {
+        guard webhookURL != nil || eventTypes != nil || retryConfig != nil || headers != nil || status != nil
+            || ordered != nil || rateLimit != nil
+        else {
             throw HubError.validation(field: "body", reason: "must change at least one field")
         }
         if let webhookURL { try Validate.httpURL(webhookURL, field: "webhook_url") }
@@ -118,6 +136,7 @@ public struct WebhookUpdate: Sendable, Hashable {
         if let eventTypes { try Webhook.validateEventTypes(eventTypes) }
         if let retryConfig { _ = try RetryConfig(json: retryConfig) }
         if let headers { try Webhook.validateHeaders(headers) }
+        if let rateLimit { try Validate.range(rateLimit, 0...10_000, field: "rate_limit") }
     }
 }
 
@@ -150,13 +169,26 @@ public struct Webhook: Sendable, Hashable {
     public var createdAt: Date
     /// When the registration last changed: registration, test or update (deliveries do not count).
     public var updatedAt: Date
+    /// Ordered delivery: one message at a time, in event order.
+    public var ordered: Bool = false
+    /// Deliveries a second at most; nil for no limit.
+    public var rateLimit: Int?
+    /// Since when every attempt failed (nil after a success); the endpoint is disabled when this lasts too long.
+    public var failingSince: Date?
+    /// Why the webhook was disabled, while it is.
+    public var disabledReason: String?
 
     /// Creates a value with every member given; nothing is validated.
     public init(
         id: WebhookID, webhookURL: String, eventTypes: [String], retryConfig: JSONValue?, headers: JSONValue?,
         status: WebhookStatus, lastTested: Date?, testResult: JSONValue?, successCount: Int64, failureCount: Int64,
-        lastTriggered: Date?, createdAt: Date, updatedAt: Date
+        lastTriggered: Date?, createdAt: Date, updatedAt: Date, ordered: Bool = false, rateLimit: Int? = nil,
+        failingSince: Date? = nil, disabledReason: String? = nil
     ) {
+        self.ordered = ordered
+        self.rateLimit = rateLimit
+        self.failingSince = failingSince
+        self.disabledReason = disabledReason
         self.id = id
         self.webhookURL = webhookURL
         self.eventTypes = eventTypes
@@ -214,6 +246,11 @@ public struct Webhook: Sendable, Hashable {
                 throw HubError.validation(
                     field: field,
                     reason: "must be a dotted lower-case event name (sync.completed), a prefix (sync.*) or *")
+            }
+            guard EventCatalog.isKnown(eventType) else {
+                throw HubError.validation(
+                    field: field,
+                    reason: "matches no event type; known types: \(EventCatalog.types.keys.sorted().joined(separator: ", "))")
             }
         }
     }
@@ -301,4 +338,23 @@ public protocol WebhookManagementDAO: Sendable {
     /// The signing secret in clear, for the dispatcher. Never log or return it.
     /// - Throws: `notFound`; `sealing`.
     func signingSecret(for id: WebhookID) async throws -> String
+
+    /// Every secret that signs now: the current one first, then rotated ones still in their grace period.
+    /// - Throws: `notFound`; `sealing`.
+    func signingSecrets(for id: WebhookID) async throws -> [String]
+
+    /// Replaces the signing secret (`newSecret`, or a generated one); the old one keeps signing for `grace`.
+    /// - Throws: `validation(secret_key | grace_seconds)`, `notFound`.
+    func rotateSecret(_ id: WebhookID, newSecret: String?, grace: Duration) async throws -> RotatedSecret
+}
+
+/// What a rotation returns: the new secret (shown this once) and until when the previous one still signs.
+public struct RotatedSecret: Sendable, Hashable {
+    public var secret: String
+    public var previousValidUntil: Date?
+
+    public init(secret: String, previousValidUntil: Date?) {
+        self.secret = secret
+        self.previousValidUntil = previousValidUntil
+    }
 }

@@ -71,7 +71,7 @@ public struct ConnectivityTester: Sendable {
         guard webhook.status != .disabled else {
             throw HubError.conflict(field: "status", reason: "the webhook is disabled; enable it before testing")
         }
-        let secret = try await webhooks.signingSecret(for: id)
+        let secrets = try await webhooks.signingSecrets(for: id)
         let messageID = "msg_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let timestamp = Int64(Date().timeIntervalSince1970)
         let payload: JSONValue = [
@@ -83,7 +83,7 @@ public struct ConnectivityTester: Sendable {
         headers["Content-Type"] = "application/json"
         headers["webhook-id"] = messageID
         headers["webhook-timestamp"] = String(timestamp)
-        headers["webhook-signature"] = try WebhookSignature.sign(secret: secret, id: messageID, timestamp: timestamp, body: body)
+        headers["webhook-signature"] = try WebhookSignature.sign(secrets: secrets, id: messageID, timestamp: timestamp, body: body)
         let timeout = (try? webhook.retryConfig.map { try RetryConfig(json: $0) })??.timeoutSeconds ?? 15
         let outcome = await gateway.send(
             method: "POST", url: webhook.webhookURL, headers: headers, body: body, timeout: .seconds(timeout), bodyCap: 4096)

@@ -81,7 +81,10 @@ public final class SQLiteDatabase: SQLDatabase {
                 await lock.release()
                 return result
             } catch {
-                _ = try? await Self.run("ROLLBACK", [], on: connection)
+                // In a task of its own: a cancelled caller must still end the transaction, or the connection stays
+                // inside it and every later transaction fails.
+                let connection = self.connection
+                await Task { _ = try? await Self.run("ROLLBACK", [], on: connection) }.value
                 throw error
             }
         } catch {

@@ -19,7 +19,7 @@ public struct Migration: Sendable {
 /// Applies and checks migrations, recording each in `schema_migrations`.
 public struct Migrator: Sendable {
     /// Every migration of this build, in order.
-    public static let all: [Migration] = [Migration.designTables, Migration.apiKeys, Migration.syncEngine]
+    public static let all: [Migration] = [Migration.designTables, Migration.apiKeys, Migration.syncEngine, Migration.webhookDelivery]
 
     let database: any SQLDatabase
 
@@ -689,5 +689,112 @@ extension Migration {
                 created_at INTEGER NOT NULL
             ) STRICT
             """
+        ])
+}
+
+extension Migration {
+    /// Migration 4: webhook delivery — per-endpoint settings (ordered delivery, rate limit, the failing clock, rotated
+    /// secrets, the throttle) on `webhooks`; the outbox's fan-out state on `events` (events already there when the
+    /// migration runs count as dispatched: nothing is sent for what happened before delivery existed); one message per
+    /// event and subscribed webhook, with its lease and next attempt; and every attempt.
+    static let webhookDelivery = Migration(
+        version: 4, name: "create_webhook_delivery",
+        postgres: [
+            "ALTER TABLE webhooks ADD COLUMN ordered boolean NOT NULL DEFAULT false",
+            "ALTER TABLE webhooks ADD COLUMN rate_limit integer",
+            "ALTER TABLE webhooks ADD COLUMN failing_since timestamptz",
+            "ALTER TABLE webhooks ADD COLUMN disabled_reason text",
+            "ALTER TABLE webhooks ADD COLUMN previous_secrets text",
+            "ALTER TABLE webhooks ADD COLUMN throttle_until timestamptz",
+            "ALTER TABLE events ADD COLUMN dispatched boolean NOT NULL DEFAULT true",
+            "ALTER TABLE events ALTER COLUMN dispatched SET DEFAULT false",
+            "CREATE INDEX events_undispatched ON events (event_seq) WHERE NOT dispatched",
+            """
+            CREATE TABLE webhook_messages (
+                message_seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                webhook_id uuid NOT NULL REFERENCES webhooks (webhook_id) ON DELETE CASCADE,
+                event_seq bigint NOT NULL,
+                event_type text NOT NULL,
+                body text NOT NULL,
+                status text NOT NULL DEFAULT 'pending',
+                attempts integer NOT NULL DEFAULT 0,
+                schedule_start integer NOT NULL DEFAULT 0,
+                next_attempt_at timestamptz,
+                lease_owner text,
+                lease_expires_at timestamptz,
+                last_status_code integer,
+                last_error text,
+                event_created_at timestamptz NOT NULL,
+                created_at timestamptz NOT NULL,
+                delivered_at timestamptz,
+                CONSTRAINT webhook_messages_event_key UNIQUE (webhook_id, event_seq)
+            )
+            """,
+            "CREATE INDEX webhook_messages_due ON webhook_messages (webhook_id, message_seq) WHERE status = 'pending'",
+            "CREATE INDEX webhook_messages_list ON webhook_messages (webhook_id, status, message_seq)",
+            """
+            CREATE TABLE webhook_attempts (
+                message_seq bigint NOT NULL REFERENCES webhook_messages (message_seq) ON DELETE CASCADE,
+                attempt_number integer NOT NULL,
+                webhook_id uuid NOT NULL,
+                status_code integer,
+                latency_ms bigint NOT NULL,
+                response_excerpt text,
+                error text,
+                succeeded boolean NOT NULL,
+                next_attempt_at timestamptz,
+                attempted_at timestamptz NOT NULL,
+                CONSTRAINT webhook_attempts_pkey PRIMARY KEY (message_seq, attempt_number)
+            )
+            """,
+        ],
+        sqlite: [
+            "ALTER TABLE webhooks ADD COLUMN ordered INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE webhooks ADD COLUMN rate_limit INTEGER",
+            "ALTER TABLE webhooks ADD COLUMN failing_since INTEGER",
+            "ALTER TABLE webhooks ADD COLUMN disabled_reason TEXT",
+            "ALTER TABLE webhooks ADD COLUMN previous_secrets TEXT",
+            "ALTER TABLE webhooks ADD COLUMN throttle_until INTEGER",
+            "ALTER TABLE events ADD COLUMN dispatched INTEGER NOT NULL DEFAULT 0",
+            "UPDATE events SET dispatched = 1",
+            "CREATE INDEX events_undispatched ON events (event_seq) WHERE dispatched = 0",
+            """
+            CREATE TABLE webhook_messages (
+                message_seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                webhook_id TEXT NOT NULL REFERENCES webhooks (webhook_id) ON DELETE CASCADE,
+                event_seq INTEGER NOT NULL,
+                event_type TEXT NOT NULL,
+                body TEXT NOT NULL,
+                status TEXT NOT NULL DEFAULT 'pending',
+                attempts INTEGER NOT NULL DEFAULT 0,
+                schedule_start INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at INTEGER,
+                lease_owner TEXT,
+                lease_expires_at INTEGER,
+                last_status_code INTEGER,
+                last_error TEXT,
+                event_created_at INTEGER NOT NULL,
+                created_at INTEGER NOT NULL,
+                delivered_at INTEGER,
+                CONSTRAINT webhook_messages_event_key UNIQUE (webhook_id, event_seq)
+            ) STRICT
+            """,
+            "CREATE INDEX webhook_messages_due ON webhook_messages (webhook_id, message_seq) WHERE status = 'pending'",
+            "CREATE INDEX webhook_messages_list ON webhook_messages (webhook_id, status, message_seq)",
+            """
+            CREATE TABLE webhook_attempts (
+                message_seq INTEGER NOT NULL REFERENCES webhook_messages (message_seq) ON DELETE CASCADE,
+                attempt_number INTEGER NOT NULL,
+                webhook_id TEXT NOT NULL,
+                status_code INTEGER,
+                latency_ms INTEGER NOT NULL,
+                response_excerpt TEXT,
+                error TEXT,
+                succeeded INTEGER NOT NULL,
+                next_attempt_at INTEGER,
+                attempted_at INTEGER NOT NULL,
+                CONSTRAINT webhook_attempts_pkey PRIMARY KEY (message_seq, attempt_number)
+            ) STRICT
+            """,
         ])
 }

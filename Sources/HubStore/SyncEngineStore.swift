@@ -550,30 +550,35 @@ public struct SyncEngineStore: Sendable {
             typeCondition = " AND e.event_type = $3"
         }
         return try await database.query(
-            """
-            SELECT e.event_seq, e.event_type, e.payload, e.integration_id, e.entity_type, e.external_id, e.sync_job_id, e.created_at, \
-            r.data, r.deleted_at FROM events e LEFT JOIN sync_records r ON e.external_id IS NOT NULL \
-            AND r.integration_id = e.integration_id AND r.entity_type = e.entity_type AND r.external_id = e.external_id \
-            WHERE e.event_seq > $1\(typeCondition) ORDER BY e.event_seq LIMIT $2
-            """, binds
-        ).map { row in
-            let payload: JSONValue
-            if let stored = try row.optionalJSON("payload") {
-                payload = stored
-            } else {
-                var members: [String: JSONValue] = [
-                    "integration_id": .string(try row.uuid("integration_id").uuidString.lowercased()),
-                    "entity_type": .string(try row.string("entity_type")), "external_id": .string(try row.string("external_id")),
-                    "sync_job_id": .string(try row.uuid("sync_job_id").uuidString.lowercased()),
-                ]
-                if row.isNull("deleted_at"), !row.isNull("data") { members["data"] = try row.json("data") }
-                payload = .object(members)
-            }
-            let sequence = try row.int("event_seq")
-            return HubEvent(
-                sequence: sequence, id: "evt_\(sequence)", type: try row.string("event_type"), payload: payload,
-                createdAt: try row.date("created_at"))
+            "SELECT \(Self.eventColumns) WHERE e.event_seq > $1\(typeCondition) ORDER BY e.event_seq LIMIT $2", binds
+        ).map(Self.decodeEvent)
+    }
+
+    /// The columns and joins that ``decodeEvent(_:)`` reads (alias `e` for events); a WHERE clause follows.
+    static let eventColumns = """
+        e.event_seq, e.event_type, e.payload, e.integration_id, e.entity_type, e.external_id, e.sync_job_id, e.created_at, \
+        r.data, r.deleted_at FROM events e LEFT JOIN sync_records r ON e.external_id IS NOT NULL \
+        AND r.integration_id = e.integration_id AND r.entity_type = e.entity_type AND r.external_id = e.external_id
+        """
+
+    /// An event row of ``eventColumns``: a record event's payload is assembled from its thin row and the record.
+    static func decodeEvent(_ row: SQLRow) throws -> HubEvent {
+        let payload: JSONValue
+        if let stored = try row.optionalJSON("payload") {
+            payload = stored
+        } else {
+            var members: [String: JSONValue] = [
+                "integration_id": .string(try row.uuid("integration_id").uuidString.lowercased()),
+                "entity_type": .string(try row.string("entity_type")), "external_id": .string(try row.string("external_id")),
+                "sync_job_id": .string(try row.uuid("sync_job_id").uuidString.lowercased()),
+            ]
+            if row.isNull("deleted_at"), !row.isNull("data") { members["data"] = try row.json("data") }
+            payload = .object(members)
         }
+        let sequence = try row.int("event_seq")
+        return HubEvent(
+            sequence: sequence, id: "evt_\(sequence)", type: try row.string("event_type"), payload: payload,
+            createdAt: try row.date("created_at"))
     }
 
     // MARK: - Schedules

@@ -17,7 +17,8 @@ public struct WebhookStore: WebhookManagementDAO {
     /// Webhook columns joined with their statistics (alias `w` for webhooks, `s` for webhook_statistics).
     static let columns = """
         w.webhook_id, w.webhook_url, w.event_types, w.retry_config, w.headers_masked, w.status, w.last_tested, \
-        w.test_result, w.created_at, w.updated_at, s.success_count, s.failure_count, s.last_triggered
+        w.test_result, w.created_at, w.updated_at, w.ordered, w.rate_limit, w.failing_since, w.disabled_reason, \
+        s.success_count, s.failure_count, s.last_triggered
         """
     static let joined = "webhooks w JOIN webhook_statistics s ON s.webhook_id = w.webhook_id"
 
@@ -35,14 +36,15 @@ public struct WebhookStore: WebhookManagementDAO {
             _ = try await executor.query(
                 """
                 INSERT INTO webhooks (webhook_id, webhook_url, event_types, secret_key, retry_config, headers, \
-                headers_masked, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $8, 'active', $7, $7) \
-                RETURNING webhook_id
+                headers_masked, status, created_at, updated_at, ordered, rate_limit) \
+                VALUES ($1, $2, $3, $4, $5, $6, $8, 'active', $7, $7, $9, $10) RETURNING webhook_id
                 """,
                 [
                     .uuid(id.uuid), .text(registration.webhookURL), .textArray(registration.eventTypes), .text(sealed),
                     .optional(registration.retryConfig.flatMap { $0 == .null ? nil : $0 }) { .json($0.jsonText) },
                     .optional(try sealedHeaders) { .json(JSONValue.string($0).jsonText) }, .timestamp(now),
-                    .optional(headers) { .json(Webhook.mask(headers: $0).jsonText) },
+                    .optional(headers) { .json(Webhook.mask(headers: $0).jsonText) }, .bool(registration.ordered),
+                    .optional(registration.rateLimit) { .int(Int64($0)) },
                 ])
             // Step 3: initialise its statistics in the same transaction, so every webhook has a row to count into.
             _ = try await executor.query(
@@ -103,7 +105,13 @@ public struct WebhookStore: WebhookManagementDAO {
             """
             UPDATE webhooks SET webhook_url = COALESCE($1, webhook_url), event_types = COALESCE($2, event_types), \
             retry_config = COALESCE($3, retry_config), headers = COALESCE($4, headers), \
-            headers_masked = COALESCE($8, headers_masked), status = COALESCE($5, status), updated_at = $6 \
+            headers_masked = COALESCE($8, headers_masked), status = COALESCE($5, status), updated_at = $6, \
+            ordered = COALESCE($9, ordered), \
+            rate_limit = CASE WHEN CAST($10 AS integer) IS NULL THEN rate_limit WHEN CAST($10 AS integer) = 0 THEN NULL \
+            ELSE CAST($10 AS integer) END, \
+            failing_since = CASE WHEN CAST($5 AS text) = 'active' THEN NULL ELSE failing_since END, \
+            disabled_reason = CASE WHEN CAST($5 AS text) = 'disabled' THEN 'disabled by a user' \
+            WHEN CAST($5 AS text) IS NULL THEN disabled_reason ELSE NULL END \
             WHERE webhook_id = $7 RETURNING webhook_id
             """,
             [
@@ -114,6 +122,7 @@ public struct WebhookStore: WebhookManagementDAO {
                 },
                 .optional(update.status) { .text($0.rawValue) }, .timestamp(clock.now()), .uuid(id.uuid),
                 .optional(update.headers) { .json(Webhook.mask(headers: $0).jsonText) },
+                .optional(update.ordered) { .bool($0) }, .optional(update.rateLimit) { .int(Int64($0)) },
             ])
         guard row != nil else { throw HubError.notFound(entity: "webhook", id: id.description) }
         return try await get(id)
@@ -144,7 +153,63 @@ public struct WebhookStore: WebhookManagementDAO {
         return try Validate.stringMap(try JSONValue.parse(text, field: "headers"), field: "headers")
     }
 
+    public func signingSecrets(for id: WebhookID) async throws -> [String] {
+        let row = try await database.queryOne(
+            "SELECT secret_key, previous_secrets FROM webhooks WHERE webhook_id = $1", [.uuid(id.uuid)])
+        guard let row else { throw HubError.notFound(entity: "webhook", id: id.description) }
+        guard let sealed = try row.optionalString("secret_key") else {
+            throw HubError.sealing(reason: "the webhook has no stored secret")
+        }
+        let current = try sealer.open(sealed, context: context(id))
+        return [current] + (try previousSecrets(row, id: id).filter { $0.expiresAt > clock.now() }.map(\.secret))
+    }
+
+    public func rotateSecret(_ id: WebhookID, newSecret: String?, grace: Duration) async throws -> RotatedSecret {
+        if let newSecret { try WebhookSecret.validate(newSecret, field: "secret_key") }
+        let seconds = grace.components.seconds
+        guard (0...(30 * 86_400)).contains(seconds) else {
+            throw HubError.validation(field: "grace_seconds", reason: "must be between 0 and 2592000 (30 days)")
+        }
+        let secret = newSecret ?? WebhookSecret.generate()
+        let now = clock.now()
+        let expiresAt = now.addingTimeInterval(TimeInterval(seconds))
+        return try await database.transaction { executor in
+            guard let row = try await executor.queryOne(
+                "SELECT secret_key, previous_secrets FROM webhooks WHERE webhook_id = $1\(database.dialect == .postgres ? " FOR UPDATE" : "")",
+                [.uuid(id.uuid)])
+            else { throw HubError.notFound(entity: "webhook", id: id.description) }
+            // Without a grace period every earlier secret stops signing at once.
+            var kept = grace > .zero ? try previousSecrets(row, id: id).filter { $0.expiresAt > now } : []
+            if let sealed = try row.optionalString("secret_key"), grace > .zero {
+                kept.insert((try sealer.open(sealed, context: context(id)), expiresAt), at: 0)
+            }
+            let list: JSONValue = .array(kept.map {
+                ["secret": .string($0.secret), "expires_at": .int(SQLValue.microseconds($0.expiresAt))]
+            })
+            _ = try await executor.query(
+                "UPDATE webhooks SET secret_key = $1, previous_secrets = $2, updated_at = $3 WHERE webhook_id = $4",
+                [
+                    .text(try sealer.seal(secret, context: context(id))),
+                    kept.isEmpty ? .null : .text(try sealer.seal(list.jsonText, context: previousContext(id))), .timestamp(now),
+                    .uuid(id.uuid),
+                ])
+            return RotatedSecret(secret: secret, previousValidUntil: kept.isEmpty ? nil : expiresAt)
+        }
+    }
+
+    private func previousSecrets(_ row: SQLRow, id: WebhookID) throws -> [(secret: String, expiresAt: Date)] {
+        guard let sealed = try row.optionalString("previous_secrets") else { return [] }
+        let list = try JSONValue.parse(try sealer.open(sealed, context: previousContext(id)), field: "previous_secrets")
+        return (list.arrayValue ?? []).compactMap { entry in
+            guard let members = entry.objectValue, let secret = members["secret"]?.stringValue,
+                let expires = members["expires_at"]?.intValue
+            else { return nil }
+            return (secret, SQLValue.date(microseconds: expires))
+        }
+    }
+
     private func context(_ id: WebhookID) -> String { "webhooks.secret_key:\(id)" }
+    private func previousContext(_ id: WebhookID) -> String { "webhooks.previous_secrets:\(id)" }
     private func headersContext(_ id: WebhookID) -> String { "webhooks.headers:\(id)" }
 
     private func decode(_ row: SQLRow) throws -> Webhook {
@@ -157,6 +222,8 @@ public struct WebhookStore: WebhookManagementDAO {
             headers: try row.optionalJSON("headers_masked"), status: status, lastTested: try row.optionalDate("last_tested"),
             testResult: try row.optionalJSON("test_result"), successCount: try row.int("success_count"),
             failureCount: try row.int("failure_count"), lastTriggered: try row.optionalDate("last_triggered"),
-            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"), ordered: try row.bool("ordered"),
+            rateLimit: try row.optionalInt("rate_limit").map(Int.init), failingSince: try row.optionalDate("failing_since"),
+            disabledReason: try row.optionalString("disabled_reason"))
     }
 }

@@ -93,6 +93,7 @@ struct Serve: AsyncParsableCommand {
             let statisticsDays = try settings.int("statistics_retention_days", flag: nil) ?? 400
             let syncLease = try settings.syncLease()
             let syncConcurrency = try settings.int("sync_concurrency", flag: nil) ?? 2
+            let dispatcherConfiguration = try settings.webhookDispatcher()
             try Validate.range(syncConcurrency, 1...64, field: "sync_concurrency")
             let journalDirectory = try settings.string("journal_dir", flag: nil)
                 ?? (dataDirectory as NSString).appendingPathComponent("journal")
@@ -151,8 +152,12 @@ struct Serve: AsyncParsableCommand {
                     runner: SyncRunner(
                         store: syncStore, integrations: stores.integrations, executor: syncExecutor, lease: syncLease, logger: logger),
                     store: syncStore, jobs: stores.syncJobs, concurrency: syncConcurrency, logger: logger)
+                // The webhook dispatcher: the outbox fanned out into messages, delivered under leases with retries.
+                let dispatcher = WebhookDispatcher(
+                    store: WebhookDeliveryStore(database: database), webhooks: stores.webhooks, gateway: gateway,
+                    configuration: dispatcherConfiguration, logger: logger)
                 if workersOnly { say("IntegrationHub worker running (\(location.redacted))") }
-                let services: [any Service] = workersOnly ? [retention, worker] : [app, retention, worker]
+                let services: [any Service] = workersOnly ? [retention, worker, dispatcher] : [app, retention, worker, dispatcher]
                 var groupConfiguration = ServiceGroupConfiguration(
                     services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
                 groupConfiguration.maximumGracefulShutdownDuration = .seconds(30)

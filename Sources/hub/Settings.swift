@@ -1,5 +1,6 @@
 import Foundation
 import HubCore
+import HubEngine
 import Logging
 
 /// Settings from flags, environment variables and an optional JSON configuration file (`--config FILE` or
@@ -8,13 +9,32 @@ import Logging
 /// File keys (all optional; unknown keys are refused): `database_url`, `data_dir`, `host`, `port`, `body_limit`,
 /// `migrate`, `key_file`, `sealing_keys`, `log_level`, `outbound_allowlist`, `require_https`,
 /// `operations_retention_days`, `statistics_retention_days`, `response_body_cap`, `redact_headers`, `journal_dir`,
-/// `sync_lease_seconds`, `sync_concurrency`. Each matches the environment variable `HUB_<KEY>`.
+/// `sync_lease_seconds`, `sync_concurrency`, `webhook_concurrency`, `webhook_lease_seconds`, `webhook_disable_after_hours`.
+/// Each matches the environment variable `HUB_<KEY>`.
 struct Settings {
     static let keys: Set<String> = [
         "database_url", "data_dir", "host", "port", "body_limit", "migrate", "key_file", "sealing_keys", "log_level",
         "outbound_allowlist", "require_https", "operations_retention_days", "statistics_retention_days", "response_body_cap",
-        "redact_headers", "journal_dir", "sync_lease_seconds", "sync_concurrency",
+        "redact_headers", "journal_dir", "sync_lease_seconds", "sync_concurrency", "webhook_concurrency",
+        "webhook_lease_seconds", "webhook_disable_after_hours",
     ]
+
+    /// The webhook dispatcher's settings: `webhook_concurrency` (deliveries in flight, 1-1024, default 64),
+    /// `webhook_lease_seconds` (1-3600, default 90: keep it above every webhook's timeout_seconds, at most 60, or a slow
+    /// delivery may be claimed again while it runs), and
+    /// `webhook_disable_after_hours` (an endpoint failing this long with no success is disabled; 1-8760, default 120).
+    func webhookDispatcher() throws -> WebhookDispatcherConfiguration {
+        var configuration = WebhookDispatcherConfiguration()
+        configuration.concurrency = try int("webhook_concurrency", flag: nil) ?? 64
+        try Validate.range(configuration.concurrency, 1...1024, field: "webhook_concurrency")
+        let lease = try int("webhook_lease_seconds", flag: nil) ?? 90
+        try Validate.range(lease, 1...3600, field: "webhook_lease_seconds")
+        configuration.lease = .seconds(lease)
+        let hours = try int("webhook_disable_after_hours", flag: nil) ?? 120
+        try Validate.range(hours, 1...8760, field: "webhook_disable_after_hours")
+        configuration.disableAfter = .seconds(hours * 3600)
+        return configuration
+    }
 
     /// How long a sync job's lease lasts without renewal (`sync_lease_seconds`, 1-3600, default 30).
     func syncLease() throws -> Duration {

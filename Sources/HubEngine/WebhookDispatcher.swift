@@ -1,0 +1,268 @@
+import Foundation
+import HubCore
+import HubStore
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Settings of a ``WebhookDispatcher``.
+public struct WebhookDispatcherConfiguration: Sendable {
+    /// Deliveries in flight at once in this process.
+    public var concurrency = 64
+    /// How long a claimed message stays leased; it must outlast the longest delivery timeout (60 s).
+    public var lease: Duration = .seconds(90)
+    /// An endpoint with no success for this long is disabled (default 5 days).
+    public var disableAfter: Duration = .seconds(5 * 86_400)
+    /// How often an idle dispatcher looks for work.
+    public var pollInterval: Duration = .milliseconds(250)
+    /// The longest wait a Retry-After may ask for (429 and 503 wait at least 60 s).
+    public var maximumRetryAfter: Duration = .seconds(6 * 3600)
+    /// The lease owner's name: unique per process.
+    public var owner = "dispatcher-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
+
+    public init() {}
+}
+
+/// Delivers webhook messages: fans the outbox out into messages, claims due ones under leases, signs and sends each
+/// through the outbound gateway (policy, no redirects, a timeout), and records every attempt with the webhook's
+/// statistics in one transaction per group of outcomes. Many dispatchers may share one database.
+///
+/// A message is leased until its outcome is committed, so a dispatcher that dies mid-delivery leaves it to be claimed
+/// again when the lease expires: delivery is at least once, and a message is never in flight in two places while its
+/// lease holds. At graceful shutdown it stops claiming, lets deliveries in flight finish and records them.
+public struct WebhookDispatcher: Service {
+    let store: WebhookDeliveryStore
+    let webhooks: any WebhookManagementDAO
+    let gateway: OutboundGateway
+    let configuration: WebhookDispatcherConfiguration
+    let logger: Logger
+
+    public init(
+        store: WebhookDeliveryStore, webhooks: any WebhookManagementDAO, gateway: OutboundGateway,
+        configuration: WebhookDispatcherConfiguration = WebhookDispatcherConfiguration(),
+        logger: Logger = Logger(label: "hub.webhooks")
+    ) {
+        self.store = store
+        self.webhooks = webhooks
+        self.gateway = gateway
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let stopping = SharedCounter()
+        try await withGracefulShutdownHandler {
+            await runLoop(stopping: stopping)
+        } onGracefulShutdown: {
+            stopping.value.store(1, ordering: .relaxed)
+        }
+    }
+
+    /// Runs until cancelled.
+    public func runLoop() async { await runLoop(stopping: SharedCounter()) }
+
+    /// Runs until cancelled, or until `stopping` is set (then in-flight deliveries finish and are recorded).
+    func runLoop(stopping: SharedCounter) async {
+        let outcomes = OutcomeBuffer()
+        let endpoints = EndpointCache()
+        let inFlight = SharedCounter()
+        let writerDone = SharedCounter()
+        await withDiscardingTaskGroup { outer in
+            // The writer: records whatever outcomes queued meanwhile, in one transaction; keeps them until that works.
+            outer.addTask {
+                while true {
+                    let batch = await outcomes.take()
+                    if batch.isEmpty {
+                        if writerDone.value.load(ordering: .relaxed) == 1 || Task.isCancelled { break }
+                        try? await Task.sleep(for: .milliseconds(5))
+                        continue
+                    }
+                    while true {
+                        do {
+                            let disabled = try await store.record(batch, owner: configuration.owner, disableAfter: configuration.disableAfter)
+                            for id in disabled { logger.notice("webhook disabled", metadata: ["webhook_id": "\(id)"]) }
+                            break
+                        } catch {
+                            logger.warning("recording webhook attempts failed; retrying", metadata: ["error": "\(error)"])
+                            if Task.isCancelled { return }
+                            try? await Task.sleep(for: .seconds(1))
+                        }
+                    }
+                }
+            }
+            await withDiscardingTaskGroup { group in
+                // The fan-out: the outbox into messages, in event order.
+                group.addTask {
+                    while !Task.isCancelled && stopping.value.load(ordering: .relaxed) == 0 {
+                        let handled = (try? await store.fanOut()) ?? 0
+                        if handled == 0 { try? await Task.sleep(for: configuration.pollInterval) }
+                    }
+                }
+                while !Task.isCancelled && stopping.value.load(ordering: .relaxed) == 0 {
+                    let free = configuration.concurrency - inFlight.value.load(ordering: .relaxed)
+                    var claimed: [WebhookDeliveryStore.Claimed] = []
+                    if free > 0 {
+                        do {
+                            claimed = try await store.claim(owner: configuration.owner, lease: configuration.lease, limit: free)
+                        } catch {
+                            logger.warning("claiming webhook messages failed", metadata: ["error": "\(error)"])
+                        }
+                    }
+                    var paced: [WebhookID: [WebhookDeliveryStore.Claimed]] = [:]
+                    for message in claimed {
+                        inFlight.value.add(1, ordering: .relaxed)
+                        if message.rateLimit != nil {
+                            paced[message.webhookID, default: []].append(message)
+                            continue
+                        }
+                        group.addTask {
+                            let outcome = await deliver(message, endpoints: endpoints)
+                            await outcomes.add(outcome)
+                            inFlight.value.subtract(1, ordering: .relaxed)
+                        }
+                    }
+                    // A rate-limited webhook's share: each send starts at least 1/rate after the one before.
+                    for (_, share) in paced {
+                        group.addTask {
+                            await withDiscardingTaskGroup { sends in
+                                var previous: Date?
+                                for message in share {
+                                    let interval = 1 / Double(message.rateLimit ?? 1)
+                                    if let previous {
+                                        let wait = previous.addingTimeInterval(interval).timeIntervalSinceNow
+                                        if wait > 0 { try? await Task.sleep(for: .microseconds(Int64(wait * 1_000_000))) }
+                                    }
+                                    let start = Date()
+                                    previous = start
+                                    sends.addTask {
+                                        var outcome = await deliver(message, endpoints: endpoints)
+                                        outcome.throttleUntil = start.addingTimeInterval(interval)
+                                        await outcomes.add(outcome)
+                                        inFlight.value.subtract(1, ordering: .relaxed)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    if claimed.isEmpty {
+                        let busy = inFlight.value.load(ordering: .relaxed) > 0
+                        try? await Task.sleep(for: busy ? .milliseconds(5) : configuration.pollInterval)
+                    }
+                }
+            }
+            // Every delivery has ended: record the last outcomes, then stop the writer.
+            writerDone.value.store(1, ordering: .relaxed)
+        }
+    }
+
+    /// One attempt: sign with every valid secret, POST through the gateway, classify, schedule the next attempt.
+    func deliver(_ message: WebhookDeliveryStore.Claimed, endpoints: EndpointCache) async -> WebhookDeliveryStore.Outcome {
+        let attempt = message.attempts + 1
+        let started = Date()
+        func outcome(
+            status: Int?, latency: Int64, excerpt: String?, error: String?, succeeded: Bool, gone: Bool = false,
+            retry: RetryConfig, retryAfter: Duration? = nil, throttled: Bool = false
+        ) -> WebhookDeliveryStore.Outcome {
+            var next: Date?
+            if !succeeded && !gone, let delay = retry.delay(afterFailedAttempts: attempt - message.scheduleStart) {
+                var seconds = Double(delay) * Double.random(in: 0.8...1.2)
+                if throttled {
+                    let asked = retryAfter.map { Double($0.components.seconds) } ?? seconds
+                    seconds = min(max(60, asked), Double(configuration.maximumRetryAfter.components.seconds))
+                }
+                next = Date().addingTimeInterval(seconds)
+            }
+            return WebhookDeliveryStore.Outcome(
+                sequence: message.sequence, webhookID: message.webhookID, attemptNumber: attempt, statusCode: status,
+                latencyMilliseconds: latency, responseExcerpt: excerpt, error: error, succeeded: succeeded, gone: gone,
+                nextAttemptAt: next, attemptedAt: started)
+        }
+        let endpoint: Endpoint
+        do {
+            endpoint = try await endpoints.endpoint(for: message.webhookID, updatedAt: message.webhookUpdatedAt, webhooks: webhooks)
+        } catch {
+            return outcome(
+                status: nil, latency: 0, excerpt: nil, error: "the webhook's settings could not be read", succeeded: false,
+                retry: RetryConfig())
+        }
+        let body = Data(message.body.utf8)
+        let timestamp = Int64(Date().timeIntervalSince1970)
+        var headers = endpoint.headers
+        headers["Content-Type"] = "application/json"
+        headers["webhook-id"] = message.id
+        headers["webhook-timestamp"] = String(timestamp)
+        do {
+            headers["webhook-signature"] = try WebhookSignature.sign(
+                secrets: endpoint.secrets, id: message.id, timestamp: timestamp, body: body)
+        } catch {
+            return outcome(
+                status: nil, latency: 0, excerpt: nil, error: "the signing secret is malformed", succeeded: false,
+                retry: endpoint.retry)
+        }
+        let response = await gateway.send(
+            method: "POST", url: endpoint.url, headers: headers, body: body, timeout: endpoint.retry.timeout, bodyCap: 4096)
+        let excerpt = response.statusCode == nil ? nil : JSONValue.string(String(decoding: response.body, as: UTF8.self)).replacingNUL.stringValue
+        guard let status = response.statusCode else {
+            return outcome(
+                status: nil, latency: response.elapsedMilliseconds, excerpt: nil,
+                error: response.refused ? "refused by the outbound policy: \(response.error ?? "")" : response.error,
+                succeeded: false, retry: endpoint.retry)
+        }
+        switch status {
+        case 200..<300:
+            return outcome(status: status, latency: response.elapsedMilliseconds, excerpt: excerpt, error: nil, succeeded: true, retry: endpoint.retry)
+        case 410:
+            return outcome(
+                status: status, latency: response.elapsedMilliseconds, excerpt: excerpt,
+                error: "HTTP 410 Gone: the endpoint is disabled", succeeded: false, gone: true, retry: endpoint.retry)
+        case 429, 503:
+            return outcome(
+                status: status, latency: response.elapsedMilliseconds, excerpt: excerpt, error: "HTTP \(status)", succeeded: false,
+                retry: endpoint.retry, retryAfter: response.retryAfter, throttled: true)
+        case 300..<400:
+            return outcome(
+                status: status, latency: response.elapsedMilliseconds, excerpt: excerpt,
+                error: "HTTP \(status): redirects are not followed", succeeded: false, retry: endpoint.retry)
+        default:
+            return outcome(
+                status: status, latency: response.elapsedMilliseconds, excerpt: excerpt, error: "HTTP \(status)", succeeded: false,
+                retry: endpoint.retry)
+        }
+    }
+}
+
+/// What a delivery to one webhook needs, read once per change of the webhook (and at least every 10 s, so rotated
+/// secrets leave when their grace ends).
+struct Endpoint: Sendable {
+    var url: String
+    var secrets: [String]
+    var headers: [String: String]
+    var retry: RetryConfig
+}
+
+actor EndpointCache {
+    private var entries: [WebhookID: (updatedAt: Date, fetched: ContinuousClock.Instant, endpoint: Endpoint)] = [:]
+
+    func endpoint(for id: WebhookID, updatedAt: Date, webhooks: any WebhookManagementDAO) async throws -> Endpoint {
+        if let entry = entries[id], entry.updatedAt == updatedAt, ContinuousClock.now - entry.fetched < .seconds(10) {
+            return entry.endpoint
+        }
+        let webhook = try await webhooks.get(id)
+        let endpoint = Endpoint(
+            url: webhook.webhookURL, secrets: try await webhooks.signingSecrets(for: id),
+            headers: try await webhooks.deliveryHeaders(for: id), retry: RetryConfig.resolved(webhook.retryConfig))
+        entries[id] = (updatedAt, ContinuousClock.now, endpoint)
+        return endpoint
+    }
+}
+
+actor OutcomeBuffer {
+    private var items: [WebhookDeliveryStore.Outcome] = []
+
+    func add(_ outcome: WebhookDeliveryStore.Outcome) { items.append(outcome) }
+
+    func take() -> [WebhookDeliveryStore.Outcome] {
+        defer { items = [] }
+        return items
+    }
+}

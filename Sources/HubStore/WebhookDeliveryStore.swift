@@ -1,0 +1,462 @@
+import Foundation
+import HubCore
+
+/// The delivery side of webhooks over any ``SQLDatabase``: the outbox's fan-out into one message per event and
+/// subscribed webhook, leased claims of due messages, attempts recorded with their statistics, and replay.
+///
+/// Every message is in flight in at most one place: a claim leases it (the webhook's row is locked while its messages
+/// are claimed, `FOR UPDATE SKIP LOCKED` on PostgreSQL, so claimers never wait on each other), and only the lease's
+/// owner may record its outcome. A worker that dies leaves leases that expire; the messages are then claimed again
+/// (delivery is at least once).
+public struct WebhookDeliveryStore: Sendable {
+    let database: any SQLDatabase
+    let clock: WallClock
+
+    public init(database: any SQLDatabase, clock: WallClock = .system) {
+        self.database = database
+        self.clock = clock
+    }
+
+    /// A leased message with what its delivery needs.
+    public struct Claimed: Sendable, Hashable {
+        public var sequence: Int64
+        public var webhookID: WebhookID
+        public var eventType: String
+        public var body: String
+        /// Attempts made before this one (this one is number `attempts + 1`).
+        public var attempts: Int
+        /// Attempts made before the last replay (the retry schedule counts from there).
+        public var scheduleStart: Int
+        public var eventCreatedAt: Date
+        /// When the webhook's registration last changed (settings caches are keyed by it).
+        public var webhookUpdatedAt: Date
+        /// The webhook's rate limit: its share of a claim is sent at most this many a second.
+        public var rateLimit: Int?
+        public var id: String { "msg_\(sequence)" }
+    }
+
+    /// The result of one attempt, as the dispatcher hands it back.
+    public struct Outcome: Sendable, Hashable {
+        public var sequence: Int64
+        public var webhookID: WebhookID
+        public var attemptNumber: Int
+        public var statusCode: Int?
+        public var latencyMilliseconds: Int64
+        public var responseExcerpt: String?
+        public var error: String?
+        public var succeeded: Bool
+        /// The endpoint answered 410 Gone: it is disabled at once.
+        public var gone: Bool
+        /// When the next attempt is due; nil when none follows (the message fails, unless it succeeded).
+        public var nextAttemptAt: Date?
+        public var attemptedAt: Date
+        /// For a rate-limited webhook: no claim of its messages before this (its last send plus one interval).
+        public var throttleUntil: Date?
+
+        public init(
+            sequence: Int64, webhookID: WebhookID, attemptNumber: Int, statusCode: Int?, latencyMilliseconds: Int64,
+            responseExcerpt: String?, error: String?, succeeded: Bool, gone: Bool, nextAttemptAt: Date?, attemptedAt: Date,
+            throttleUntil: Date? = nil
+        ) {
+            self.throttleUntil = throttleUntil
+            self.sequence = sequence
+            self.webhookID = webhookID
+            self.attemptNumber = attemptNumber
+            self.statusCode = statusCode
+            self.latencyMilliseconds = latencyMilliseconds
+            self.responseExcerpt = responseExcerpt
+            self.error = error
+            self.succeeded = succeeded
+            self.gone = gone
+            self.nextAttemptAt = nextAttemptAt
+            self.attemptedAt = attemptedAt
+        }
+    }
+
+    // MARK: - Emitting
+
+    /// Stores one event of the catalog in the outbox (delivered to subscribed webhooks by the dispatcher).
+    /// - Throws: `validation(event_type)` for a type the catalog does not list, `validation(payload)` for NUL.
+    @discardableResult
+    public func emit(_ type: String, payload: JSONValue) async throws -> Int64 {
+        guard EventCatalog.types[type] != nil else {
+            throw HubError.validation(field: "event_type", reason: "is not an event type of the catalog")
+        }
+        try Validate.noNUL(payload, field: "payload")
+        return try await database.queryOne(
+            "INSERT INTO events (event_type, payload, created_at) VALUES ($1, $2, $3) RETURNING event_seq",
+            [.text(type), .json(payload.jsonText), .timestamp(clock.now())])!.int("event_seq")
+    }
+
+    // MARK: - Fan-out
+
+    /// Turns up to `limit` undispatched events, in outbox order, into messages for every webhook (not disabled) whose
+    /// subscriptions match, and marks them dispatched, in one transaction. One fan-out runs at a time per database
+    /// (others return 0 at once), so messages are created in event order. Returns the number of events handled.
+    public func fanOut(limit: Int = 500) async throws -> Int {
+        let now = clock.now()
+        return try await database.transaction { executor in
+            if database.dialect == .postgres {
+                let locked = try await executor.queryOne("SELECT pg_try_advisory_xact_lock(7370019) AS locked", [])!
+                guard try locked.bool("locked") else { return 0 }
+            }
+            let events = try await executor.query(
+                "SELECT \(SyncEngineStore.eventColumns) WHERE NOT e.dispatched ORDER BY e.event_seq LIMIT $1",
+                [.int(Int64(limit))]
+            ).map(SyncEngineStore.decodeEvent)
+            guard !events.isEmpty else { return 0 }
+            let hooks = try await executor.query(
+                "SELECT webhook_id, event_types FROM webhooks WHERE status <> 'disabled'", []
+            ).map { (WebhookID(try $0.uuid("webhook_id")), try $0.stringArray("event_types")) }
+            var rows: [[SQLValue]] = []
+            for event in events {
+                var body: String?
+                for (hook, patterns) in hooks where patterns.contains(where: { EventCatalog.matches($0, event.type) }) {
+                    let text = body ?? Self.body(of: event)
+                    body = text
+                    rows.append([
+                        .uuid(hook.uuid), .int(event.sequence), .text(event.type), .text(text), .timestamp(now),
+                        .timestamp(event.createdAt),
+                    ])
+                }
+            }
+            for start in stride(from: 0, to: rows.count, by: 1000) {
+                let chunk = rows[start..<min(start + 1000, rows.count)]
+                var binds: [SQLValue] = []
+                var tuples: [String] = []
+                for row in chunk {
+                    let base = binds.count
+                    binds += row
+                    tuples.append(
+                        "($\(base + 1), $\(base + 2), $\(base + 3), $\(base + 4), 'pending', $\(base + 5), $\(base + 6), $\(base + 5))")
+                }
+                _ = try await executor.query(
+                    """
+                    INSERT INTO webhook_messages (webhook_id, event_seq, event_type, body, status, next_attempt_at, \
+                    event_created_at, created_at) VALUES \(tuples.joined(separator: ", ")) \
+                    ON CONFLICT (webhook_id, event_seq) DO NOTHING
+                    """, binds)
+            }
+            for start in stride(from: 0, to: events.count, by: 500) {
+                let chunk = events[start..<min(start + 500, events.count)]
+                let placeholders = chunk.indices.map { "$\($0 - start + 1)" }.joined(separator: ", ")
+                _ = try await executor.query(
+                    "UPDATE events SET dispatched = \(database.dialect == .postgres ? "true" : "1") WHERE event_seq IN (\(placeholders))",
+                    chunk.map { .int($0.sequence) })
+            }
+            return events.count
+        }
+    }
+
+    /// The body every attempt of an event's messages sends (Standard Webhooks' shape: type, timestamp, data).
+    static func body(of event: HubEvent) -> String {
+        JSONValue.object([
+            "id": .string(event.id), "type": .string(event.type), "timestamp": .string(RFC3339.format(event.createdAt)),
+            "data": event.payload,
+        ]).jsonText
+    }
+
+    // MARK: - Claims
+
+    /// Leases up to `limit` due messages for `owner` for `lease`, oldest first per webhook, over at most 100 webhooks
+    /// (least recently served first). An ordered webhook gets one message at a time, its oldest pending one, and only
+    /// when none of its messages is in flight; a rate-limited webhook gets at most `rate_limit` a second.
+    public func claim(owner: String, lease: Duration, limit: Int, perWebhook: Int = 200) async throws -> [Claimed] {
+        guard limit > 0 else { return [] }
+        let now = clock.now()
+        let expires = now.addingTimeInterval(lease.seconds)
+        let lock = database.dialect == .postgres ? " FOR UPDATE OF w SKIP LOCKED" : ""
+        let free = "(m.lease_expires_at IS NULL OR m.lease_expires_at <= $1)"
+        return try await database.transaction { executor in
+            let hooks = try await executor.query(
+                """
+                SELECT w.webhook_id, w.ordered, w.rate_limit, w.updated_at FROM webhooks w WHERE w.status <> 'disabled' \
+                AND (w.throttle_until IS NULL OR w.throttle_until <= $1) AND EXISTS (SELECT 1 FROM webhook_messages m \
+                WHERE m.webhook_id = w.webhook_id AND m.status = 'pending' AND m.next_attempt_at <= $1 AND \(free)) \
+                ORDER BY w.throttle_until NULLS FIRST, w.webhook_id LIMIT 100\(lock)
+                """, [.timestamp(now)])
+            var claimed: [Claimed] = []
+            for hook in hooks {
+                let room = limit - claimed.count
+                guard room > 0 else { break }
+                let id = WebhookID(try hook.uuid("webhook_id"))
+                let ordered = try hook.bool("ordered")
+                let rate = try hook.optionalInt("rate_limit").map(Int.init)
+                var count = min(room, perWebhook)
+                if let rate {
+                    // One share at a time: the next is claimed once the last one's sends are recorded (they move the
+                    // throttle past the last send), so sends never bunch even when a dispatcher falls behind.
+                    count = min(count, rate)
+                    let busy = try await executor.queryOne(
+                        """
+                        SELECT message_seq FROM webhook_messages WHERE webhook_id = $1 AND status = 'pending' \
+                        AND lease_expires_at > $2 LIMIT 1
+                        """, [.uuid(id.uuid), .timestamp(now)])
+                    if busy != nil { continue }
+                }
+                let candidates: String
+                if ordered {
+                    // The head of the webhook's queue, if it is due and not in flight.
+                    count = 1
+                    candidates = "SELECT message_seq FROM webhook_messages WHERE webhook_id = $3 AND status = 'pending' ORDER BY message_seq LIMIT $4"
+                } else {
+                    candidates = """
+                        SELECT message_seq FROM webhook_messages m WHERE webhook_id = $3 AND status = 'pending' \
+                        AND next_attempt_at <= $1 AND \(free) ORDER BY message_seq LIMIT $4
+                        """
+                }
+                let rows = try await executor.query(
+                    """
+                    UPDATE webhook_messages SET lease_owner = $2, lease_expires_at = $5 WHERE message_seq IN (\(candidates)) \
+                    AND next_attempt_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at <= $1) \
+                    RETURNING message_seq, event_type, body, attempts, schedule_start, event_created_at
+                    """, [.timestamp(now), .text(owner), .uuid(id.uuid), .int(Int64(count)), .timestamp(expires)])
+                let sorted = try rows.map { (try $0.int("message_seq"), $0) }.sorted { $0.0 < $1.0 }
+                for (sequence, row) in sorted {
+                    claimed.append(Claimed(
+                        sequence: sequence, webhookID: id, eventType: try row.string("event_type"), body: try row.string("body"),
+                        attempts: Int(try row.int("attempts")), scheduleStart: Int(try row.int("schedule_start")),
+                        eventCreatedAt: try row.date("event_created_at"), webhookUpdatedAt: try hook.date("updated_at"),
+                        rateLimit: rate))
+                }
+                // The least recently served webhooks come first next time; a rate-limited one waits for its share.
+                let until = rate.map { now.addingTimeInterval(Double(max(rows.count, 1)) / Double($0)) } ?? now
+                _ = try await executor.query(
+                    "UPDATE webhooks SET throttle_until = $1 WHERE webhook_id = $2", [.timestamp(until), .uuid(id.uuid)])
+            }
+            return claimed
+        }
+    }
+
+    // MARK: - Outcomes
+
+    /// Records `outcomes` in one transaction: each attempt row, its message's state (only while `owner` holds its
+    /// lease), the webhooks' statistics (success_count, failure_count, last_triggered), their failing clocks, and the
+    /// disabling of an endpoint that answered 410 Gone or has failed without a success for `disableAfter` (with a
+    /// `webhook.disabled` event). Returns the webhooks disabled.
+    @discardableResult
+    public func record(_ outcomes: [Outcome], owner: String, disableAfter: Duration) async throws -> [WebhookID] {
+        guard !outcomes.isEmpty else { return [] }
+        let now = clock.now()
+        return try await database.transaction { executor in
+            for outcome in outcomes {
+                let conflict = " ON CONFLICT (message_seq, attempt_number) DO NOTHING"
+                _ = try await executor.query(
+                    """
+                    INSERT INTO webhook_attempts (message_seq, attempt_number, webhook_id, status_code, latency_ms, \
+                    response_excerpt, error, succeeded, next_attempt_at, attempted_at) \
+                    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE EXISTS \
+                    (SELECT 1 FROM webhook_messages WHERE message_seq = $1)\(conflict)
+                    """,
+                    [
+                        .int(outcome.sequence), .int(Int64(outcome.attemptNumber)), .uuid(outcome.webhookID.uuid),
+                        .optional(outcome.statusCode) { .int(Int64($0)) }, .int(outcome.latencyMilliseconds),
+                        .optional(outcome.responseExcerpt) { .text($0) }, .optional(outcome.error) { .text($0) },
+                        .bool(outcome.succeeded), .optional(outcome.nextAttemptAt) { .timestamp($0) },
+                        .timestamp(outcome.attemptedAt),
+                    ])
+                let status: WebhookMessageStatus =
+                    outcome.succeeded ? .succeeded : (outcome.nextAttemptAt == nil ? .failed : .pending)
+                _ = try await executor.query(
+                    """
+                    UPDATE webhook_messages SET status = $1, attempts = GREATEST(attempts, $2), next_attempt_at = $3, \
+                    lease_owner = NULL, lease_expires_at = NULL, last_status_code = $4, last_error = $5, \
+                    delivered_at = CASE WHEN $6 THEN $7 ELSE delivered_at END \
+                    WHERE message_seq = $8 AND lease_owner = $9
+                    """.replacingOccurrences(of: "GREATEST", with: database.dialect == .postgres ? "GREATEST" : "MAX"),
+                    [
+                        .text(status.rawValue), .int(Int64(outcome.attemptNumber)),
+                        .optional(outcome.nextAttemptAt) { .timestamp($0) }, .optional(outcome.statusCode) { .int(Int64($0)) },
+                        .optional(outcome.error) { .text($0) }, .bool(outcome.succeeded), .timestamp(now), .int(outcome.sequence),
+                        .text(owner),
+                    ])
+            }
+            // Per webhook, in the order of the outcomes: statistics and the failing clock.
+            var order: [WebhookID] = []
+            var byHook: [WebhookID: [Outcome]] = [:]
+            for outcome in outcomes {
+                if byHook[outcome.webhookID] == nil { order.append(outcome.webhookID) }
+                byHook[outcome.webhookID, default: []].append(outcome)
+            }
+            var disabled: [WebhookID] = []
+            for hook in order {
+                let list = byHook[hook]!
+                let successes = list.filter(\.succeeded).count
+                _ = try await executor.query(
+                    """
+                    UPDATE webhook_statistics SET success_count = success_count + $1, failure_count = failure_count + $2, \
+                    last_triggered = $3 WHERE webhook_id = $4
+                    """, [.int(Int64(successes)), .int(Int64(list.count - successes)), .timestamp(now), .uuid(hook.uuid)])
+                if let until = list.compactMap(\.throttleUntil).max() {
+                    _ = try await executor.query(
+                        """
+                        UPDATE webhooks SET throttle_until = $2 WHERE webhook_id = $1 \
+                        AND (throttle_until IS NULL OR throttle_until < $2)
+                        """, [.uuid(hook.uuid), .timestamp(until)])
+                }
+                let last = list.last!
+                if last.succeeded {
+                    _ = try await executor.query(
+                        "UPDATE webhooks SET failing_since = NULL WHERE webhook_id = $1 AND failing_since IS NOT NULL",
+                        [.uuid(hook.uuid)])
+                    continue
+                }
+                // Failing since the first failure after the last success of this batch (or earlier).
+                let firstFailure = list.reversed().prefix { !$0.succeeded }.last!.attemptedAt
+                guard
+                    let row = try await executor.queryOne(
+                        """
+                        UPDATE webhooks SET failing_since = CASE WHEN $2 THEN $3 ELSE COALESCE(failing_since, $3) END \
+                        WHERE webhook_id = $1 RETURNING failing_since, status
+                        """, [.uuid(hook.uuid), .bool(successes > 0), .timestamp(firstFailure)])
+                else { continue }
+                let since = try row.date("failing_since")
+                let reason: String
+                if list.contains(where: \.gone) {
+                    reason = "the endpoint answered 410 Gone"
+                } else if last.attemptedAt.timeIntervalSince(since) >= disableAfter.seconds {
+                    reason = "every attempt failed for \(Self.describe(disableAfter)) (since \(RFC3339.format(since)))"
+                } else {
+                    continue
+                }
+                let changed = try await executor.query(
+                    """
+                    UPDATE webhooks SET status = 'disabled', disabled_reason = $1, updated_at = $2 \
+                    WHERE webhook_id = $3 AND status <> 'disabled' RETURNING webhook_id
+                    """, [.text(reason), .timestamp(now), .uuid(hook.uuid)])
+                if !changed.isEmpty {
+                    disabled.append(hook)
+                    try await SyncEngineStore.insertEvents(
+                        [("webhook.disabled", ["webhook_id": .string(hook.description), "reason": .string(reason)])],
+                        at: now, into: executor)
+                }
+            }
+            return disabled
+        }
+    }
+
+    static func describe(_ duration: Duration) -> String {
+        let seconds = duration.components.seconds
+        if seconds % 86_400 == 0 { return "\(seconds / 86_400) d" }
+        if seconds % 3600 == 0 { return "\(seconds / 3600) h" }
+        return "\(seconds) s"
+    }
+
+    // MARK: - Reads and replay
+
+    static let messageColumns = """
+        message_seq, webhook_id, event_seq, event_type, body, status, attempts, next_attempt_at, last_status_code, \
+        last_error, event_created_at, created_at, delivered_at
+        """
+
+    static func decodeMessage(_ row: SQLRow) throws -> WebhookMessage {
+        guard let status = WebhookMessageStatus(rawValue: try row.string("status")) else {
+            throw SQLError.decoding(column: "status")
+        }
+        return WebhookMessage(
+            sequence: try row.int("message_seq"), webhookID: WebhookID(try row.uuid("webhook_id")),
+            eventSequence: try row.int("event_seq"), eventType: try row.string("event_type"), body: try row.string("body"),
+            status: status, attempts: Int(try row.int("attempts")),
+            nextAttemptAt: status == .pending ? try row.optionalDate("next_attempt_at") : nil,
+            lastStatusCode: try row.optionalInt("last_status_code").map(Int.init), lastError: try row.optionalString("last_error"),
+            eventCreatedAt: try row.date("event_created_at"), createdAt: try row.date("created_at"),
+            deliveredAt: try row.optionalDate("delivered_at"))
+    }
+
+    /// Messages of a webhook, newest first, optionally of one status; the cursor is the last message's id.
+    /// - Throws: `notFound` for an unknown webhook; `validation(limit | cursor)`.
+    public func messages(
+        of webhookID: WebhookID, status: WebhookMessageStatus? = nil, page: PageRequest = PageRequest()
+    ) async throws -> Page<WebhookMessage> {
+        try page.validate()
+        try await requireWebhook(webhookID)
+        var binds: [SQLValue] = [.uuid(webhookID.uuid)]
+        var conditions = ["webhook_id = $1"]
+        if let status {
+            binds.append(.text(status.rawValue))
+            conditions.append("status = $\(binds.count)")
+        }
+        if let cursor = page.cursor {
+            binds.append(.int(try WebhookMessage.sequence(of: cursor, field: "cursor")))
+            conditions.append("message_seq < $\(binds.count)")
+        }
+        binds.append(.int(Int64(page.limit + 1)))
+        let rows = try await database.query(
+            """
+            SELECT \(Self.messageColumns) FROM webhook_messages WHERE \(conditions.joined(separator: " AND ")) \
+            ORDER BY message_seq DESC LIMIT $\(binds.count)
+            """, binds)
+        let items = try rows.prefix(page.limit).map(Self.decodeMessage)
+        return Page(items: items, nextCursor: rows.count > page.limit ? items.last?.id : nil)
+    }
+
+    /// One message of a webhook. - Throws: `notFound`.
+    public func message(_ sequence: Int64, of webhookID: WebhookID) async throws -> WebhookMessage {
+        guard
+            let row = try await database.queryOne(
+                "SELECT \(Self.messageColumns) FROM webhook_messages WHERE message_seq = $1 AND webhook_id = $2",
+                [.int(sequence), .uuid(webhookID.uuid)])
+        else { throw HubError.notFound(entity: "message", id: "msg_\(sequence)") }
+        return try Self.decodeMessage(row)
+    }
+
+    /// Every attempt of a message, first first. - Throws: `notFound`.
+    public func attempts(of sequence: Int64, webhookID: WebhookID) async throws -> [WebhookAttempt] {
+        _ = try await message(sequence, of: webhookID)
+        return try await database.query(
+            """
+            SELECT message_seq, attempt_number, webhook_id, status_code, latency_ms, response_excerpt, error, succeeded, \
+            next_attempt_at, attempted_at FROM webhook_attempts WHERE message_seq = $1 ORDER BY attempt_number
+            """, [.int(sequence)]
+        ).map { row in
+            WebhookAttempt(
+                messageSequence: try row.int("message_seq"), attemptNumber: Int(try row.int("attempt_number")),
+                webhookID: WebhookID(try row.uuid("webhook_id")), statusCode: try row.optionalInt("status_code").map(Int.init),
+                latencyMilliseconds: try row.int("latency_ms"), responseExcerpt: try row.optionalString("response_excerpt"),
+                error: try row.optionalString("error"), succeeded: try row.bool("succeeded"),
+                nextAttemptAt: try row.optionalDate("next_attempt_at"), attemptedAt: try row.date("attempted_at"))
+        }
+    }
+
+    /// Sends a message again now, whatever its status, with a fresh retry schedule (its id stays the same).
+    /// - Throws: `notFound`.
+    public func replay(_ sequence: Int64, of webhookID: WebhookID) async throws -> WebhookMessage {
+        let rows = try await database.query(
+            """
+            UPDATE webhook_messages SET status = 'pending', schedule_start = attempts, next_attempt_at = $1 \
+            WHERE message_seq = $2 AND webhook_id = $3 RETURNING message_seq
+            """, [.timestamp(clock.now()), .int(sequence), .uuid(webhookID.uuid)])
+        guard !rows.isEmpty else { throw HubError.notFound(entity: "message", id: "msg_\(sequence)") }
+        return try await message(sequence, of: webhookID)
+    }
+
+    /// Sends again every failed message of the webhook created in `since..<until`, with fresh retry schedules.
+    /// Returns how many. - Throws: `notFound`; `validation(until)` when until is not after since.
+    public func recover(_ webhookID: WebhookID, since: Date, until: Date? = nil) async throws -> Int {
+        let end = until ?? clock.now().addingTimeInterval(1)
+        guard end > since else { throw HubError.validation(field: "until", reason: "must be after since") }
+        try await requireWebhook(webhookID)
+        return try await database.query(
+            """
+            UPDATE webhook_messages SET status = 'pending', schedule_start = attempts, next_attempt_at = $1 \
+            WHERE webhook_id = $2 AND status = 'failed' AND created_at >= $3 AND created_at < $4 RETURNING message_seq
+            """, [.timestamp(clock.now()), .uuid(webhookID.uuid), .timestamp(since), .timestamp(end)]
+        ).count
+    }
+
+    /// Counts of the webhook's messages by status.
+    public func counts(of webhookID: WebhookID) async throws -> [WebhookMessageStatus: Int64] {
+        var counts: [WebhookMessageStatus: Int64] = [:]
+        for row in try await database.query(
+            "SELECT status, count(*) AS n FROM webhook_messages WHERE webhook_id = $1 GROUP BY status", [.uuid(webhookID.uuid)])
+        {
+            if let status = WebhookMessageStatus(rawValue: try row.string("status")) { counts[status] = try row.int("n") }
+        }
+        return counts
+    }
+
+    private func requireWebhook(_ id: WebhookID) async throws {
+        guard try await database.queryOne("SELECT webhook_id FROM webhooks WHERE webhook_id = $1", [.uuid(id.uuid)]) != nil
+        else { throw HubError.notFound(entity: "webhook", id: id.description) }
+    }
+}

@@ -1,0 +1,490 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import HubCore
+import HubEngine
+import HubPostgres
+import HubStore
+import Hummingbird
+import Logging
+import NIOCore
+import Testing
+
+/// A webhook receiver on loopback. It verifies every signature itself (HMAC-SHA256 over "{id}.{timestamp}.{body}" with
+/// swift-crypto, not the hub's signing code), answers as told per path, and records what arrived, when, and how many
+/// deliveries of one message and of one path were in flight at once.
+actor Receiver {
+    struct Delivery: Sendable {
+        var path: String
+        var id: String
+        var timestamp: Int64
+        var signatures: [String]
+        var verifiedWith: [String]
+        var body: String
+        var headers: HTTPFields
+        var arrived: ContinuousClock.Instant
+        var status: Int
+    }
+
+    enum Answer: Sendable {
+        case status(Int, retryAfter: String? = nil)
+        case sleep(Duration)
+    }
+
+    private(set) var deliveries: [Delivery] = []
+    private var secrets: [String: [String]] = [:]
+    private var scripts: [String: [Answer]] = [:]
+    private var defaults: [String: Answer] = [:]
+    private var inFlightByMessage: [String: Int] = [:]
+    private var inFlightByPath: [String: Int] = [:]
+    private(set) var maxInFlightPerMessage = 0
+    private var maxInFlightByPath: [String: Int] = [:]
+
+    /// Secrets the receiver verifies `path`'s deliveries with.
+    func trust(_ path: String, secrets: [String]) { self.secrets[path] = secrets }
+    /// The next answers for `path`, in order; then `defaultAnswer`.
+    func script(_ path: String, _ answers: [Answer]) { scripts[path, default: []] += answers }
+    func setDefault(_ path: String, _ answer: Answer) { defaults[path] = answer }
+    func maxInFlight(_ path: String) -> Int { maxInFlightByPath[path] ?? 0 }
+    func received(_ path: String) -> [Delivery] { deliveries.filter { $0.path == path } }
+    func succeeded(_ path: String) -> [Delivery] { received(path).filter { (200..<300).contains($0.status) } }
+
+    private func begin(_ path: String, id: String) -> Answer {
+        inFlightByMessage[id, default: 0] += 1
+        inFlightByPath[path, default: 0] += 1
+        maxInFlightPerMessage = max(maxInFlightPerMessage, inFlightByMessage[id]!)
+        maxInFlightByPath[path] = max(maxInFlightByPath[path] ?? 0, inFlightByPath[path]!)
+        if var list = scripts[path], !list.isEmpty {
+            let first = list.removeFirst()
+            scripts[path] = list
+            return first
+        }
+        return defaults[path] ?? .status(200)
+    }
+
+    private func end(_ delivery: Delivery) {
+        inFlightByMessage[delivery.id, default: 1] -= 1
+        inFlightByPath[delivery.path, default: 1] -= 1
+        deliveries.append(delivery)
+    }
+
+    static func verify(secret: String, id: String, timestamp: Int64, body: Data, signatures: [String]) -> Bool {
+        guard let key = Data(base64Encoded: String(secret.dropFirst("whsec_".count))) else { return false }
+        let mac = HMAC<SHA256>.authenticationCode(for: Data("\(id).\(timestamp).".utf8) + body, using: SymmetricKey(data: key))
+        return signatures.contains("v1," + Data(mac).base64EncodedString())
+    }
+
+    func handle(_ path: String, headers: HTTPFields, body: Data) async -> (Int, String?) {
+        let id = headers[HTTPField.Name("webhook-id")!] ?? ""
+        let timestamp = Int64(headers[HTTPField.Name("webhook-timestamp")!] ?? "") ?? 0
+        let signatures = (headers[HTTPField.Name("webhook-signature")!] ?? "").split(separator: " ").map(String.init)
+        var answer = begin(path, id: id)
+        if case .sleep(let duration) = answer {
+            try? await Task.sleep(for: duration)
+            answer = .status(200)
+        }
+        guard case .status(let status, let retryAfter) = answer else { return (500, nil) }
+        end(Delivery(
+            path: path, id: id, timestamp: timestamp, signatures: signatures,
+            verifiedWith: (secrets[path] ?? []).filter {
+                Self.verify(secret: $0, id: id, timestamp: timestamp, body: body, signatures: signatures)
+            },
+            body: String(decoding: body, as: UTF8.self), headers: headers, arrived: .now, status: status))
+        return (status, retryAfter)
+    }
+
+    /// Runs a receiver on a free loopback port for `body`, which gets its base URL.
+    static func with<T: Sendable>(_ body: @Sendable (Receiver, String) async throws -> T) async throws -> T {
+        let receiver = Receiver()
+        let router = Router()
+        router.post("/hooks/:name") { request, context -> Response in
+            let name = context.parameters.get("name") ?? ""
+            let bytes = try await request.body.collect(upTo: 1 << 20)
+            let (status, retryAfter) = await receiver.handle(name, headers: request.headers, body: Data(buffer: bytes))
+            var headers = HTTPFields()
+            if let retryAfter { headers[.retryAfter] = retryAfter }
+            return Response(
+                status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: "answer \(status)")))
+        }
+        return try await withLoopbackServer(router) { base in try await body(receiver, base + "/hooks") }
+    }
+}
+
+/// A database for one delivery test: a fresh in-memory SQLite, or a PostgreSQL database of its own (dispatchers take
+/// every message of their database, so tests beside it must not share one).
+struct DeliveryDatabase: Sendable {
+    let database: any SQLDatabase
+    let url: String?
+    let cleanup: @Sendable () async -> Void
+
+    static func make(_ backend: Backend) async throws -> DeliveryDatabase {
+        switch backend {
+        case .sqlite:
+            let database = try await SQLiteDatabaseFactory.memory()
+            return DeliveryDatabase(database: database, url: nil, cleanup: {})
+        case .postgres:
+            let shared = try #require(TestEnvironment.postgresURL)
+            let name = "hub_hooks_\(UUID().uuidString.prefix(8).lowercased())"
+            _ = try await TestEnvironment.database(.postgres).query("CREATE DATABASE \(name)", [])
+            let url = shared.replacingOccurrences(of: "/hub_test?", with: "/\(name)?")
+            let database = try PostgresDatabase(url: url)
+            let runner = Task { await database.run() }
+            try await Migrator(database: database).migrate()
+            return DeliveryDatabase(database: database, url: url) {
+                runner.cancel()
+                _ = try? await TestEnvironment.database(.postgres).query("DROP DATABASE IF EXISTS \(name) WITH (FORCE)", [])
+            }
+        }
+    }
+}
+
+enum SQLiteDatabaseFactory {
+    static func memory() async throws -> any SQLDatabase { try await TestEnvironment.database(.sqlite) }
+}
+
+@Suite("Webhook delivery", .timeLimit(.minutes(3)))
+struct WebhookDeliveryTests {
+    /// The stores, the delivery store and a dispatcher (loopback allowed) over one test database.
+    struct Setup: Sendable {
+        let db: DeliveryDatabase
+        let stores: HubStores
+        let delivery: WebhookDeliveryStore
+        let gateway: OutboundGateway
+
+        static func make(_ backend: Backend, allowLoopback: Bool = true) async throws -> Setup {
+            let db = try await DeliveryDatabase.make(backend)
+            let policy = try OutboundPolicy(allowlist: allowLoopback ? ["127.0.0.0/8"] : [])
+            return Setup(
+                db: db, stores: HubStores(database: db.database, sealer: TestEnvironment.sealer),
+                delivery: WebhookDeliveryStore(database: db.database), gateway: OutboundGateway(policy: policy))
+        }
+
+        func dispatcher(_ tweak: (inout WebhookDispatcherConfiguration) -> Void = { _ in }) -> WebhookDispatcher {
+            var configuration = WebhookDispatcherConfiguration()
+            configuration.pollInterval = .milliseconds(20)
+            configuration.lease = .seconds(10)
+            tweak(&configuration)
+            var logger = Logger(label: "test.webhooks")
+            logger.logLevel = .critical
+            return WebhookDispatcher(
+                store: delivery, webhooks: stores.webhooks, gateway: gateway, configuration: configuration, logger: logger)
+        }
+
+        /// Runs `dispatchers` while `body` runs.
+        func running<T: Sendable>(_ dispatchers: [WebhookDispatcher], _ body: () async throws -> T) async throws -> T {
+            let tasks = dispatchers.map { dispatcher in Task { await dispatcher.runLoop() } }
+            defer { tasks.forEach { $0.cancel() } }
+            return try await body()
+        }
+
+        func close() async {
+            try? await gateway.shutdown()
+            await db.cleanup()
+        }
+
+        func register(
+            _ url: String, events: [String], retry: JSONValue? = nil, headers: JSONValue? = nil, ordered: Bool = false,
+            rateLimit: Int? = nil
+        ) async throws -> RegisteredWebhook {
+            try await stores.webhooks.register(WebhookRegistration(
+                webhookURL: url, eventTypes: events, retryConfig: retry, headers: headers, ordered: ordered, rateLimit: rateLimit))
+        }
+    }
+
+    /// Waits until `condition` holds (checked every 20 ms, for at most `seconds`).
+    static func eventually(_ seconds: Double = 20, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("the condition did not hold within \(seconds) s")
+    }
+
+    @Test("events reach exactly the subscribed webhooks, signed, with their custom headers and statistics", arguments: Backend.allCases)
+    func fanOutAndSign(backend: Backend) async throws {
+        let setup = try await Setup.make(backend)
+        defer { Task { await setup.close() } }
+        try await Receiver.with { receiver, base in
+            let syncHook = try await setup.register(base + "/sync", events: ["sync.*"], headers: ["X-Team": "platform", "Authorization": "Bearer r-1"])
+            let recordHook = try await setup.register(base + "/records", events: ["record.created"])
+            let everything = try await setup.register(base + "/all", events: ["*"])
+            await receiver.trust("sync", secrets: [syncHook.secret])
+            await receiver.trust("records", secrets: [recordHook.secret])
+            await receiver.trust("all", secrets: [everything.secret])
+            try await setup.delivery.emit("sync.completed", payload: ["sync_job_id": "j-1", "records": 3])
+            try await setup.delivery.emit("record.created", payload: ["external_id": "u-1"])
+            try await setup.delivery.emit("connection.down", payload: ["connection_id": "c-1"])
+            try await setup.running([setup.dispatcher()]) {
+                try await Self.eventually { await receiver.deliveries.count >= 5 }
+                try await Self.eventually { try await setup.stores.webhooks.get(everything.webhook.id).successCount == 3 }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let sync = await receiver.received("sync")
+            let records = await receiver.received("records")
+            let all = await receiver.received("all")
+            #expect(sync.count == 1 && records.count == 1 && all.count == 3)
+            #expect(sync.first?.body.contains(#""type":"sync.completed""#) == true)
+            #expect(sync.first?.body.contains(#""records":3"#) == true)
+            #expect(records.first?.body.contains(#""external_id":"u-1""#) == true)
+            #expect(all.map { try! JSONValue.parse($0.body, field: "b").objectValue!["type"]!.stringValue! }.sorted()
+                == ["connection.down", "record.created", "sync.completed"])
+            for delivery in sync + records + all {
+                #expect(delivery.verifiedWith.count == 1, "signature of \(delivery.path) must verify")
+                #expect(delivery.id.hasPrefix("msg_"))
+                #expect(abs(delivery.timestamp - Int64(Date().timeIntervalSince1970)) < 30)
+                #expect(delivery.headers[.contentType] == "application/json")
+            }
+            #expect(sync.first?.headers[HTTPField.Name("X-Team")!] == "platform")
+            #expect(sync.first?.headers[.authorization] == "Bearer r-1")
+            // Statistics and the message's state, in the same transaction as the attempt.
+            let stats = try await setup.stores.webhooks.get(everything.webhook.id)
+            #expect(stats.successCount == 3 && stats.failureCount == 0 && stats.lastTriggered != nil)
+            let messages = try await setup.delivery.messages(of: everything.webhook.id)
+            #expect(messages.items.count == 3 && messages.items.allSatisfy { $0.status == .succeeded && $0.attempts == 1 })
+            let attempts = try await setup.delivery.attempts(of: messages.items[0].sequence, webhookID: everything.webhook.id)
+            #expect(attempts.count == 1 && attempts[0].statusCode == 200 && attempts[0].succeeded)
+            #expect(attempts[0].responseExcerpt == "answer 200")
+        }
+    }
+
+    @Test("failures are retried on the schedule with the same id and body; exhausted messages fail and replay", arguments: Backend.allCases)
+    func retriesAndReplay(backend: Backend) async throws {
+        let setup = try await Setup.make(backend)
+        defer { Task { await setup.close() } }
+        try await Receiver.with { receiver, base in
+            let hook = try await setup.register(base + "/flaky", events: ["sync.completed"], retry: ["backoff_seconds": [0, 0, 1], "max_attempts": 3])
+            await receiver.trust("flaky", secrets: [hook.secret])
+            await receiver.script("flaky", [.status(500), .status(502)])
+            try await setup.delivery.emit("sync.completed", payload: ["n": 1])
+            try await setup.running([setup.dispatcher()]) {
+                try await Self.eventually { try await setup.stores.webhooks.get(hook.webhook.id).successCount == 1 }
+            }
+            let got = await receiver.received("flaky")
+            #expect(got.map(\.status) == [500, 502, 200])
+            #expect(Set(got.map(\.id)).count == 1)
+            #expect(Set(got.map(\.body)).count == 1)
+            #expect(got.allSatisfy { $0.verifiedWith.count == 1 })
+            // The third attempt waited for the schedule's 1 s (±20 %).
+            #expect(got[2].arrived - got[1].arrived >= .milliseconds(750))
+            let message = try #require(try await setup.delivery.messages(of: hook.webhook.id).items.first)
+            #expect(message.status == .succeeded && message.attempts == 3)
+            let attempts = try await setup.delivery.attempts(of: message.sequence, webhookID: hook.webhook.id)
+            #expect(attempts.map(\.statusCode) == [500, 502, 200])
+            #expect(attempts[0].error == "HTTP 500" && attempts[0].nextAttemptAt != nil && attempts[2].nextAttemptAt == nil)
+            let stats = try await setup.stores.webhooks.get(hook.webhook.id)
+            #expect(stats.successCount == 1 && stats.failureCount == 2)
+
+            // Exhausted: two attempts, both failing, then the message fails; replay and recover send it again.
+            let strict = try await setup.register(base + "/down", events: ["sync.failed"], retry: ["backoff_seconds": [0], "max_attempts": 2])
+            await receiver.setDefault("down", .status(500))
+            try await setup.delivery.emit("sync.failed", payload: ["n": 2])
+            try await setup.delivery.emit("sync.failed", payload: ["n": 3])
+            try await setup.running([setup.dispatcher()]) {
+                try await Self.eventually {
+                    try await setup.delivery.messages(of: strict.webhook.id, status: .failed).items.count == 2
+                }
+            }
+            #expect(await receiver.received("down").count == 4)
+            let failed = try await setup.delivery.messages(of: strict.webhook.id, status: .failed).items
+            #expect(failed.allSatisfy { $0.lastStatusCode == 500 && $0.lastError == "HTTP 500" && $0.attempts == 2 })
+            await receiver.setDefault("down", .status(204))
+            _ = try await setup.delivery.replay(failed[0].sequence, of: strict.webhook.id)
+            try await setup.running([setup.dispatcher()]) {
+                try await Self.eventually { try await setup.delivery.message(failed[0].sequence, of: strict.webhook.id).status == .succeeded }
+            }
+            #expect(await receiver.succeeded("down").first?.id == failed[0].id)
+            let recovered = try await setup.delivery.recover(strict.webhook.id, since: Date().addingTimeInterval(-600))
+            #expect(recovered == 1)
+            try await setup.running([setup.dispatcher()]) {
+                try await Self.eventually {
+                    try await setup.delivery.messages(of: strict.webhook.id, status: .succeeded).items.count == 2
+                }
+            }
+            #expect(Set(await receiver.succeeded("down").map(\.id)) == Set(failed.map(\.id)))
+            #expect(try await setup.delivery.messages(of: strict.webhook.id, status: .succeeded).items.count == 2)
+            let replayed = try await setup.delivery.attempts(of: failed[0].sequence, webhookID: strict.webhook.id)
+            #expect(replayed.map(\.attemptNumber) == [1, 2, 3])
+        }
+    }
+
+    @Test("410 Gone disables the endpoint at once; 429 and 503 wait at least 60 s; a refused target is a failed attempt", arguments: Backend.allCases)
+    func goneThrottledRefused(backend: Backend) async throws {
+        let setup = try await Setup.make(backend)
+        defer { Task { await setup.close() } }
+        try await Receiver.with { receiver, base in
+            let gone = try await setup.register(base + "/gone", events: ["sync.completed"])
+            let busy = try await setup.register(base + "/busy", events: ["sync.completed"])
+            let unavailable = try await setup.register(base + "/unavailable", events: ["sync.completed"])
+            let metadata = try await setup.register("http://169.254.169.254/latest/meta-data", events: ["sync.completed"])
+            let watcher = try await setup.register(base + "/watcher", events: ["webhook.disabled"])
+            await receiver.setDefault("gone", .status(410))
+            await receiver.setDefault("busy", .status(429, retryAfter: "1"))
+            await receiver.setDefault("unavailable", .status(503))
+            try await setup.delivery.emit("sync.completed", payload: ["n": 1])
+            try await setup.running([setup.dispatcher()]) {
+                try await Self.eventually {
+                    let watched = await receiver.received("watcher").count
+                    let busyAttempts = try await setup.delivery.messages(of: busy.webhook.id).items.first?.attempts ?? 0
+                    let unavailableAttempts = try await setup.delivery.messages(of: unavailable.webhook.id).items.first?.attempts ?? 0
+                    let refusedAttempts = try await setup.delivery.messages(of: metadata.webhook.id).items.first?.attempts ?? 0
+                    return watched == 1 && busyAttempts == 1 && unavailableAttempts == 1 && refusedAttempts >= 1
+                }
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            let disabled = try await setup.stores.webhooks.get(gone.webhook.id)
+            #expect(disabled.status == .disabled)
+            #expect(disabled.disabledReason == "the endpoint answered 410 Gone")
+            #expect(await receiver.received("gone").count == 1)
+            #expect(try await setup.delivery.messages(of: gone.webhook.id).items.first?.status == .failed)
+            #expect(await receiver.received("watcher").first?.body.contains(gone.webhook.id.description) == true)
+            for hook in [busy, unavailable] {
+                let message = try #require(try await setup.delivery.messages(of: hook.webhook.id).items.first)
+                #expect(message.status == .pending)
+                let attempt = try #require(try await setup.delivery.attempts(of: message.sequence, webhookID: hook.webhook.id).first)
+                let wait = try #require(attempt.nextAttemptAt).timeIntervalSince(attempt.attemptedAt)
+                #expect(wait >= 59.0, "throttled endpoints wait at least 60 s, waited \(wait)")
+            }
+            #expect(await receiver.received("busy").count == 1)
+            let refused = try #require(try await setup.delivery.messages(of: metadata.webhook.id).items.first)
+            let attempt = try #require(try await setup.delivery.attempts(of: refused.sequence, webhookID: metadata.webhook.id).first)
+            #expect(attempt.statusCode == nil && attempt.succeeded == false)
+            #expect(attempt.error?.hasPrefix("refused by the outbound policy") == true, "\(attempt.error ?? "nil")")
+            // Events after the disabling create no message for the disabled endpoint; enabling it again resumes.
+            try await setup.delivery.emit("sync.completed", payload: ["n": 2])
+            _ = try await setup.delivery.fanOut()
+            #expect(try await setup.delivery.messages(of: gone.webhook.id).items.count == 1)
+            let enabled = try await setup.stores.webhooks.update(gone.webhook.id, WebhookUpdate(status: .active))
+            #expect(enabled.status == .active && enabled.disabledReason == nil && enabled.failingSince == nil)
+        }
+    }
+
+    @Test("loopback targets are refused unless allowlisted", arguments: [Backend.sqlite])
+    func loopbackRefused(backend: Backend) async throws {
+        let setup = try await Setup.make(backend, allowLoopback: false)
+        defer { Task { await setup.close() } }
+        try await Receiver.with { receiver, base in
+            let hook = try await setup.register(base + "/local", events: ["sync.completed"])
+            try await setup.delivery.emit("sync.completed", payload: ["n": 1])
+            try await setup.running([setup.dispatcher()]) {
+                try await Self.eventually { (try await setup.delivery.messages(of: hook.webhook.id).items.first?.attempts ?? 0) == 1 }
+            }
+            #expect(await receiver.deliveries.isEmpty)
+            let message = try #require(try await setup.delivery.messages(of: hook.webhook.id).items.first)
+            #expect(message.lastError?.hasPrefix("refused by the outbound policy") == true)
+        }
+    }
+
+    @Test("an endpoint failing for the configured period is disabled; a success resets the clock", arguments: Backend.allCases)
+    func disabledAfterContinuousFailure(backend: Backend) async throws {
+        let setup = try await Setup.make(backend)
+        defer { Task { await setup.close() } }
+        try await Receiver.with { receiver, base in
+            let failing = try await setup.register(base + "/failing", events: ["sync.completed"], retry: ["backoff_seconds": [0, 1], "max_attempts": 20])
+            let recovering = try await setup.register(base + "/recovering", events: ["sync.failed"], retry: ["backoff_seconds": [0, 1], "max_attempts": 20])
+            await receiver.setDefault("failing", .status(500))
+            await receiver.script("recovering", [.status(500)])
+            try await setup.delivery.emit("sync.completed", payload: ["n": 1])
+            try await setup.delivery.emit("sync.failed", payload: ["n": 1])
+            try await setup.running([setup.dispatcher { $0.disableAfter = .seconds(3) }]) {
+                try await Self.eventually { try await setup.stores.webhooks.get(failing.webhook.id).status == .disabled }
+                try await Self.eventually { await receiver.succeeded("recovering").count == 1 }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let disabled = try await setup.stores.webhooks.get(failing.webhook.id)
+            #expect(disabled.disabledReason?.hasPrefix("every attempt failed for 3 s") == true, "\(disabled.disabledReason ?? "nil")")
+            #expect(await receiver.received("failing").count >= 3)
+            let recovered = try await setup.stores.webhooks.get(recovering.webhook.id)
+            #expect(recovered.status == .active && recovered.failingSince == nil)
+            let events = try await SyncEngineStore(database: setup.db.database).events(type: "webhook.disabled")
+            #expect(events.count == 1)
+            #expect(events.first?.payload.objectValue?["webhook_id"]?.stringValue == failing.webhook.id.description)
+        }
+    }
+
+    @Test("a rate-limited endpoint never gets more than its deliveries a second", arguments: Backend.allCases)
+    func rateLimit(backend: Backend) async throws {
+        let setup = try await Setup.make(backend)
+        defer { Task { await setup.close() } }
+        try await Receiver.with { receiver, base in
+            _ = try await setup.register(base + "/limited", events: ["record.created"], rateLimit: 4)
+            for index in 0..<12 { try await setup.delivery.emit("record.created", payload: ["n": .int(Int64(index))]) }
+            try await setup.running([setup.dispatcher(), setup.dispatcher()]) {
+                try await Self.eventually { await receiver.succeeded("limited").count == 12 }
+            }
+            let times = await receiver.received("limited").map(\.arrived).sorted()
+            for index in 0..<(times.count - 4) {
+                // Any five consecutive deliveries span at least a second (less a little for scheduling).
+                #expect(times[index + 4] - times[index] >= .milliseconds(900), "deliveries \(index)…\(index + 4)")
+            }
+        }
+    }
+
+    @Test("ordered endpoints get one message at a time in event order, across two dispatchers", arguments: Backend.allCases)
+    func orderedDelivery(backend: Backend) async throws {
+        let setup = try await Setup.make(backend)
+        defer { Task { await setup.close() } }
+        try await Receiver.with { receiver, base in
+            _ = try await setup.register(base + "/ordered", events: ["record.*"], retry: ["backoff_seconds": [0, 0]], ordered: true)
+            _ = try await setup.register(base + "/parallel", events: ["record.*"])
+            await receiver.script("ordered", (0..<30).map { $0 % 4 == 1 ? .status(500) : .status(200) })
+            await receiver.script("parallel", (0..<30).map { $0 % 3 == 0 ? .sleep(.milliseconds(30)) : .status(200) })
+            for index in 0..<30 { try await setup.delivery.emit("record.updated", payload: ["n": .int(Int64(index))]) }
+            try await setup.running([setup.dispatcher(), setup.dispatcher()]) {
+                try await Self.eventually {
+                    let ordered = await receiver.succeeded("ordered").count
+                    let parallel = Set(await receiver.succeeded("parallel").map(\.id)).count
+                    return ordered == 30 && parallel == 30
+                }
+            }
+            let order = await receiver.succeeded("ordered").map { try! JSONValue.parse($0.body, field: "b").objectValue!["data"]!.objectValue!["n"]!.intValue! }
+            #expect(order == Array(0..<30))
+            #expect(await receiver.maxInFlight("ordered") == 1)
+            #expect(await receiver.maxInFlightPerMessage == 1)
+            #expect(await receiver.maxInFlight("parallel") > 1)
+        }
+    }
+
+    @Test("during a rotation both secrets sign; after the grace period only the new one", arguments: Backend.allCases)
+    func rotation(backend: Backend) async throws {
+        let setup = try await Setup.make(backend)
+        defer { Task { await setup.close() } }
+        try await Receiver.with { receiver, base in
+            let hook = try await setup.register(base + "/rotating", events: ["integration.updated"])
+            let rotated = try await setup.stores.webhooks.rotateSecret(hook.webhook.id, newSecret: nil, grace: .seconds(3600))
+            #expect(rotated.secret != hook.secret && rotated.previousValidUntil != nil)
+            await receiver.trust("rotating", secrets: [hook.secret, rotated.secret])
+            try await setup.delivery.emit("integration.updated", payload: ["n": 1])
+            try await setup.running([setup.dispatcher()]) {
+                try await Self.eventually { await receiver.received("rotating").count == 1 }
+            }
+            let first = try #require(await receiver.received("rotating").first)
+            #expect(first.signatures.count == 2)
+            #expect(Set(first.verifiedWith) == [hook.secret, rotated.secret])
+            // A rotation without grace drops every earlier secret at once.
+            let again = try await setup.stores.webhooks.rotateSecret(hook.webhook.id, newSecret: nil, grace: .zero)
+            #expect(again.previousValidUntil == nil)
+            await receiver.trust("rotating", secrets: [hook.secret, rotated.secret, again.secret])
+            try await setup.delivery.emit("integration.updated", payload: ["n": 2])
+            try await setup.running([setup.dispatcher()]) {
+                try await Self.eventually { await receiver.received("rotating").count == 2 }
+            }
+            let second = try #require(await receiver.received("rotating").last)
+            #expect(second.signatures.count == 1 && second.verifiedWith == [again.secret])
+            await expectValidation("secret_key") {
+                _ = try await setup.stores.webhooks.rotateSecret(hook.webhook.id, newSecret: "whsec_short", grace: .zero)
+            }
+        }
+    }
+
+    @Test("unknown event types and bad delivery settings are refused naming the field", arguments: [Backend.sqlite])
+    func validation(backend: Backend) async throws {
+        let setup = try await Setup.make(backend)
+        defer { Task { await setup.close() } }
+        await expectValidation("event_types[1]") { _ = try await setup.register("https://h.example.com", events: ["sync.*", "user.created"]) }
+        await expectValidation("event_types[0]") { _ = try await setup.register("https://h.example.com", events: ["nothing.*"]) }
+        await expectValidation("rate_limit") { _ = try await setup.register("https://h.example.com", events: ["*"], rateLimit: 0) }
+        await expectValidation("event_type") { try await setup.delivery.emit("user.created", payload: [:]) }
+        #expect(try await count(setup.db.database, "webhooks", where: "1 = $1", .int(1)) == 0)
+    }
+}
