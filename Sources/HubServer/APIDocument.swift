@@ -105,6 +105,21 @@ enum Schemas {
             """,
     ]
     static let nullableObject: JSONValue = ["type": ["object", "null"]]
+    static let boolean: JSONValue = ["type": "boolean"]
+    static let eventTypes: JSONValue = [
+        "type": "array", "items": ["type": "string"],
+        "description": .string(
+            "Exact event names, prefixes (sync.*) or *; each must match an event of the catalog: "
+                + EventCatalog.types.keys.sorted().joined(separator: ", ")),
+    ]
+    static let retryConfig: JSONValue = [
+        "type": ["object", "null"],
+        "description": """
+            {"max_attempts": 1-20, "backoff_seconds": [delay before attempt 1, 2, …] (0-604800 each; the last repeats), \
+            "timeout_seconds": 1-60}. Default: 8 attempts, immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (±20 % jitter), \
+            15 s timeout. 429 and 503 wait for Retry-After, at least 60 s and at most 6 h; 410 Gone disables the webhook.
+            """,
+    ]
     static let anyJSON: JSONValue = [:]
     static func enumeration(_ values: [String]) -> JSONValue { ["type": "string", "enum": .array(values.map(JSONValue.string))] }
     static func page(_ item: String) -> JSONValue {
@@ -227,22 +242,51 @@ enum Schemas {
                        "p99_execution_time", "latency_histogram", "last_status_code", "last_call_at"]),
         "APIStatisticsList": object(["items": ["type": "array", "items": ["$ref": "#/components/schemas/APIStatistics"]]], required: ["items"]),
         "WebhookCreate": object(
-            ["webhook_url": string, "event_types": ["type": "array", "items": string], "secret_key": string, "retry_config": nullableObject,
-             "headers": nullableObject], required: ["webhook_url", "event_types"]),
+            ["webhook_url": string, "event_types": eventTypes, "secret_key": string, "retry_config": retryConfig,
+             "headers": nullableObject, "ordered": boolean, "rate_limit": ["type": ["integer", "null"], "minimum": 1, "maximum": 10000]],
+            required: ["webhook_url", "event_types"]),
         "WebhookUpdate": object(
-            ["webhook_url": string, "event_types": ["type": "array", "items": string], "retry_config": anyObject, "headers": anyObject,
-             "status": enumeration(WebhookStatus.allCases.map(\.rawValue))], required: []),
+            ["webhook_url": string, "event_types": eventTypes, "retry_config": retryConfig, "headers": anyObject,
+             "status": enumeration(WebhookStatus.allCases.map(\.rawValue)), "ordered": boolean,
+             "rate_limit": ["type": "integer", "minimum": 0, "maximum": 10000, "description": "0 removes the limit"]], required: []),
+        "WebhookMessage": object(
+            ["message_id": string, "webhook_id": uuid, "event_id": string, "event_type": string,
+             "payload": ["description": "The body every attempt sends: {id, type, timestamp, data}"],
+             "status": enumeration(WebhookMessageStatus.allCases.map(\.rawValue)), "attempts": integer, "next_attempt_at": nullableTimestamp,
+             "last_status_code": ["type": ["integer", "null"]], "last_error": ["type": ["string", "null"]], "event_created_at": timestamp,
+             "created_at": timestamp, "delivered_at": nullableTimestamp],
+            required: ["message_id", "webhook_id", "event_id", "event_type", "payload", "status", "attempts", "next_attempt_at",
+                       "last_status_code", "last_error", "event_created_at", "created_at", "delivered_at"]),
+        "WebhookMessagePage": page("WebhookMessage"),
+        "WebhookAttempt": object(
+            ["message_id": string, "attempt_number": integer, "status_code": ["type": ["integer", "null"]], "latency_ms": integer,
+             "response_excerpt": ["type": ["string", "null"], "description": "The first 4 KB of the answer"],
+             "error": ["type": ["string", "null"]], "succeeded": boolean, "next_attempt_at": nullableTimestamp, "attempted_at": timestamp],
+            required: ["message_id", "attempt_number", "status_code", "latency_ms", "response_excerpt", "error", "succeeded",
+                       "next_attempt_at", "attempted_at"]),
+        "WebhookAttemptList": object(["items": ["type": "array", "items": ["$ref": "#/components/schemas/WebhookAttempt"]]], required: ["items"]),
+        "WebhookRecover": object(["since": timestamp, "until": timestamp], required: ["since"]),
+        "WebhookRecovered": object(["recovered": integer], required: ["recovered"]),
+        "WebhookRotate": object(
+            ["secret_key": ["type": "string", "description": "whsec_ + base64 of 24-64 bytes; generated when omitted"],
+             "grace_seconds": ["type": "integer", "minimum": 0, "maximum": 2592000, "description": "default 86400"]], required: []),
+        "WebhookRotated": object(
+            ["webhook_id": uuid, "secret": ["type": "string", "description": "The new secret, shown only in this response"],
+             "previous_valid_until": nullableTimestamp], required: ["webhook_id", "secret", "previous_valid_until"]),
         "Webhook": object(
             ["webhook_id": uuid, "webhook_url": string, "event_types": ["type": "array", "items": string], "retry_config": nullableObject,
              "headers": nullableObject, "status": enumeration(WebhookStatus.allCases.map(\.rawValue)), "last_tested": nullableTimestamp,
              "test_result": nullableObject, "success_count": integer, "failure_count": integer, "last_triggered": nullableTimestamp,
-             "created_at": timestamp, "updated_at": timestamp],
+             "created_at": timestamp, "updated_at": timestamp, "ordered": boolean, "rate_limit": nullableInteger,
+             "failing_since": nullableTimestamp, "disabled_reason": nullableString],
             required: ["webhook_id", "webhook_url", "event_types", "retry_config", "headers", "status", "last_tested", "test_result",
-                       "success_count", "failure_count", "last_triggered", "created_at", "updated_at"]),
+                       "success_count", "failure_count", "last_triggered", "created_at", "updated_at", "ordered", "rate_limit",
+                       "failing_since", "disabled_reason"]),
         "WebhookPage": page("Webhook"),
         "WebhookStatistics": object(
-            ["webhook_id": uuid, "success_count": integer, "failure_count": integer, "last_triggered": nullableTimestamp],
-            required: ["webhook_id", "success_count", "failure_count", "last_triggered"]),
+            ["webhook_id": uuid, "success_count": integer, "failure_count": integer, "last_triggered": nullableTimestamp,
+             "messages": object(["pending": integer, "succeeded": integer, "failed": integer], required: ["pending", "succeeded", "failed"])],
+            required: ["webhook_id", "success_count", "failure_count", "last_triggered", "messages"]),
         "ConnectionCreate": object(
             ["system_name": string, "connection_type": enumeration(ConnectionType.allCases.map(\.rawValue)), "endpoint": string,
              "credentials": anyObject, "health_check_interval": integer], required: ["system_name", "connection_type", "endpoint", "credentials"]),

@@ -14,6 +14,7 @@ final class APIRoutes: @unchecked Sendable {
     let gateway: OutboundGateway
     let tester: ConnectivityTester
     let executor: OperationExecutor
+    let delivery: WebhookDeliveryStore
 
     init(router: Router<HubRequestContext>, stores: HubStores, bodyLimit: Int, gateway: OutboundGateway, responseBodyCap: Int = 64 * 1024) {
         self.router = router
@@ -26,6 +27,7 @@ final class APIRoutes: @unchecked Sendable {
         self.executor = OperationExecutor(
             gateway: gateway, auth: auth, integrations: stores.integrations, operations: stores.apiOperations,
             responseBodyCap: responseBodyCap)
+        self.delivery = WebhookDeliveryStore(database: stores.database)
     }
 
     typealias Handler = @Sendable (Request, HubRequestContext) async throws -> Response
@@ -69,6 +71,14 @@ final class APIRoutes: @unchecked Sendable {
 
     /// Reads a JSON object body with this server's limit.
     func body(_ request: Request) async throws -> JSONBody { try await JSONBody.read(request, limit: bodyLimit) }
+
+    /// The body, or no members when the request has none (a body that is sent must be JSON).
+    func body(_ request: Request, optional: Bool) async throws -> JSONBody {
+        if optional, request.headers[.contentType] == nil, (request.headers[.contentLength].flatMap(Int.init) ?? 0) == 0 {
+            return JSONBody(members: [:])
+        }
+        return try await body(request)
+    }
 
     /// Parses the `{id}` path parameter; an id that is not a UUID cannot exist, so it is a 404.
     static func id<Entity>(_ context: HubRequestContext, _ entity: String) throws -> Identifier<Entity> {
@@ -338,13 +348,14 @@ final class APIRoutes: @unchecked Sendable {
         add(.post, "/v1/webhooks", on: v1, summary: "Register a webhook (design steps 1 and 3); the secret is shown only here", tag: tag,
             request: "WebhookCreate", success: 201, response: "WebhookCreated") { request, _ in
             let body = try await self.body(request)
-            try body.allowOnly(["webhook_url", "event_types", "secret_key", "retry_config", "headers"])
+            try body.allowOnly(["webhook_url", "event_types", "secret_key", "retry_config", "headers", "ordered", "rate_limit"])
             guard let eventTypes = try body.optionalStringArray("event_types") else {
                 throw HubError.validation(field: "event_types", reason: "is required")
             }
             let registered = try await stores.webhooks.register(WebhookRegistration(
                 webhookURL: try body.string("webhook_url"), eventTypes: eventTypes, secretKey: try body.optionalString("secret_key"),
-                retryConfig: body.optionalJSON("retry_config"), headers: body.optionalJSON("headers")))
+                retryConfig: body.optionalJSON("retry_config"), headers: body.optionalJSON("headers"),
+                ordered: try body.optionalBool("ordered") ?? false, rateLimit: try body.optionalInt("rate_limit")))
             guard case .object(var members) = registered.webhook.json else { return registered.webhook.json.response() }
             members["secret"] = .string(registered.secret)
             return JSONValue.object(members).response(status: .created)
@@ -362,11 +373,12 @@ final class APIRoutes: @unchecked Sendable {
             request: "WebhookUpdate", response: "Webhook", errors: [404]) { request, context in
             let id: WebhookID = try Self.id(context, "webhook")
             let body = try await self.body(request)
-            try body.allowOnly(["webhook_url", "event_types", "retry_config", "headers", "status"])
+            try body.allowOnly(["webhook_url", "event_types", "retry_config", "headers", "status", "ordered", "rate_limit"])
             let update = WebhookUpdate(
                 webhookURL: try body.optionalString("webhook_url"), eventTypes: try body.optionalStringArray("event_types"),
                 retryConfig: body.optionalJSON("retry_config"), headers: body.optionalJSON("headers"),
-                status: try body.optionalEnum("status", WebhookStatus.self))
+                status: try body.optionalEnum("status", WebhookStatus.self), ordered: try body.optionalBool("ordered"),
+                rateLimit: try body.optionalInt("rate_limit"))
             return try await stores.webhooks.update(id, update).json.response()
         }
         add(.delete, "/v1/webhooks/{id}", on: v1, summary: "Delete a webhook and its statistics", tag: tag,
@@ -378,10 +390,90 @@ final class APIRoutes: @unchecked Sendable {
             response: "Webhook", errors: [404, 409]) { _, context in
             try await self.tester.testWebhook(try Self.id(context, "webhook")).0.json.response()
         }
+        let delivery = self.delivery
         add(.get, "/v1/webhooks/{id}/statistics", on: v1, summary: "Delivery statistics of a webhook", tag: tag,
             response: "WebhookStatistics", errors: [404]) { _, context in
-            try await stores.webhooks.get(try Self.id(context, "webhook")).statisticsJSON.response()
+            let id: WebhookID = try Self.id(context, "webhook")
+            guard case .object(var members) = try await stores.webhooks.get(id).statisticsJSON else { throw HubError.notFound(entity: "webhook", id: id.description) }
+            let counts = try await delivery.counts(of: id)
+            members["messages"] = .object(Dictionary(uniqueKeysWithValues: WebhookMessageStatus.allCases.map {
+                ($0.rawValue, JSONValue.int(counts[$0] ?? 0))
+            }))
+            return JSONValue.object(members).response()
         }
+        registerDeliveries(v1)
+    }
+
+    /// Messages, attempts, replay and recovery, secret rotation, enabling and disabling.
+    func registerDeliveries(_ v1: RouterGroup<HubRequestContext>) {
+        let stores = self.stores
+        let delivery = self.delivery
+        let tag = "Webhooks"
+        add(.get, "/v1/webhooks/{id}/messages", on: v1, summary: "Messages of a webhook, newest first", tag: tag,
+            query: [("status", "pending, succeeded or failed"), ("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")],
+            response: "WebhookMessagePage", errors: [404, 422]) { request, context in
+            let status = try request.query("status").map { text in
+                guard let status = WebhookMessageStatus(rawValue: text) else {
+                    throw HubError.validation(field: "status", reason: "must be one of pending, succeeded, failed")
+                }
+                return status
+            }
+            return try await delivery.messages(of: try Self.id(context, "webhook"), status: status, page: try request.pageRequest())
+                .json(\.json).response()
+        }
+        add(.get, "/v1/webhooks/{id}/messages/{message_id}", on: v1, summary: "One message with its payload and state", tag: tag,
+            response: "WebhookMessage", errors: [404]) { _, context in
+            let sequence = try Self.messageSequence(context)
+            return try await delivery.message(sequence, of: try Self.id(context, "webhook")).json.response()
+        }
+        add(.get, "/v1/webhooks/{id}/messages/{message_id}/attempts", on: v1, summary: "Every delivery attempt of a message", tag: tag,
+            response: "WebhookAttemptList", errors: [404]) { _, context in
+            let sequence = try Self.messageSequence(context)
+            let attempts = try await delivery.attempts(of: sequence, webhookID: try Self.id(context, "webhook"))
+            return JSONValue.object(["items": .array(attempts.map(\.json))]).response()
+        }
+        add(.post, "/v1/webhooks/{id}/messages/{message_id}/replay", on: v1,
+            summary: "Send a message again now (same webhook-id), with a fresh retry schedule", tag: tag,
+            response: "WebhookMessage", errors: [404]) { _, context in
+            let sequence = try Self.messageSequence(context)
+            return try await delivery.replay(sequence, of: try Self.id(context, "webhook")).json.response()
+        }
+        add(.post, "/v1/webhooks/{id}/recover", on: v1, summary: "Send again every failed message created in a time range", tag: tag,
+            request: "WebhookRecover", response: "WebhookRecovered", errors: [404, 422]) { request, context in
+            let body = try await self.body(request)
+            try body.allowOnly(["since", "until"])
+            let since = try RFC3339.parse(try body.string("since"), field: "since")
+            let until = try body.optionalString("until").map { try RFC3339.parse($0, field: "until") }
+            let count = try await delivery.recover(try Self.id(context, "webhook"), since: since, until: until)
+            return JSONValue.object(["recovered": .int(Int64(count))]).response()
+        }
+        add(.post, "/v1/webhooks/{id}/rotate-secret", on: v1,
+            summary: "Replace the signing secret; the old one keeps signing for grace_seconds (default 86400)", tag: tag,
+            request: "WebhookRotate", response: "WebhookRotated", errors: [404, 422]) { request, context in
+            let id: WebhookID = try Self.id(context, "webhook")
+            let body = try await self.body(request, optional: true)
+            try body.allowOnly(["secret_key", "grace_seconds"])
+            let grace = try body.optionalInt("grace_seconds") ?? 86_400
+            let rotated = try await stores.webhooks.rotateSecret(id, newSecret: try body.optionalString("secret_key"), grace: .seconds(grace))
+            return JSONValue.object([
+                "webhook_id": .string(id.description), "secret": .string(rotated.secret),
+                "previous_valid_until": .timestamp(rotated.previousValidUntil),
+            ]).response()
+        }
+        add(.post, "/v1/webhooks/{id}/enable", on: v1, summary: "Enable a webhook (resets its failing clock)", tag: tag,
+            response: "Webhook", errors: [404]) { _, context in
+            try await stores.webhooks.update(try Self.id(context, "webhook"), WebhookUpdate(status: .active)).json.response()
+        }
+        add(.post, "/v1/webhooks/{id}/disable", on: v1, summary: "Disable a webhook: nothing is sent to it until it is enabled", tag: tag,
+            response: "Webhook", errors: [404]) { _, context in
+            try await stores.webhooks.update(try Self.id(context, "webhook"), WebhookUpdate(status: .disabled)).json.response()
+        }
+    }
+
+    static func messageSequence(_ context: HubRequestContext) throws -> Int64 {
+        let text = context.parameters.get("message_id") ?? ""
+        guard let sequence = try? WebhookMessage.sequence(of: text) else { throw HubError.notFound(entity: "message", id: text) }
+        return sequence
     }
 
     // MARK: - Connections (DAO-MDE-03-08-05)

@@ -64,6 +64,14 @@ struct JSONBody {
         return int
     }
 
+    func optionalBool(_ key: String) throws -> Bool? {
+        guard let member = members[key], member != .null else { return nil }
+        guard case .bool(let value) = member else {
+            throw HubError.validation(field: key, reason: "must be true or false, not \(member.typeName)")
+        }
+        return value
+    }
+
     func json(_ key: String) throws -> JSONValue {
         guard let member = members[key], member != .null else { throw HubError.validation(field: key, reason: "is required") }
         return member

@@ -122,7 +122,8 @@ extension Webhook {
             "retry_config": retryConfig ?? .null, "headers": headers ?? .null, "status": .string(status.rawValue),
             "last_tested": .timestamp(lastTested), "test_result": testResult ?? .null, "success_count": .int(successCount),
             "failure_count": .int(failureCount), "last_triggered": .timestamp(lastTriggered), "created_at": .timestamp(createdAt),
-            "updated_at": .timestamp(updatedAt),
+            "updated_at": .timestamp(updatedAt), "ordered": .bool(ordered), "rate_limit": rateLimit.map { .int(Int64($0)) } ?? .null,
+            "failing_since": .timestamp(failingSince), "disabled_reason": disabledReason.map(JSONValue.string) ?? .null,
         ]
     }
 
@@ -131,6 +132,31 @@ extension Webhook {
         [
             "webhook_id": .string(id.description), "success_count": .int(successCount), "failure_count": .int(failureCount),
             "last_triggered": .timestamp(lastTriggered),
+        ]
+    }
+}
+
+extension WebhookMessage {
+    /// The JSON representation the API returns; `payload` is the body every attempt sends, parsed.
+    public var json: JSONValue {
+        [
+            "message_id": .string(id), "webhook_id": .string(webhookID.description), "event_id": .string("evt_\(eventSequence)"),
+            "event_type": .string(eventType), "payload": (try? JSONValue.parse(body, field: "body")) ?? .string(body),
+            "status": .string(status.rawValue), "attempts": .int(Int64(attempts)), "next_attempt_at": .timestamp(nextAttemptAt),
+            "last_status_code": lastStatusCode.map { .int(Int64($0)) } ?? .null, "last_error": lastError.map(JSONValue.string) ?? .null,
+            "event_created_at": .timestamp(eventCreatedAt), "created_at": .timestamp(createdAt), "delivered_at": .timestamp(deliveredAt),
+        ]
+    }
+}
+
+extension WebhookAttempt {
+    /// The JSON representation the API returns.
+    public var json: JSONValue {
+        [
+            "message_id": .string("msg_\(messageSequence)"), "attempt_number": .int(Int64(attemptNumber)),
+            "status_code": statusCode.map { .int(Int64($0)) } ?? .null, "latency_ms": .int(latencyMilliseconds),
+            "response_excerpt": responseExcerpt.map(JSONValue.string) ?? .null, "error": error.map(JSONValue.string) ?? .null,
+            "succeeded": .bool(succeeded), "next_attempt_at": .timestamp(nextAttemptAt), "attempted_at": .timestamp(attemptedAt),
         ]
     }
 }

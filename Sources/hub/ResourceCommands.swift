@@ -376,7 +376,11 @@ struct Ops: AsyncParsableCommand {
 
 struct Webhooks: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Webhook registrations (DAO-MDE-03-08-04).", subcommands: [Add.self, List.self, Show.self, Test.self])
+        abstract: "Webhook registrations (DAO-MDE-03-08-04) and their deliveries.",
+        subcommands: [
+            Add.self, List.self, Show.self, Test.self, Messages.self, Attempts.self, Replay.self, Recover.self, RotateSecret.self,
+            Enable.self, Disable.self,
+        ])
     static let columns = ["webhook_id", "webhook_url", "event_types", "status", "success_count", "failure_count", "last_triggered"]
 
     struct Add: AsyncParsableCommand {
@@ -387,14 +391,17 @@ struct Webhooks: AsyncParsableCommand {
         @Option(help: "whsec_… secret; generated when omitted.") var secret: String?
         @Option(help: "Retry configuration JSON, inline or @file.") var retryConfig: String?
         @Option(help: "Custom headers JSON, inline or @file.") var headers: String?
+        @Flag(help: "Deliver one message at a time, in event order.") var ordered = false
+        @Option(help: "At most this many deliveries a second (1-10000).") var rateLimit: Int?
 
         func run() async throws {
             let (url, events, secret, retry, headers, json) = (url, events, secret, retryConfig, self.headers, options.json)
+            let (ordered, rateLimit) = (ordered, rateLimit)
             try await options.withStores { stores in
                 let registered = try await stores.webhooks.register(WebhookRegistration(
                     webhookURL: url, eventTypes: events.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
                     secretKey: secret, retryConfig: try retry.map { try jsonArgument($0, field: "retry_config") },
-                    headers: try headers.map { try jsonArgument($0, field: "headers") }))
+                    headers: try headers.map { try jsonArgument($0, field: "headers") }, ordered: ordered, rateLimit: rateLimit))
                 guard case .object(var members) = registered.webhook.json else { return }
                 members["secret"] = .string(registered.secret)
                 if json {

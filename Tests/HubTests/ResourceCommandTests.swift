@@ -72,6 +72,21 @@ struct ResourceCommandTests {
         let secret = try #require(webhook.objectValue?["secret"]?.stringValue)
         let webhookID = try #require(webhook.objectValue?["webhook_id"]?.stringValue)
         #expect(!(try await cli.run("webhooks", "show", webhookID).stdout.contains(secret)))
+        // Delivery settings, messages, rotation, recovery, enable and disable.
+        let ordered = try await cli.json(
+            "webhooks", "add", "--url", "https://hooks.example.com/ordered", "--events", "integration.updated", "--ordered", "--rate-limit", "3")
+        #expect(ordered.objectValue?["ordered"] == true && ordered.objectValue?["rate_limit"] == 3)
+        let orderedID = try #require(ordered.objectValue?["webhook_id"]?.stringValue)
+        #expect(try await cli.json("webhooks", "messages", orderedID).objectValue?["items"]?.arrayValue != nil)
+        #expect(try await cli.run("webhooks", "messages", orderedID, "--status", "lost").status == 2)
+        let rotated = try await cli.json("webhooks", "rotate-secret", orderedID, "--grace-seconds", "60")
+        let rotatedSecret = try #require(rotated.objectValue?["secret"]?.stringValue)
+        #expect(rotatedSecret.hasPrefix("whsec_") && rotated.objectValue?["previous_valid_until"] != .null)
+        #expect(!(try await cli.run("webhooks", "show", orderedID, "--json").stdout.contains(rotatedSecret)))
+        #expect(try await cli.json("webhooks", "recover", orderedID, "--since", "2026-01-01T00:00:00Z").objectValue?["recovered"] == 0)
+        #expect(try await cli.json("webhooks", "disable", orderedID).objectValue?["status"] == "disabled")
+        #expect(try await cli.json("webhooks", "enable", orderedID).objectValue?["status"] == "active")
+        #expect(try await cli.run("webhooks", "add", "--url", "https://h.example.com", "--events", "user.created").status == 2)
 
         let connection = try await cli.json(
             "connections", "add", "--name", unique("ldap"), "--type", "TCP", "--endpoint", "ldap.example.com:389",

@@ -197,6 +197,85 @@ struct ServerTests {
         }
     }
 
+    @Test("webhook deliveries: messages, attempts, recover, replay, rotation, enable and disable", arguments: Backend.allCases)
+    func webhookDeliveries(backend: Backend) async throws {
+        let harness = try await APIHarness.make(backend)
+        let delivery = WebhookDeliveryStore(database: harness.stores.database)
+        try await harness.test { client in
+            let document = try await Self.document(client)
+            let created = try await client.checked(.post, "/v1/webhooks", json: [
+                "webhook_url": "https://hooks.example.com/deliveries", "event_types": ["integration.updated"], "ordered": true, "rate_limit": 5,
+            ], document: document)
+            #expect(created["ordered"] == true && created["rate_limit"] == 5 && created["failing_since"] == .null)
+            let id = try #require(created["webhook_id"]?.stringValue)
+            let secret = try #require(created["secret"]?.stringValue)
+            let webhookID = try WebhookID(parsing: id, field: "id")
+            try await delivery.emit("integration.updated", payload: ["integration_id": "i-1"])
+            // Fan-out runs one at a time per database (other tests may hold it for a moment).
+            var messages = APIResponse(status: .ok, headers: [:], text: "{}")
+            for _ in 0..<100 {
+                _ = try await delivery.fanOut()
+                messages = try await client.checked(.get, "/v1/webhooks/\(id)/messages", template: "/v1/webhooks/{id}/messages", document: document)
+                if messages["items"]?.arrayValue?.isEmpty == false { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let message = try #require(messages["items"]?.arrayValue?.first?.objectValue)
+            #expect(message["status"] == "pending" && message["event_type"] == "integration.updated" && message["attempts"] == 0)
+            #expect(message["payload"]?.objectValue?["data"] == ["integration_id": "i-1"])
+            let messageID = try #require(message["message_id"]?.stringValue)
+            let one = try await client.checked(
+                .get, "/v1/webhooks/\(id)/messages/\(messageID)", template: "/v1/webhooks/{id}/messages/{message_id}", document: document)
+            #expect(one["message_id"] == .string(messageID))
+            let attempts = try await client.checked(
+                .get, "/v1/webhooks/\(id)/messages/\(messageID)/attempts", template: "/v1/webhooks/{id}/messages/{message_id}/attempts",
+                document: document)
+            #expect(attempts["items"] == [])
+            // A failed message (as the dispatcher leaves one that ran out of attempts) is found by status and recovered.
+            _ = try await harness.stores.database.query(
+                "UPDATE webhook_messages SET status = 'failed' WHERE message_seq = $1", [.int(try WebhookMessage.sequence(of: messageID))])
+            let failed = try await client.checked(
+                .get, "/v1/webhooks/\(id)/messages?status=failed", template: "/v1/webhooks/{id}/messages", document: document)
+            #expect(failed["items"]?.arrayValue?.count == 1)
+            let statistics = try await client.checked(.get, "/v1/webhooks/\(id)/statistics", template: "/v1/webhooks/{id}/statistics", document: document)
+            #expect(statistics["messages"] == ["pending": 0, "succeeded": 0, "failed": 1])
+            let recovered = try await client.checked(
+                .post, "/v1/webhooks/\(id)/recover", template: "/v1/webhooks/{id}/recover",
+                json: ["since": .string(RFC3339.format(Date().addingTimeInterval(-600)))], document: document)
+            #expect(recovered["recovered"] == 1)
+            #expect(try await delivery.message(try WebhookMessage.sequence(of: messageID), of: webhookID).status == .pending)
+            let replayed = try await client.checked(
+                .post, "/v1/webhooks/\(id)/messages/\(messageID)/replay", template: "/v1/webhooks/{id}/messages/{message_id}/replay",
+                document: document)
+            #expect(replayed["status"] == "pending")
+            // Rotation: the new secret once, the old one still signing for the grace period.
+            let rotated = try await client.checked(.post, "/v1/webhooks/\(id)/rotate-secret", template: "/v1/webhooks/{id}/rotate-secret", document: document)
+            let newSecret = try #require(rotated["secret"]?.stringValue)
+            #expect(newSecret.hasPrefix("whsec_") && newSecret != secret && rotated["previous_valid_until"] != .null)
+            #expect(try await harness.stores.webhooks.signingSecrets(for: webhookID) == [newSecret, secret])
+            let fetched = try await client.checked(.get, "/v1/webhooks/\(id)", template: "/v1/webhooks/{id}", document: document)
+            #expect(!fetched.text.contains(newSecret) && !fetched.text.contains(secret))
+            let disabled = try await client.checked(.post, "/v1/webhooks/\(id)/disable", template: "/v1/webhooks/{id}/disable", document: document)
+            #expect(disabled["status"] == "disabled" && disabled["disabled_reason"] == "disabled by a user")
+            let enabled = try await client.checked(.post, "/v1/webhooks/\(id)/enable", template: "/v1/webhooks/{id}/enable", document: document)
+            #expect(enabled["status"] == "active" && enabled["disabled_reason"] == .null)
+            // Bad input names the field; unknown messages are 404.
+            let badStatus = try await client.checked(
+                .get, "/v1/webhooks/\(id)/messages?status=lost", template: "/v1/webhooks/{id}/messages", document: document)
+            #expect(badStatus["field"] == "status")
+            let unknown = try await client.checked(
+                .get, "/v1/webhooks/\(id)/messages/msg_x", template: "/v1/webhooks/{id}/messages/{message_id}", document: document)
+            #expect(unknown.status == .notFound)
+            let noSince = try await client.checked(.post, "/v1/webhooks/\(id)/recover", template: "/v1/webhooks/{id}/recover", json: [:], document: document)
+            #expect(noSince["field"] == "since")
+            let badGrace = try await client.checked(
+                .post, "/v1/webhooks/\(id)/rotate-secret", template: "/v1/webhooks/{id}/rotate-secret", json: ["grace_seconds": -1], document: document)
+            #expect(badGrace["field"] == "grace_seconds")
+            let badRate = try await client.checked(.patch, "/v1/webhooks/\(id)", template: "/v1/webhooks/{id}", json: ["rate_limit": 20000], document: document)
+            #expect(badRate["field"] == "rate_limit")
+            #expect(try await harness.stores.webhooks.get(webhookID).rateLimit == 5)
+        }
+    }
+
     @Test("connections: create, get, health history, uptime, delete", arguments: Backend.allCases)
     func connections(backend: Backend) async throws {
         let harness = try await APIHarness.make(backend)

@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import HubCore
+import HubServer
+import HubStore
+
+// MARK: - hub webhooks: deliveries
+
+extension Webhooks {
+    static let messageColumns = ["message_id", "event_type", "status", "attempts", "last_status_code", "next_attempt_at", "created_at"]
+
+    struct Messages: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a webhook's messages, newest first.")
+        @OptionGroup var options: ResourceOptions
+        @OptionGroup var page: PageOptions
+        @Argument(help: "webhook_id") var id: String
+        @Option(help: "Only messages with this status: pending, succeeded or failed.") var status: String?
+
+        func run() async throws {
+            let (id, status, request, json) = (id, status, page.request, options.json)
+            try await options.withStores { stores in
+                let filter = try status.map { text in
+                    guard let status = WebhookMessageStatus(rawValue: text) else {
+                        throw HubError.validation(field: "status", reason: "must be one of pending, succeeded, failed")
+                    }
+                    return status
+                }
+                let messages = try await WebhookDeliveryStore(database: stores.database)
+                    .messages(of: try parseID(id), status: filter, page: request)
+                output(messages.json(\.json), json: json, columns: Webhooks.messageColumns)
+            }
+        }
+    }
+
+    struct Attempts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show every delivery attempt of a message.")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "webhook_id") var id: String
+        @Argument(help: "message_id (msg_…)") var message: String
+
+        func run() async throws {
+            let (id, message, json) = (id, message, options.json)
+            try await options.withStores { stores in
+                let attempts = try await WebhookDeliveryStore(database: stores.database)
+                    .attempts(of: try WebhookMessage.sequence(of: message), webhookID: try parseID(id))
+                output(
+                    ["items": .array(attempts.map(\.json))], json: json,
+                    columns: ["attempt_number", "status_code", "latency_ms", "succeeded", "error", "next_attempt_at", "attempted_at"])
+            }
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Send a message again now (same webhook-id), with a fresh retry schedule.")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "webhook_id") var id: String
+        @Argument(help: "message_id (msg_…)") var message: String
+
+        func run() async throws {
+            let (id, message, json) = (id, message, options.json)
+            try await options.withStores { stores in
+                let replayed = try await WebhookDeliveryStore(database: stores.database)
+                    .replay(try WebhookMessage.sequence(of: message), of: try parseID(id))
+                output(replayed.json, json: json, columns: Webhooks.messageColumns)
+            }
+        }
+    }
+
+    struct Recover: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Send again every failed message of a webhook created in a time range.")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "webhook_id") var id: String
+        @Option(help: "RFC 3339 start of the range.") var since: String
+        @Option(help: "RFC 3339 end of the range (default now).") var until: String?
+
+        func run() async throws {
+            let (id, since, until, json) = (id, since, until, options.json)
+            try await options.withStores { stores in
+                let count = try await WebhookDeliveryStore(database: stores.database).recover(
+                    try parseID(id), since: try RFC3339.parse(since, field: "since"),
+                    until: try until.map { try RFC3339.parse($0, field: "until") })
+                if json { say(JSONValue.object(["recovered": .int(Int64(count))]).jsonText) } else { say("recovered \(count) message(s)") }
+            }
+        }
+    }
+
+    struct RotateSecret: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace the signing secret; the old one keeps signing during the grace period. The new secret is printed this once.")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "webhook_id") var id: String
+        @Option(help: "Seconds the old secret keeps signing (0-2592000, default 86400).") var graceSeconds = 86_400
+        @Option(help: "whsec_… secret; generated when omitted.") var secret: String?
+
+        func run() async throws {
+            let (id, grace, secret, json) = (id, graceSeconds, secret, options.json)
+            try await options.withStores { stores in
+                let webhookID: WebhookID = try parseID(id)
+                let rotated = try await stores.webhooks.rotateSecret(webhookID, newSecret: secret, grace: .seconds(grace))
+                let value: JSONValue = [
+                    "webhook_id": .string(webhookID.description), "secret": .string(rotated.secret),
+                    "previous_valid_until": rotated.previousValidUntil.map { .string(RFC3339.format($0)) } ?? .null,
+                ]
+                if json {
+                    say(value.jsonText)
+                } else {
+                    say("new signing secret (shown this once): \(rotated.secret)")
+                    if let until = rotated.previousValidUntil { say("the previous secret keeps signing until \(RFC3339.format(until))") }
+                }
+            }
+        }
+    }
+
+    struct Enable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enable a webhook (its failing clock starts again).")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "webhook_id") var id: String
+
+        func run() async throws {
+            let (id, json) = (id, options.json)
+            try await options.withStores { stores in
+                output(try await stores.webhooks.update(try parseID(id), WebhookUpdate(status: .active)).json, json: json, columns: Webhooks.columns)
+            }
+        }
+    }
+
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Disable a webhook: nothing is sent to it until it is enabled.")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "webhook_id") var id: String
+
+        func run() async throws {
+            let (id, json) = (id, options.json)
+            try await options.withStores { stores in
+                output(try await stores.webhooks.update(try parseID(id), WebhookUpdate(status: .disabled)).json, json: json, columns: Webhooks.columns)
+            }
+        }
+    }
+}
