@@ -477,6 +477,39 @@ struct WebhookDeliveryTests {
         }
     }
 
+    @Test("a sync's events reach the subscribed webhook: sync.completed and a record event per change, with the record", arguments: Backend.allCases)
+    func syncEvents(backend: Backend) async throws {
+        let setup = try await Setup.make(backend)
+        defer { Task { await setup.close() } }
+        try await SyncEngineTests.Hub.with(backend, sharing: setup.stores) { hub in
+            try await SourceServer.with { source, sourceBase in
+                try await Receiver.with { receiver, base in
+                    let hook = try await setup.register(base + "/sync", events: ["sync.completed", "record.*"])
+                    await receiver.trust("sync", secrets: [hook.secret])
+                    let ids = await source.addUsers(25)
+                    let integration = try await hub.register(sourceBase + "/scim/v2", mapping: SyncEngineTests.scimMapping)
+                    _ = try await hub.sync(integration, .full)
+                    await source.modify(ids[3], email: "Changed@Example.com")
+                    await source.remove(ids[7])
+                    _ = try await hub.sync(integration, .full)
+                    try await setup.running([setup.dispatcher()]) {
+                        try await Self.eventually { try await setup.stores.webhooks.get(hook.webhook.id).successCount == 29 }
+                    }
+                    let bodies = await receiver.succeeded("sync").map { try! JSONValue.parse($0.body, field: "b").objectValue! }
+                    let types = bodies.map { $0["type"]!.stringValue! }
+                    #expect(types.filter { $0 == "record.created" }.count == 25)
+                    #expect(types.filter { $0 == "sync.completed" }.count == 2)
+                    let updated = try #require(bodies.first { $0["type"] == "record.updated" })
+                    #expect(updated["data"]?.objectValue?["external_id"] == .string(ids[3]))
+                    #expect(updated["data"]?.objectValue?["data"]?.objectValue?["email"] == "changed@example.com")
+                    let deleted = try #require(bodies.first { $0["type"] == "record.deleted" })
+                    #expect(deleted["data"]?.objectValue?["external_id"] == .string(ids[7]))
+                    #expect(await receiver.succeeded("sync").allSatisfy { $0.verifiedWith == [hook.secret] })
+                }
+            }
+        }
+    }
+
     @Test("unknown event types and bad delivery settings are refused naming the field", arguments: [Backend.sqlite])
     func validation(backend: Backend) async throws {
         let setup = try await Setup.make(backend)
