@@ -22,46 +22,29 @@ struct HubBench {
             let sqlite = try await SQLiteDatabase.open(path: path)
             let environment = ProcessInfo.processInfo.environment
             let url = environment["HUB_BENCH_DATABASE_URL"] ?? environment["HUB_TEST_DATABASE_URL"]
-            var databases: [(String, any SQLDatabase)] = [("sqlite (file, WAL)", sqlite)]
-            // PostgreSQL: a database of the run's own (created and dropped here), so that every run starts empty.
-            let admin = try url.map { try PostgresDatabase(url: $0) }
-            let name = "hub_bench_\(UUID().uuidString.prefix(8).lowercased())"
-            let ownURL = url.flatMap { text -> String? in
-                guard var components = URLComponents(string: text) else { return nil }
-                components.path = "/" + name
-                return components.string
-            }
-            let postgres = try ownURL.map { try PostgresDatabase(url: $0) }
-            if let postgres { databases.append(("postgres", postgres)) }
-            try await withThrowingTaskGroup(of: Void.self) { outer in
-                if let admin { outer.addTask { await admin.run() } }
-                if let admin { _ = try await admin.query("CREATE DATABASE \(name)", []) }
-                var failure: (any Error)?
-                do {
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        if let postgres { group.addTask { await postgres.run() } }
-                        try await SyncBench.run(
-                            counts: counts.isEmpty ? [50_000, 200_000] : counts, databases: databases, postgresURL: ownURL)
-                        group.cancelAll()
-                    }
-                } catch {
-                    failure = error
+            let sizes = counts.isEmpty ? [50_000, 200_000] : counts
+            if let url {
+                try await withOwnDatabase(url: url) { postgres, ownURL in
+                    try await SyncBench.run(
+                        counts: sizes, databases: [("sqlite (file, WAL)", sqlite), ("postgres", postgres)], postgresURL: ownURL)
                 }
-                // Our connections are closed; autovacuum may still be in the database for a moment.
-                if let admin {
-                    for attempt in 1...40 {
-                        do {
-                            _ = try await admin.query("DROP DATABASE IF EXISTS \(name)", [])
-                            break
-                        } catch where attempt < 40 {
-                            try await Task.sleep(for: .milliseconds(250))
-                        }
-                    }
-                }
-                outer.cancelAll()
-                if let failure { throw failure }
+            } else {
+                try await SyncBench.run(counts: sizes, databases: [("sqlite (file, WAL)", sqlite)], postgresURL: nil)
             }
             try await sqlite.close()
+            return
+        }
+        if which == "webhooks" {
+            // `hub-bench webhooks [EVENTS]`: webhook delivery on PostgreSQL (default 20,000 deliveries per scenario).
+            let environment = ProcessInfo.processInfo.environment
+            guard let url = environment["HUB_BENCH_DATABASE_URL"] ?? environment["HUB_TEST_DATABASE_URL"] else {
+                print("webhooks: set HUB_BENCH_DATABASE_URL (scripts/postgres.sh prints one)")
+                return
+            }
+            let total = CommandLine.arguments.dropFirst(2).compactMap { Int($0) }.first ?? 20_000
+            try await withOwnDatabase(url: url) { postgres, _ in
+                try await WebhookBench.run(database: postgres, sealer: sealer, total: total)
+            }
             return
         }
         if which == "all" || which == "sqlite" {
@@ -83,6 +66,42 @@ struct HubBench {
                 try await run(backend: "postgres", database: database, sealer: sealer)
                 group.cancelAll()
             }
+        }
+    }
+
+    /// Runs `body` with a PostgreSQL database of the run's own, created on the server of `url` and dropped afterwards,
+    /// so that every run starts empty; `body` gets the client (running) and the database's URL.
+    static func withOwnDatabase(url: String, _ body: @escaping @Sendable (PostgresDatabase, String) async throws -> Void) async throws {
+        let admin = try PostgresDatabase(url: url)
+        let name = "hub_bench_\(UUID().uuidString.prefix(8).lowercased())"
+        guard var components = URLComponents(string: url) else { throw HubError.validation(field: "url", reason: "is not a URL") }
+        components.path = "/" + name
+        let ownURL = components.string ?? url
+        let postgres = try PostgresDatabase(url: ownURL)
+        try await withThrowingTaskGroup(of: Void.self) { outer in
+            outer.addTask { await admin.run() }
+            _ = try await admin.query("CREATE DATABASE \(name)", [])
+            var failure: (any Error)?
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { await postgres.run() }
+                    try await body(postgres, ownURL)
+                    group.cancelAll()
+                }
+            } catch {
+                failure = error
+            }
+            // Our connections are closed; autovacuum may still be in the database for a moment.
+            for attempt in 1...40 {
+                do {
+                    _ = try await admin.query("DROP DATABASE IF EXISTS \(name)", [])
+                    break
+                } catch where attempt < 40 {
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+            }
+            outer.cancelAll()
+            if let failure { throw failure }
         }
     }
 

@@ -99,9 +99,11 @@ public struct WebhookDispatcher: Service {
                     }
                 }
                 while !Task.isCancelled && stopping.value.load(ordering: .relaxed) == 0 {
-                    let free = configuration.concurrency - inFlight.value.load(ordering: .relaxed)
+                    let busy = inFlight.value.load(ordering: .relaxed)
+                    let free = configuration.concurrency - busy
                     var claimed: [WebhookDeliveryStore.Claimed] = []
-                    if free > 0 {
+                    // Claims come in batches: when a quarter of the slots is free, or when nothing is in flight.
+                    if free > 0 && (busy == 0 || free >= max(1, configuration.concurrency / 4)) {
                         do {
                             claimed = try await store.claim(owner: configuration.owner, lease: configuration.lease, limit: free)
                         } catch {

@@ -1,0 +1,115 @@
+import AsyncHTTPClient
+import Foundation
+import HubCore
+import HubEngine
+import HubPostgres
+import HubStore
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// Webhook delivery on PostgreSQL, as `hub serve` runs it (fan-out, leased claims, signing, the gateway, attempts and
+/// statistics recorded), against a loopback receiver in this process that answers 204: `total` deliveries to one
+/// endpoint, then to 100 endpoints (`total / 100` events each fanned out to all of them). Beside it, the same number of
+/// plain AsyncHTTPClient POSTs of the same body to the same receiver at the same concurrency, in the same run.
+/// Event-to-delivery latency is the end of the successful attempt minus the event's commit time; the events of a
+/// scenario are committed at once (a burst), so it includes the time spent queued behind the others.
+enum WebhookBench {
+    static func run(database: PostgresDatabase, sealer: SecretSealer, total: Int) async throws {
+        try await Migrator(database: database).migrate()
+        let stores = HubStores(database: database, sealer: sealer)
+        let received = Atomic<Int>(0)
+        let router = Router()
+        router.post("/hooks/:n") { request, _ -> Response in
+            _ = try await request.body.collect(upTo: 1 << 20)
+            received.add(1, ordering: .relaxed)
+            return Response(status: .noContent)
+        }
+        var quiet = Logger(label: "bench.receiver")
+        quiet.logLevel = .critical
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let receiver = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: quiet)
+        let gateway = OutboundGateway(policy: try OutboundPolicy(allowlist: ["127.0.0.0/8"]))
+        let concurrency = 64
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await receiver.run() }
+            var iterator = ports.makeAsyncIterator()
+            let base = "http://127.0.0.1:\(await iterator.next() ?? 0)/hooks"
+
+            // The events' payload: a changed record of about 500 bytes.
+            let payload = """
+                json_build_object('integration_id', '0b6c3f4e-5d1a-4c7e-9a51-2f7d8e9c1a20', 'entity_type', 'users', \
+                'external_id', 'u' || g, 'data', json_build_object('user_name', 'user' || g, 'email', 'user' || g || '@example.com', \
+                'display_name', 'User Number ' || g, 'department', 'Engineering', 'title', 'Senior Engineer', \
+                'manager', 'u' || (g / 10), 'note', repeat('x', 200)))
+                """
+            let sample = try await database.queryOne(
+                "SELECT \(payload)::text AS p FROM generate_series(1, 1) g", [])!.string("p")
+            let body = Data(#"{"data":\#(sample),"id":"evt_1","timestamp":"2026-11-27T12:00:00.000000Z","type":"record.updated"}"#.utf8)
+
+            // Plain AsyncHTTPClient POSTs of the same body, same receiver, same concurrency.
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            let plainSeconds = try await HubBench.timed(total: total, concurrency: concurrency) { index in
+                var request = HTTPClientRequest(url: base + "/\(index % 100)")
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(data: body))
+                let response = try await client.execute(request, timeout: .seconds(30))
+                _ = try await response.body.collect(upTo: 1 << 20)
+            }.0
+            try await client.shutdown()
+            let plainRate = Double(total) / plainSeconds
+            print(String(format: "plain AsyncHTTPClient POSTs: %d in %.2f s = %.0f/s (concurrency %d)", total, plainSeconds, plainRate, concurrency))
+
+            for endpoints in [1, 100] {
+                // A fresh set of webhooks for the scenario (the previous ones are deleted with their messages).
+                _ = try await database.query("DELETE FROM webhooks", [])
+                _ = try await database.query("DELETE FROM events", [])
+                for index in 0..<endpoints {
+                    _ = try await stores.webhooks.register(WebhookRegistration(webhookURL: base + "/\(index)", eventTypes: ["record.*"]))
+                }
+                let events = total / endpoints
+                let start = ContinuousClock.now
+                _ = try await database.query(
+                    "INSERT INTO events (event_type, payload, created_at) SELECT 'record.updated', \(payload), now() FROM generate_series(1, \(events)) g",
+                    [])
+                var configuration = WebhookDispatcherConfiguration()
+                configuration.concurrency = concurrency
+                configuration.pollInterval = .milliseconds(50)
+                var logger = Logger(label: "bench.dispatcher")
+                logger.logLevel = .critical
+                let dispatcher = WebhookDispatcher(
+                    store: WebhookDeliveryStore(database: database), webhooks: stores.webhooks, gateway: gateway,
+                    configuration: configuration, logger: logger)
+                let running = Task { await dispatcher.runLoop() }
+                let expected = events * endpoints
+                while true {
+                    let done = try await database.queryOne(
+                        "SELECT count(*) AS n FROM webhook_messages WHERE status = 'succeeded'", [])!.int("n")
+                    if done >= expected { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                let seconds = (ContinuousClock.now - start).seconds
+                running.cancel()
+                await running.value
+                let latency = try await database.queryOne(
+                    """
+                    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99 \
+                    FROM (SELECT extract(epoch FROM (a.attempted_at - m.event_created_at)) * 1000 + a.latency_ms AS d \
+                    FROM webhook_attempts a JOIN webhook_messages m ON m.message_seq = a.message_seq WHERE a.succeeded) AS l
+                    """, [])!
+                let attempts = try await database.queryOne("SELECT count(*) AS n FROM webhook_attempts", [])!.int("n")
+                let rate = Double(expected) / seconds
+                print(String(
+                    format: "webhooks, %d endpoint(s), %d events: %d deliveries in %.2f s = %.0f/s (%.0f %% of plain); event-to-delivery p50 %.0f ms, p99 %.0f ms; %d attempts",
+                    endpoints, events, expected, seconds, rate, 100 * rate / plainRate, try latency.double("p50"), try latency.double("p99"),
+                    attempts))
+            }
+            try await gateway.shutdown()
+            group.cancelAll()
+        }
+    }
+}
