@@ -77,7 +77,7 @@ enum WebhookBench {
                     "INSERT INTO events (event_type, payload, created_at) SELECT 'record.updated', \(payload), now() FROM generate_series(1, \(events)) g",
                     [])
                 var configuration = WebhookDispatcherConfiguration()
-                configuration.concurrency = concurrency
+                configuration.concurrency = Int(ProcessInfo.processInfo.environment["HUB_BENCH_WEBHOOK_CONCURRENCY"] ?? "") ?? concurrency
                 configuration.pollInterval = .milliseconds(50)
                 var logger = Logger(label: "bench.dispatcher")
                 logger.logLevel = .critical
@@ -86,12 +86,20 @@ enum WebhookBench {
                     configuration: configuration, logger: logger)
                 let running = Task { await dispatcher.runLoop() }
                 let expected = events * endpoints
+                // Done when every event is fanned out and no message is pending (both read through partial indexes, so
+                // that watching costs the database little).
                 while true {
-                    let done = try await database.queryOne(
-                        "SELECT count(*) AS n FROM webhook_messages WHERE status = 'succeeded'", [])!.int("n")
-                    if done >= expected { break }
                     try await Task.sleep(for: .milliseconds(20))
+                    let left = try await database.queryOne(
+                        """
+                        SELECT (SELECT count(*) FROM events WHERE NOT dispatched) + \
+                        (SELECT count(*) FROM webhook_messages WHERE status = 'pending') AS n
+                        """, [])!.int("n")
+                    if left == 0 { break }
                 }
+                let delivered = try await database.queryOne(
+                    "SELECT count(*) AS n FROM webhook_messages WHERE status = 'succeeded'", [])!.int("n")
+                guard delivered == expected else { throw HubError.conflict(field: nil, reason: "\(delivered) of \(expected) delivered") }
                 let seconds = (ContinuousClock.now - start).seconds
                 running.cancel()
                 await running.value

@@ -65,7 +65,8 @@ public struct WebhookDispatcher: Service {
     func runLoop(stopping: SharedCounter) async {
         let outcomes = OutcomeBuffer()
         let endpoints = EndpointCache()
-        let inFlight = SharedCounter()
+        let outstanding = SharedCounter()
+        let queue = MessageQueue()
         let writerDone = SharedCounter()
         await withDiscardingTaskGroup { outer in
             // The writer: records whatever outcomes queued meanwhile, in one transaction; keeps them until that works.
@@ -98,31 +99,34 @@ public struct WebhookDispatcher: Service {
                         if handled == 0 { try? await Task.sleep(for: configuration.pollInterval) }
                     }
                 }
+                // The senders: each takes the next claimed message, delivers it and hands the outcome to the writer.
+                for _ in 0..<configuration.concurrency {
+                    group.addTask {
+                        while let message = await queue.next() {
+                            let outcome = await deliver(message, endpoints: endpoints)
+                            await outcomes.add(outcome)
+                            outstanding.value.subtract(1, ordering: .relaxed)
+                        }
+                    }
+                }
+                // The claimer keeps up to one claim's worth queued ahead of the senders, claiming in batches.
                 while !Task.isCancelled && stopping.value.load(ordering: .relaxed) == 0 {
-                    let busy = inFlight.value.load(ordering: .relaxed)
-                    let free = configuration.concurrency - busy
+                    let busy = outstanding.value.load(ordering: .relaxed)
+                    let room = 2 * configuration.concurrency - busy
                     var claimed: [WebhookDeliveryStore.Claimed] = []
-                    // Claims come in batches: when a quarter of the slots is free, or when nothing is in flight.
-                    if free > 0 && (busy == 0 || free >= max(1, configuration.concurrency / 4)) {
+                    if room > 0 && (busy == 0 || room >= max(1, configuration.concurrency / 4)) {
                         do {
-                            claimed = try await store.claim(owner: configuration.owner, lease: configuration.lease, limit: free)
+                            claimed = try await store.claim(owner: configuration.owner, lease: configuration.lease, limit: room)
                         } catch {
                             logger.warning("claiming webhook messages failed", metadata: ["error": "\(error)"])
                         }
                     }
+                    outstanding.value.add(claimed.count, ordering: .relaxed)
                     var paced: [WebhookID: [WebhookDeliveryStore.Claimed]] = [:]
-                    for message in claimed {
-                        inFlight.value.add(1, ordering: .relaxed)
-                        if message.rateLimit != nil {
-                            paced[message.webhookID, default: []].append(message)
-                            continue
-                        }
-                        group.addTask {
-                            let outcome = await deliver(message, endpoints: endpoints)
-                            await outcomes.add(outcome)
-                            inFlight.value.subtract(1, ordering: .relaxed)
-                        }
+                    for message in claimed where message.rateLimit != nil {
+                        paced[message.webhookID, default: []].append(message)
                     }
+                    await queue.push(claimed.filter { $0.rateLimit == nil })
                     // A rate-limited webhook's share: each send starts at least 1/rate after the one before.
                     for (_, share) in paced {
                         group.addTask {
@@ -140,17 +144,19 @@ public struct WebhookDispatcher: Service {
                                         var outcome = await deliver(message, endpoints: endpoints)
                                         outcome.throttleUntil = start.addingTimeInterval(interval)
                                         await outcomes.add(outcome)
-                                        inFlight.value.subtract(1, ordering: .relaxed)
+                                        outstanding.value.subtract(1, ordering: .relaxed)
                                     }
                                 }
                             }
                         }
                     }
                     if claimed.isEmpty {
-                        let busy = inFlight.value.load(ordering: .relaxed) > 0
-                        try? await Task.sleep(for: busy ? .milliseconds(5) : configuration.pollInterval)
+                        let idle = outstanding.value.load(ordering: .relaxed) == 0
+                        try? await Task.sleep(for: idle ? configuration.pollInterval : .milliseconds(5))
                     }
                 }
+                // No more claims: the senders finish what is queued, then stop.
+                await queue.close()
             }
             // Every delivery has ended: record the last outcomes, then stop the writer.
             writerDone.value.store(1, ordering: .relaxed)
@@ -255,6 +261,39 @@ actor EndpointCache {
             headers: try await webhooks.deliveryHeaders(for: id), retry: RetryConfig.resolved(webhook.retryConfig))
         entries[id] = (updatedAt, ContinuousClock.now, endpoint)
         return endpoint
+    }
+}
+
+/// Claimed messages waiting for a sender.
+actor MessageQueue {
+    private var items: [WebhookDeliveryStore.Claimed] = []
+    private var head = 0
+    private var waiting: [CheckedContinuation<WebhookDeliveryStore.Claimed?, Never>] = []
+    private var closed = false
+
+    func push(_ messages: [WebhookDeliveryStore.Claimed]) {
+        for message in messages {
+            if waiting.isEmpty { items.append(message) } else { waiting.removeFirst().resume(returning: message) }
+        }
+    }
+
+    /// The next message; nil once the queue is closed and empty.
+    func next() async -> WebhookDeliveryStore.Claimed? {
+        if head < items.count {
+            defer {
+                head += 1
+                if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
+            }
+            return items[head]
+        }
+        if closed { return nil }
+        return await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func close() {
+        closed = true
+        for waiter in waiting { waiter.resume(returning: nil) }
+        waiting = []
     }
 }
 

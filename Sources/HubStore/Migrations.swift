@@ -696,7 +696,8 @@ extension Migration {
     /// Migration 4: webhook delivery — per-endpoint settings (ordered delivery, rate limit, the failing clock, rotated
     /// secrets, the throttle) on `webhooks`; the outbox's fan-out state on `events` (events already there when the
     /// migration runs count as dispatched: nothing is sent for what happened before delivery existed); one message per
-    /// event and subscribed webhook, with its lease and next attempt; and every attempt.
+    /// event and subscribed webhook, with its lease and next attempt; and every attempt. A message needs no unique key on
+    /// (webhook, event): the fan-out creates an event's messages and marks it dispatched in one transaction.
     static let webhookDelivery = Migration(
         version: 4, name: "create_webhook_delivery",
         postgres: [
@@ -726,8 +727,7 @@ extension Migration {
                 last_error text,
                 event_created_at timestamptz NOT NULL,
                 created_at timestamptz NOT NULL,
-                delivered_at timestamptz,
-                CONSTRAINT webhook_messages_event_key UNIQUE (webhook_id, event_seq)
+                delivered_at timestamptz
             )
             """,
             "CREATE INDEX webhook_messages_due ON webhook_messages (webhook_id, message_seq) WHERE status = 'pending'",
@@ -775,8 +775,7 @@ extension Migration {
                 last_error TEXT,
                 event_created_at INTEGER NOT NULL,
                 created_at INTEGER NOT NULL,
-                delivered_at INTEGER,
-                CONSTRAINT webhook_messages_event_key UNIQUE (webhook_id, event_seq)
+                delivered_at INTEGER
             ) STRICT
             """,
             "CREATE INDEX webhook_messages_due ON webhook_messages (webhook_id, message_seq) WHERE status = 'pending'",

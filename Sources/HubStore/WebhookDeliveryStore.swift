@@ -110,41 +110,65 @@ public struct WebhookDeliveryStore: Sendable {
             let hooks = try await executor.query(
                 "SELECT webhook_id, event_types FROM webhooks WHERE status <> 'disabled'", []
             ).map { (WebhookID(try $0.uuid("webhook_id")), try $0.stringArray("event_types")) }
-            var rows: [[SQLValue]] = []
-            for event in events {
-                var body: String?
+            // Which webhooks get which event; each event's body is rendered once.
+            var pairs: [(hook: WebhookID, event: Int)] = []
+            var bodies: [Int: String] = [:]
+            for (index, event) in events.enumerated() {
                 for (hook, patterns) in hooks where patterns.contains(where: { EventCatalog.matches($0, event.type) }) {
-                    let text = body ?? Self.body(of: event)
-                    body = text
-                    rows.append([
-                        .uuid(hook.uuid), .int(event.sequence), .text(event.type), .text(text), .timestamp(now),
-                        .timestamp(event.createdAt),
-                    ])
+                    if bodies[index] == nil { bodies[index] = Self.body(of: event) }
+                    pairs.append((hook, index))
                 }
             }
-            for start in stride(from: 0, to: rows.count, by: 1000) {
-                let chunk = rows[start..<min(start + 1000, rows.count)]
+            if database.dialect == .postgres {
+                // One statement: the events' bodies once, joined to the (webhook, event) pairs.
+                let used = bodies.keys.sorted()
+                if !pairs.isEmpty {
+                    _ = try await executor.query(
+                        """
+                        INSERT INTO webhook_messages (webhook_id, event_seq, event_type, body, status, next_attempt_at, \
+                        event_created_at, created_at) SELECT p.hook::uuid, e.seq::bigint, e.type, e.body, 'pending', $7, \
+                        timestamptz 'epoch' + e.at::bigint * interval '1 microsecond', $7 \
+                        FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS p(hook, seq, position) \
+                        JOIN unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS e(seq, type, body, at) ON e.seq = p.seq \
+                        ORDER BY p.position
+                        """,
+                        [
+                            .textArray(pairs.map { $0.hook.uuid.uuidString }), .textArray(pairs.map { String(events[$0.event].sequence) }),
+                            .textArray(used.map { String(events[$0].sequence) }), .textArray(used.map { events[$0].type }),
+                            .textArray(used.map { bodies[$0]! }), .textArray(used.map { String(SQLValue.microseconds(events[$0].createdAt)) }),
+                            .timestamp(now),
+                        ])
+                }
+                _ = try await executor.query(
+                    "UPDATE events SET dispatched = true WHERE event_seq = ANY($1::text[]::bigint[])",
+                    [.textArray(events.map { String($0.sequence) })])
+                return events.count
+            }
+            for start in stride(from: 0, to: pairs.count, by: 1000) {
+                let chunk = pairs[start..<min(start + 1000, pairs.count)]
                 var binds: [SQLValue] = []
                 var tuples: [String] = []
-                for row in chunk {
+                for pair in chunk {
                     let base = binds.count
-                    binds += row
+                    let event = events[pair.event]
+                    binds += [
+                        .uuid(pair.hook.uuid), .int(event.sequence), .text(event.type), .text(bodies[pair.event]!), .timestamp(now),
+                        .timestamp(event.createdAt),
+                    ]
                     tuples.append(
                         "($\(base + 1), $\(base + 2), $\(base + 3), $\(base + 4), 'pending', $\(base + 5), $\(base + 6), $\(base + 5))")
                 }
                 _ = try await executor.query(
                     """
                     INSERT INTO webhook_messages (webhook_id, event_seq, event_type, body, status, next_attempt_at, \
-                    event_created_at, created_at) VALUES \(tuples.joined(separator: ", ")) \
-                    ON CONFLICT (webhook_id, event_seq) DO NOTHING
+                    event_created_at, created_at) VALUES \(tuples.joined(separator: ", "))
                     """, binds)
             }
             for start in stride(from: 0, to: events.count, by: 500) {
                 let chunk = events[start..<min(start + 500, events.count)]
                 let placeholders = chunk.indices.map { "$\($0 - start + 1)" }.joined(separator: ", ")
                 _ = try await executor.query(
-                    "UPDATE events SET dispatched = \(database.dialect == .postgres ? "true" : "1") WHERE event_seq IN (\(placeholders))",
-                    chunk.map { .int($0.sequence) })
+                    "UPDATE events SET dispatched = 1 WHERE event_seq IN (\(placeholders))", chunk.map { .int($0.sequence) })
             }
             return events.count
         }

@@ -182,6 +182,18 @@ struct WebhookDeliveryTests {
             await db.cleanup()
         }
 
+        /// A setup for `body`, closed (its own database dropped) however `body` ends.
+        static func with(_ backend: Backend, allowLoopback: Bool = true, _ body: (Setup) async throws -> Void) async throws {
+            let setup = try await make(backend, allowLoopback: allowLoopback)
+            do {
+                try await body(setup)
+            } catch {
+                await setup.close()
+                throw error
+            }
+            await setup.close()
+        }
+
         func register(
             _ url: String, events: [String], retry: JSONValue? = nil, headers: JSONValue? = nil, ordered: Bool = false,
             rateLimit: Int? = nil
@@ -203,308 +215,308 @@ struct WebhookDeliveryTests {
 
     @Test("events reach exactly the subscribed webhooks, signed, with their custom headers and statistics", arguments: Backend.allCases)
     func fanOutAndSign(backend: Backend) async throws {
-        let setup = try await Setup.make(backend)
-        defer { Task { await setup.close() } }
-        try await Receiver.with { receiver, base in
-            let syncHook = try await setup.register(base + "/sync", events: ["sync.*"], headers: ["X-Team": "platform", "Authorization": "Bearer r-1"])
-            let recordHook = try await setup.register(base + "/records", events: ["record.created"])
-            let everything = try await setup.register(base + "/all", events: ["*"])
-            await receiver.trust("sync", secrets: [syncHook.secret])
-            await receiver.trust("records", secrets: [recordHook.secret])
-            await receiver.trust("all", secrets: [everything.secret])
-            try await setup.delivery.emit("sync.completed", payload: ["sync_job_id": "j-1", "records": 3])
-            try await setup.delivery.emit("record.created", payload: ["external_id": "u-1"])
-            try await setup.delivery.emit("connection.down", payload: ["connection_id": "c-1"])
-            try await setup.running([setup.dispatcher()]) {
-                try await Self.eventually { await receiver.deliveries.count >= 5 }
-                try await Self.eventually { try await setup.stores.webhooks.get(everything.webhook.id).successCount == 3 }
-                try await Task.sleep(for: .milliseconds(100))
+        try await Setup.with(backend) { setup in
+            try await Receiver.with { receiver, base in
+                let syncHook = try await setup.register(base + "/sync", events: ["sync.*"], headers: ["X-Team": "platform", "Authorization": "Bearer r-1"])
+                let recordHook = try await setup.register(base + "/records", events: ["record.created"])
+                let everything = try await setup.register(base + "/all", events: ["*"])
+                await receiver.trust("sync", secrets: [syncHook.secret])
+                await receiver.trust("records", secrets: [recordHook.secret])
+                await receiver.trust("all", secrets: [everything.secret])
+                try await setup.delivery.emit("sync.completed", payload: ["sync_job_id": "j-1", "records": 3])
+                try await setup.delivery.emit("record.created", payload: ["external_id": "u-1"])
+                try await setup.delivery.emit("connection.down", payload: ["connection_id": "c-1"])
+                try await setup.running([setup.dispatcher()]) {
+                    try await Self.eventually { await receiver.deliveries.count >= 5 }
+                    try await Self.eventually { try await setup.stores.webhooks.get(everything.webhook.id).successCount == 3 }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                let sync = await receiver.received("sync")
+                let records = await receiver.received("records")
+                let all = await receiver.received("all")
+                #expect(sync.count == 1 && records.count == 1 && all.count == 3)
+                #expect(sync.first?.body.contains(#""type":"sync.completed""#) == true)
+                #expect(sync.first?.body.contains(#""records":3"#) == true)
+                #expect(records.first?.body.contains(#""external_id":"u-1""#) == true)
+                #expect(all.map { try! JSONValue.parse($0.body, field: "b").objectValue!["type"]!.stringValue! }.sorted()
+                    == ["connection.down", "record.created", "sync.completed"])
+                for delivery in sync + records + all {
+                    #expect(delivery.verifiedWith.count == 1, "signature of \(delivery.path) must verify")
+                    #expect(delivery.id.hasPrefix("msg_"))
+                    #expect(abs(delivery.timestamp - Int64(Date().timeIntervalSince1970)) < 30)
+                    #expect(delivery.headers[.contentType] == "application/json")
+                }
+                #expect(sync.first?.headers[HTTPField.Name("X-Team")!] == "platform")
+                #expect(sync.first?.headers[.authorization] == "Bearer r-1")
+                // Statistics and the message's state, in the same transaction as the attempt.
+                let stats = try await setup.stores.webhooks.get(everything.webhook.id)
+                #expect(stats.successCount == 3 && stats.failureCount == 0 && stats.lastTriggered != nil)
+                let messages = try await setup.delivery.messages(of: everything.webhook.id)
+                #expect(messages.items.count == 3 && messages.items.allSatisfy { $0.status == .succeeded && $0.attempts == 1 })
+                let attempts = try await setup.delivery.attempts(of: messages.items[0].sequence, webhookID: everything.webhook.id)
+                #expect(attempts.count == 1 && attempts[0].statusCode == 200 && attempts[0].succeeded)
+                #expect(attempts[0].responseExcerpt == "answer 200")
             }
-            let sync = await receiver.received("sync")
-            let records = await receiver.received("records")
-            let all = await receiver.received("all")
-            #expect(sync.count == 1 && records.count == 1 && all.count == 3)
-            #expect(sync.first?.body.contains(#""type":"sync.completed""#) == true)
-            #expect(sync.first?.body.contains(#""records":3"#) == true)
-            #expect(records.first?.body.contains(#""external_id":"u-1""#) == true)
-            #expect(all.map { try! JSONValue.parse($0.body, field: "b").objectValue!["type"]!.stringValue! }.sorted()
-                == ["connection.down", "record.created", "sync.completed"])
-            for delivery in sync + records + all {
-                #expect(delivery.verifiedWith.count == 1, "signature of \(delivery.path) must verify")
-                #expect(delivery.id.hasPrefix("msg_"))
-                #expect(abs(delivery.timestamp - Int64(Date().timeIntervalSince1970)) < 30)
-                #expect(delivery.headers[.contentType] == "application/json")
-            }
-            #expect(sync.first?.headers[HTTPField.Name("X-Team")!] == "platform")
-            #expect(sync.first?.headers[.authorization] == "Bearer r-1")
-            // Statistics and the message's state, in the same transaction as the attempt.
-            let stats = try await setup.stores.webhooks.get(everything.webhook.id)
-            #expect(stats.successCount == 3 && stats.failureCount == 0 && stats.lastTriggered != nil)
-            let messages = try await setup.delivery.messages(of: everything.webhook.id)
-            #expect(messages.items.count == 3 && messages.items.allSatisfy { $0.status == .succeeded && $0.attempts == 1 })
-            let attempts = try await setup.delivery.attempts(of: messages.items[0].sequence, webhookID: everything.webhook.id)
-            #expect(attempts.count == 1 && attempts[0].statusCode == 200 && attempts[0].succeeded)
-            #expect(attempts[0].responseExcerpt == "answer 200")
         }
     }
 
     @Test("failures are retried on the schedule with the same id and body; exhausted messages fail and replay", arguments: Backend.allCases)
     func retriesAndReplay(backend: Backend) async throws {
-        let setup = try await Setup.make(backend)
-        defer { Task { await setup.close() } }
-        try await Receiver.with { receiver, base in
-            let hook = try await setup.register(base + "/flaky", events: ["sync.completed"], retry: ["backoff_seconds": [0, 0, 1], "max_attempts": 3])
-            await receiver.trust("flaky", secrets: [hook.secret])
-            await receiver.script("flaky", [.status(500), .status(502)])
-            try await setup.delivery.emit("sync.completed", payload: ["n": 1])
-            try await setup.running([setup.dispatcher()]) {
-                try await Self.eventually { try await setup.stores.webhooks.get(hook.webhook.id).successCount == 1 }
-            }
-            let got = await receiver.received("flaky")
-            #expect(got.map(\.status) == [500, 502, 200])
-            #expect(Set(got.map(\.id)).count == 1)
-            #expect(Set(got.map(\.body)).count == 1)
-            #expect(got.allSatisfy { $0.verifiedWith.count == 1 })
-            // The third attempt waited for the schedule's 1 s (±20 %).
-            #expect(got[2].arrived - got[1].arrived >= .milliseconds(750))
-            let message = try #require(try await setup.delivery.messages(of: hook.webhook.id).items.first)
-            #expect(message.status == .succeeded && message.attempts == 3)
-            let attempts = try await setup.delivery.attempts(of: message.sequence, webhookID: hook.webhook.id)
-            #expect(attempts.map(\.statusCode) == [500, 502, 200])
-            #expect(attempts[0].error == "HTTP 500" && attempts[0].nextAttemptAt != nil && attempts[2].nextAttemptAt == nil)
-            let stats = try await setup.stores.webhooks.get(hook.webhook.id)
-            #expect(stats.successCount == 1 && stats.failureCount == 2)
+        try await Setup.with(backend) { setup in
+            try await Receiver.with { receiver, base in
+                let hook = try await setup.register(base + "/flaky", events: ["sync.completed"], retry: ["backoff_seconds": [0, 0, 1], "max_attempts": 3])
+                await receiver.trust("flaky", secrets: [hook.secret])
+                await receiver.script("flaky", [.status(500), .status(502)])
+                try await setup.delivery.emit("sync.completed", payload: ["n": 1])
+                try await setup.running([setup.dispatcher()]) {
+                    try await Self.eventually { try await setup.stores.webhooks.get(hook.webhook.id).successCount == 1 }
+                }
+                let got = await receiver.received("flaky")
+                #expect(got.map(\.status) == [500, 502, 200])
+                #expect(Set(got.map(\.id)).count == 1)
+                #expect(Set(got.map(\.body)).count == 1)
+                #expect(got.allSatisfy { $0.verifiedWith.count == 1 })
+                // The third attempt waited for the schedule's 1 s (±20 %).
+                #expect(got[2].arrived - got[1].arrived >= .milliseconds(750))
+                let message = try #require(try await setup.delivery.messages(of: hook.webhook.id).items.first)
+                #expect(message.status == .succeeded && message.attempts == 3)
+                let attempts = try await setup.delivery.attempts(of: message.sequence, webhookID: hook.webhook.id)
+                #expect(attempts.map(\.statusCode) == [500, 502, 200])
+                #expect(attempts[0].error == "HTTP 500" && attempts[0].nextAttemptAt != nil && attempts[2].nextAttemptAt == nil)
+                let stats = try await setup.stores.webhooks.get(hook.webhook.id)
+                #expect(stats.successCount == 1 && stats.failureCount == 2)
 
-            // Exhausted: two attempts, both failing, then the message fails; replay and recover send it again.
-            let strict = try await setup.register(base + "/down", events: ["sync.failed"], retry: ["backoff_seconds": [0], "max_attempts": 2])
-            await receiver.setDefault("down", .status(500))
-            try await setup.delivery.emit("sync.failed", payload: ["n": 2])
-            try await setup.delivery.emit("sync.failed", payload: ["n": 3])
-            try await setup.running([setup.dispatcher()]) {
-                try await Self.eventually {
-                    try await setup.delivery.messages(of: strict.webhook.id, status: .failed).items.count == 2
+                // Exhausted: two attempts, both failing, then the message fails; replay and recover send it again.
+                let strict = try await setup.register(base + "/down", events: ["sync.failed"], retry: ["backoff_seconds": [0], "max_attempts": 2])
+                await receiver.setDefault("down", .status(500))
+                try await setup.delivery.emit("sync.failed", payload: ["n": 2])
+                try await setup.delivery.emit("sync.failed", payload: ["n": 3])
+                try await setup.running([setup.dispatcher()]) {
+                    try await Self.eventually {
+                        try await setup.delivery.messages(of: strict.webhook.id, status: .failed).items.count == 2
+                    }
                 }
-            }
-            #expect(await receiver.received("down").count == 4)
-            let failed = try await setup.delivery.messages(of: strict.webhook.id, status: .failed).items
-            #expect(failed.allSatisfy { $0.lastStatusCode == 500 && $0.lastError == "HTTP 500" && $0.attempts == 2 })
-            await receiver.setDefault("down", .status(204))
-            _ = try await setup.delivery.replay(failed[0].sequence, of: strict.webhook.id)
-            try await setup.running([setup.dispatcher()]) {
-                try await Self.eventually { try await setup.delivery.message(failed[0].sequence, of: strict.webhook.id).status == .succeeded }
-            }
-            #expect(await receiver.succeeded("down").first?.id == failed[0].id)
-            let recovered = try await setup.delivery.recover(strict.webhook.id, since: Date().addingTimeInterval(-600))
-            #expect(recovered == 1)
-            try await setup.running([setup.dispatcher()]) {
-                try await Self.eventually {
-                    try await setup.delivery.messages(of: strict.webhook.id, status: .succeeded).items.count == 2
+                #expect(await receiver.received("down").count == 4)
+                let failed = try await setup.delivery.messages(of: strict.webhook.id, status: .failed).items
+                #expect(failed.allSatisfy { $0.lastStatusCode == 500 && $0.lastError == "HTTP 500" && $0.attempts == 2 })
+                await receiver.setDefault("down", .status(204))
+                _ = try await setup.delivery.replay(failed[0].sequence, of: strict.webhook.id)
+                try await setup.running([setup.dispatcher()]) {
+                    try await Self.eventually { try await setup.delivery.message(failed[0].sequence, of: strict.webhook.id).status == .succeeded }
                 }
+                #expect(await receiver.succeeded("down").first?.id == failed[0].id)
+                let recovered = try await setup.delivery.recover(strict.webhook.id, since: Date().addingTimeInterval(-600))
+                #expect(recovered == 1)
+                try await setup.running([setup.dispatcher()]) {
+                    try await Self.eventually {
+                        try await setup.delivery.messages(of: strict.webhook.id, status: .succeeded).items.count == 2
+                    }
+                }
+                #expect(Set(await receiver.succeeded("down").map(\.id)) == Set(failed.map(\.id)))
+                #expect(try await setup.delivery.messages(of: strict.webhook.id, status: .succeeded).items.count == 2)
+                let replayed = try await setup.delivery.attempts(of: failed[0].sequence, webhookID: strict.webhook.id)
+                #expect(replayed.map(\.attemptNumber) == [1, 2, 3])
             }
-            #expect(Set(await receiver.succeeded("down").map(\.id)) == Set(failed.map(\.id)))
-            #expect(try await setup.delivery.messages(of: strict.webhook.id, status: .succeeded).items.count == 2)
-            let replayed = try await setup.delivery.attempts(of: failed[0].sequence, webhookID: strict.webhook.id)
-            #expect(replayed.map(\.attemptNumber) == [1, 2, 3])
         }
     }
 
     @Test("410 Gone disables the endpoint at once; 429 and 503 wait at least 60 s; a refused target is a failed attempt", arguments: Backend.allCases)
     func goneThrottledRefused(backend: Backend) async throws {
-        let setup = try await Setup.make(backend)
-        defer { Task { await setup.close() } }
-        try await Receiver.with { receiver, base in
-            let gone = try await setup.register(base + "/gone", events: ["sync.completed"])
-            let busy = try await setup.register(base + "/busy", events: ["sync.completed"])
-            let unavailable = try await setup.register(base + "/unavailable", events: ["sync.completed"])
-            let metadata = try await setup.register("http://169.254.169.254/latest/meta-data", events: ["sync.completed"])
-            let watcher = try await setup.register(base + "/watcher", events: ["webhook.disabled"])
-            await receiver.setDefault("gone", .status(410))
-            await receiver.setDefault("busy", .status(429, retryAfter: "1"))
-            await receiver.setDefault("unavailable", .status(503))
-            try await setup.delivery.emit("sync.completed", payload: ["n": 1])
-            try await setup.running([setup.dispatcher()]) {
-                try await Self.eventually {
-                    let watched = await receiver.received("watcher").count
-                    let busyAttempts = try await setup.delivery.messages(of: busy.webhook.id).items.first?.attempts ?? 0
-                    let unavailableAttempts = try await setup.delivery.messages(of: unavailable.webhook.id).items.first?.attempts ?? 0
-                    let refusedAttempts = try await setup.delivery.messages(of: metadata.webhook.id).items.first?.attempts ?? 0
-                    return watched == 1 && busyAttempts == 1 && unavailableAttempts == 1 && refusedAttempts >= 1
+        try await Setup.with(backend) { setup in
+            try await Receiver.with { receiver, base in
+                let gone = try await setup.register(base + "/gone", events: ["sync.completed"])
+                let busy = try await setup.register(base + "/busy", events: ["sync.completed"])
+                let unavailable = try await setup.register(base + "/unavailable", events: ["sync.completed"])
+                let metadata = try await setup.register("http://169.254.169.254/latest/meta-data", events: ["sync.completed"])
+                _ = try await setup.register(base + "/watcher", events: ["webhook.disabled"])
+                await receiver.setDefault("gone", .status(410))
+                await receiver.setDefault("busy", .status(429, retryAfter: "1"))
+                await receiver.setDefault("unavailable", .status(503))
+                try await setup.delivery.emit("sync.completed", payload: ["n": 1])
+                try await setup.running([setup.dispatcher()]) {
+                    try await Self.eventually {
+                        let watched = await receiver.received("watcher").count
+                        let busyAttempts = try await setup.delivery.messages(of: busy.webhook.id).items.first?.attempts ?? 0
+                        let unavailableAttempts = try await setup.delivery.messages(of: unavailable.webhook.id).items.first?.attempts ?? 0
+                        let refusedAttempts = try await setup.delivery.messages(of: metadata.webhook.id).items.first?.attempts ?? 0
+                        return watched == 1 && busyAttempts == 1 && unavailableAttempts == 1 && refusedAttempts >= 1
+                    }
+                    try await Task.sleep(for: .milliseconds(300))
                 }
-                try await Task.sleep(for: .milliseconds(300))
+                let disabled = try await setup.stores.webhooks.get(gone.webhook.id)
+                #expect(disabled.status == .disabled)
+                #expect(disabled.disabledReason == "the endpoint answered 410 Gone")
+                #expect(await receiver.received("gone").count == 1)
+                #expect(try await setup.delivery.messages(of: gone.webhook.id).items.first?.status == .failed)
+                #expect(await receiver.received("watcher").first?.body.contains(gone.webhook.id.description) == true)
+                for hook in [busy, unavailable] {
+                    let message = try #require(try await setup.delivery.messages(of: hook.webhook.id).items.first)
+                    #expect(message.status == .pending)
+                    let attempt = try #require(try await setup.delivery.attempts(of: message.sequence, webhookID: hook.webhook.id).first)
+                    let wait = try #require(attempt.nextAttemptAt).timeIntervalSince(attempt.attemptedAt)
+                    #expect(wait >= 59.0, "throttled endpoints wait at least 60 s, waited \(wait)")
+                }
+                #expect(await receiver.received("busy").count == 1)
+                let refused = try #require(try await setup.delivery.messages(of: metadata.webhook.id).items.first)
+                let attempt = try #require(try await setup.delivery.attempts(of: refused.sequence, webhookID: metadata.webhook.id).first)
+                #expect(attempt.statusCode == nil && attempt.succeeded == false)
+                #expect(attempt.error?.hasPrefix("refused by the outbound policy") == true, "\(attempt.error ?? "nil")")
+                // Events after the disabling create no message for the disabled endpoint; enabling it again resumes.
+                try await setup.delivery.emit("sync.completed", payload: ["n": 2])
+                _ = try await setup.delivery.fanOut()
+                #expect(try await setup.delivery.messages(of: gone.webhook.id).items.count == 1)
+                let enabled = try await setup.stores.webhooks.update(gone.webhook.id, WebhookUpdate(status: .active))
+                #expect(enabled.status == .active && enabled.disabledReason == nil && enabled.failingSince == nil)
             }
-            let disabled = try await setup.stores.webhooks.get(gone.webhook.id)
-            #expect(disabled.status == .disabled)
-            #expect(disabled.disabledReason == "the endpoint answered 410 Gone")
-            #expect(await receiver.received("gone").count == 1)
-            #expect(try await setup.delivery.messages(of: gone.webhook.id).items.first?.status == .failed)
-            #expect(await receiver.received("watcher").first?.body.contains(gone.webhook.id.description) == true)
-            for hook in [busy, unavailable] {
-                let message = try #require(try await setup.delivery.messages(of: hook.webhook.id).items.first)
-                #expect(message.status == .pending)
-                let attempt = try #require(try await setup.delivery.attempts(of: message.sequence, webhookID: hook.webhook.id).first)
-                let wait = try #require(attempt.nextAttemptAt).timeIntervalSince(attempt.attemptedAt)
-                #expect(wait >= 59.0, "throttled endpoints wait at least 60 s, waited \(wait)")
-            }
-            #expect(await receiver.received("busy").count == 1)
-            let refused = try #require(try await setup.delivery.messages(of: metadata.webhook.id).items.first)
-            let attempt = try #require(try await setup.delivery.attempts(of: refused.sequence, webhookID: metadata.webhook.id).first)
-            #expect(attempt.statusCode == nil && attempt.succeeded == false)
-            #expect(attempt.error?.hasPrefix("refused by the outbound policy") == true, "\(attempt.error ?? "nil")")
-            // Events after the disabling create no message for the disabled endpoint; enabling it again resumes.
-            try await setup.delivery.emit("sync.completed", payload: ["n": 2])
-            _ = try await setup.delivery.fanOut()
-            #expect(try await setup.delivery.messages(of: gone.webhook.id).items.count == 1)
-            let enabled = try await setup.stores.webhooks.update(gone.webhook.id, WebhookUpdate(status: .active))
-            #expect(enabled.status == .active && enabled.disabledReason == nil && enabled.failingSince == nil)
         }
     }
 
     @Test("loopback targets are refused unless allowlisted", arguments: [Backend.sqlite])
     func loopbackRefused(backend: Backend) async throws {
-        let setup = try await Setup.make(backend, allowLoopback: false)
-        defer { Task { await setup.close() } }
-        try await Receiver.with { receiver, base in
-            let hook = try await setup.register(base + "/local", events: ["sync.completed"])
-            try await setup.delivery.emit("sync.completed", payload: ["n": 1])
-            try await setup.running([setup.dispatcher()]) {
-                try await Self.eventually { (try await setup.delivery.messages(of: hook.webhook.id).items.first?.attempts ?? 0) == 1 }
+        try await Setup.with(backend, allowLoopback: false) { setup in
+            try await Receiver.with { receiver, base in
+                let hook = try await setup.register(base + "/local", events: ["sync.completed"])
+                try await setup.delivery.emit("sync.completed", payload: ["n": 1])
+                try await setup.running([setup.dispatcher()]) {
+                    try await Self.eventually { (try await setup.delivery.messages(of: hook.webhook.id).items.first?.attempts ?? 0) == 1 }
+                }
+                #expect(await receiver.deliveries.isEmpty)
+                let message = try #require(try await setup.delivery.messages(of: hook.webhook.id).items.first)
+                #expect(message.lastError?.hasPrefix("refused by the outbound policy") == true)
             }
-            #expect(await receiver.deliveries.isEmpty)
-            let message = try #require(try await setup.delivery.messages(of: hook.webhook.id).items.first)
-            #expect(message.lastError?.hasPrefix("refused by the outbound policy") == true)
         }
     }
 
     @Test("an endpoint failing for the configured period is disabled; a success resets the clock", arguments: Backend.allCases)
     func disabledAfterContinuousFailure(backend: Backend) async throws {
-        let setup = try await Setup.make(backend)
-        defer { Task { await setup.close() } }
-        try await Receiver.with { receiver, base in
-            let failing = try await setup.register(base + "/failing", events: ["sync.completed"], retry: ["backoff_seconds": [0, 1], "max_attempts": 20])
-            let recovering = try await setup.register(base + "/recovering", events: ["sync.failed"], retry: ["backoff_seconds": [0, 1], "max_attempts": 20])
-            await receiver.setDefault("failing", .status(500))
-            await receiver.script("recovering", [.status(500)])
-            try await setup.delivery.emit("sync.completed", payload: ["n": 1])
-            try await setup.delivery.emit("sync.failed", payload: ["n": 1])
-            try await setup.running([setup.dispatcher { $0.disableAfter = .seconds(3) }]) {
-                try await Self.eventually { try await setup.stores.webhooks.get(failing.webhook.id).status == .disabled }
-                try await Self.eventually { await receiver.succeeded("recovering").count == 1 }
-                try await Task.sleep(for: .milliseconds(200))
+        try await Setup.with(backend) { setup in
+            try await Receiver.with { receiver, base in
+                let failing = try await setup.register(base + "/failing", events: ["sync.completed"], retry: ["backoff_seconds": [0, 1], "max_attempts": 20])
+                let recovering = try await setup.register(base + "/recovering", events: ["sync.failed"], retry: ["backoff_seconds": [0, 1], "max_attempts": 20])
+                await receiver.setDefault("failing", .status(500))
+                await receiver.script("recovering", [.status(500)])
+                try await setup.delivery.emit("sync.completed", payload: ["n": 1])
+                try await setup.delivery.emit("sync.failed", payload: ["n": 1])
+                try await setup.running([setup.dispatcher { $0.disableAfter = .seconds(3) }]) {
+                    try await Self.eventually { try await setup.stores.webhooks.get(failing.webhook.id).status == .disabled }
+                    try await Self.eventually { await receiver.succeeded("recovering").count == 1 }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                let disabled = try await setup.stores.webhooks.get(failing.webhook.id)
+                #expect(disabled.disabledReason?.hasPrefix("every attempt failed for 3 s") == true, "\(disabled.disabledReason ?? "nil")")
+                #expect(await receiver.received("failing").count >= 3)
+                let recovered = try await setup.stores.webhooks.get(recovering.webhook.id)
+                #expect(recovered.status == .active && recovered.failingSince == nil)
+                let events = try await SyncEngineStore(database: setup.db.database).events(type: "webhook.disabled")
+                #expect(events.count == 1)
+                #expect(events.first?.payload.objectValue?["webhook_id"]?.stringValue == failing.webhook.id.description)
             }
-            let disabled = try await setup.stores.webhooks.get(failing.webhook.id)
-            #expect(disabled.disabledReason?.hasPrefix("every attempt failed for 3 s") == true, "\(disabled.disabledReason ?? "nil")")
-            #expect(await receiver.received("failing").count >= 3)
-            let recovered = try await setup.stores.webhooks.get(recovering.webhook.id)
-            #expect(recovered.status == .active && recovered.failingSince == nil)
-            let events = try await SyncEngineStore(database: setup.db.database).events(type: "webhook.disabled")
-            #expect(events.count == 1)
-            #expect(events.first?.payload.objectValue?["webhook_id"]?.stringValue == failing.webhook.id.description)
         }
     }
 
     @Test("a rate-limited endpoint never gets more than its deliveries a second", arguments: Backend.allCases)
     func rateLimit(backend: Backend) async throws {
-        let setup = try await Setup.make(backend)
-        defer { Task { await setup.close() } }
-        try await Receiver.with { receiver, base in
-            _ = try await setup.register(base + "/limited", events: ["record.created"], rateLimit: 4)
-            for index in 0..<12 { try await setup.delivery.emit("record.created", payload: ["n": .int(Int64(index))]) }
-            try await setup.running([setup.dispatcher(), setup.dispatcher()]) {
-                try await Self.eventually { await receiver.succeeded("limited").count == 12 }
-            }
-            let times = await receiver.received("limited").map(\.arrived).sorted()
-            for index in 0..<(times.count - 4) {
-                // Any five consecutive deliveries span at least a second (less a little for scheduling).
-                #expect(times[index + 4] - times[index] >= .milliseconds(900), "deliveries \(index)…\(index + 4)")
+        try await Setup.with(backend) { setup in
+            try await Receiver.with { receiver, base in
+                _ = try await setup.register(base + "/limited", events: ["record.created"], rateLimit: 4)
+                for index in 0..<12 { try await setup.delivery.emit("record.created", payload: ["n": .int(Int64(index))]) }
+                try await setup.running([setup.dispatcher(), setup.dispatcher()]) {
+                    try await Self.eventually { await receiver.succeeded("limited").count == 12 }
+                }
+                let times = await receiver.received("limited").map(\.arrived).sorted()
+                for index in 0..<(times.count - 4) {
+                    // Any five consecutive deliveries span at least a second (less a little for scheduling).
+                    #expect(times[index + 4] - times[index] >= .milliseconds(900), "deliveries \(index)…\(index + 4)")
+                }
             }
         }
     }
 
     @Test("ordered endpoints get one message at a time in event order, across two dispatchers", arguments: Backend.allCases)
     func orderedDelivery(backend: Backend) async throws {
-        let setup = try await Setup.make(backend)
-        defer { Task { await setup.close() } }
-        try await Receiver.with { receiver, base in
-            _ = try await setup.register(base + "/ordered", events: ["record.*"], retry: ["backoff_seconds": [0, 0]], ordered: true)
-            _ = try await setup.register(base + "/parallel", events: ["record.*"])
-            await receiver.script("ordered", (0..<30).map { $0 % 4 == 1 ? .status(500) : .status(200) })
-            await receiver.script("parallel", (0..<30).map { $0 % 3 == 0 ? .sleep(.milliseconds(30)) : .status(200) })
-            for index in 0..<30 { try await setup.delivery.emit("record.updated", payload: ["n": .int(Int64(index))]) }
-            try await setup.running([setup.dispatcher(), setup.dispatcher()]) {
-                try await Self.eventually {
-                    let ordered = await receiver.succeeded("ordered").count
-                    let parallel = Set(await receiver.succeeded("parallel").map(\.id)).count
-                    return ordered == 30 && parallel == 30
+        try await Setup.with(backend) { setup in
+            try await Receiver.with { receiver, base in
+                _ = try await setup.register(base + "/ordered", events: ["record.*"], retry: ["backoff_seconds": [0, 0]], ordered: true)
+                _ = try await setup.register(base + "/parallel", events: ["record.*"])
+                await receiver.script("ordered", (0..<30).map { $0 % 4 == 1 ? .status(500) : .status(200) })
+                await receiver.script("parallel", (0..<30).map { $0 % 3 == 0 ? .sleep(.milliseconds(30)) : .status(200) })
+                for index in 0..<30 { try await setup.delivery.emit("record.updated", payload: ["n": .int(Int64(index))]) }
+                try await setup.running([setup.dispatcher(), setup.dispatcher()]) {
+                    try await Self.eventually {
+                        let ordered = await receiver.succeeded("ordered").count
+                        let parallel = Set(await receiver.succeeded("parallel").map(\.id)).count
+                        return ordered == 30 && parallel == 30
+                    }
                 }
+                let order = await receiver.succeeded("ordered").map { try! JSONValue.parse($0.body, field: "b").objectValue!["data"]!.objectValue!["n"]!.intValue! }
+                #expect(order == Array(0..<30))
+                #expect(await receiver.maxInFlight("ordered") == 1)
+                #expect(await receiver.maxInFlightPerMessage == 1)
+                #expect(await receiver.maxInFlight("parallel") > 1)
             }
-            let order = await receiver.succeeded("ordered").map { try! JSONValue.parse($0.body, field: "b").objectValue!["data"]!.objectValue!["n"]!.intValue! }
-            #expect(order == Array(0..<30))
-            #expect(await receiver.maxInFlight("ordered") == 1)
-            #expect(await receiver.maxInFlightPerMessage == 1)
-            #expect(await receiver.maxInFlight("parallel") > 1)
         }
     }
 
     @Test("during a rotation both secrets sign; after the grace period only the new one", arguments: Backend.allCases)
     func rotation(backend: Backend) async throws {
-        let setup = try await Setup.make(backend)
-        defer { Task { await setup.close() } }
-        try await Receiver.with { receiver, base in
-            let hook = try await setup.register(base + "/rotating", events: ["integration.updated"])
-            let rotated = try await setup.stores.webhooks.rotateSecret(hook.webhook.id, newSecret: nil, grace: .seconds(3600))
-            #expect(rotated.secret != hook.secret && rotated.previousValidUntil != nil)
-            await receiver.trust("rotating", secrets: [hook.secret, rotated.secret])
-            try await setup.delivery.emit("integration.updated", payload: ["n": 1])
-            try await setup.running([setup.dispatcher()]) {
-                try await Self.eventually { await receiver.received("rotating").count == 1 }
-            }
-            let first = try #require(await receiver.received("rotating").first)
-            #expect(first.signatures.count == 2)
-            #expect(Set(first.verifiedWith) == [hook.secret, rotated.secret])
-            // A rotation without grace drops every earlier secret at once.
-            let again = try await setup.stores.webhooks.rotateSecret(hook.webhook.id, newSecret: nil, grace: .zero)
-            #expect(again.previousValidUntil == nil)
-            await receiver.trust("rotating", secrets: [hook.secret, rotated.secret, again.secret])
-            try await setup.delivery.emit("integration.updated", payload: ["n": 2])
-            try await setup.running([setup.dispatcher()]) {
-                try await Self.eventually { await receiver.received("rotating").count == 2 }
-            }
-            let second = try #require(await receiver.received("rotating").last)
-            #expect(second.signatures.count == 1 && second.verifiedWith == [again.secret])
-            await expectValidation("secret_key") {
-                _ = try await setup.stores.webhooks.rotateSecret(hook.webhook.id, newSecret: "whsec_short", grace: .zero)
+        try await Setup.with(backend) { setup in
+            try await Receiver.with { receiver, base in
+                let hook = try await setup.register(base + "/rotating", events: ["integration.updated"])
+                let rotated = try await setup.stores.webhooks.rotateSecret(hook.webhook.id, newSecret: nil, grace: .seconds(3600))
+                #expect(rotated.secret != hook.secret && rotated.previousValidUntil != nil)
+                await receiver.trust("rotating", secrets: [hook.secret, rotated.secret])
+                try await setup.delivery.emit("integration.updated", payload: ["n": 1])
+                try await setup.running([setup.dispatcher()]) {
+                    try await Self.eventually { await receiver.received("rotating").count == 1 }
+                }
+                let first = try #require(await receiver.received("rotating").first)
+                #expect(first.signatures.count == 2)
+                #expect(Set(first.verifiedWith) == [hook.secret, rotated.secret])
+                // A rotation without grace drops every earlier secret at once.
+                let again = try await setup.stores.webhooks.rotateSecret(hook.webhook.id, newSecret: nil, grace: .zero)
+                #expect(again.previousValidUntil == nil)
+                await receiver.trust("rotating", secrets: [hook.secret, rotated.secret, again.secret])
+                try await setup.delivery.emit("integration.updated", payload: ["n": 2])
+                try await setup.running([setup.dispatcher()]) {
+                    try await Self.eventually { await receiver.received("rotating").count == 2 }
+                }
+                let second = try #require(await receiver.received("rotating").last)
+                #expect(second.signatures.count == 1 && second.verifiedWith == [again.secret])
+                await expectValidation("secret_key") {
+                    _ = try await setup.stores.webhooks.rotateSecret(hook.webhook.id, newSecret: "whsec_short", grace: .zero)
+                }
             }
         }
     }
 
     @Test("a sync's events reach the subscribed webhook: sync.completed and a record event per change, with the record", arguments: Backend.allCases)
     func syncEvents(backend: Backend) async throws {
-        let setup = try await Setup.make(backend)
-        defer { Task { await setup.close() } }
-        try await SyncEngineTests.Hub.with(backend, sharing: setup.stores) { hub in
-            try await SourceServer.with { source, sourceBase in
-                try await Receiver.with { receiver, base in
-                    let hook = try await setup.register(base + "/sync", events: ["sync.completed", "record.*"])
-                    await receiver.trust("sync", secrets: [hook.secret])
-                    let ids = await source.addUsers(25)
-                    let integration = try await hub.register(sourceBase + "/scim/v2", mapping: SyncEngineTests.scimMapping)
-                    _ = try await hub.sync(integration, .full)
-                    await source.modify(ids[3], email: "Changed@Example.com")
-                    await source.remove(ids[7])
-                    _ = try await hub.sync(integration, .full)
-                    try await setup.running([setup.dispatcher()]) {
-                        try await Self.eventually { try await setup.stores.webhooks.get(hook.webhook.id).successCount == 29 }
+        try await Setup.with(backend) { setup in
+            try await SyncEngineTests.Hub.with(backend, sharing: setup.stores) { hub in
+                try await SourceServer.with { source, sourceBase in
+                    try await Receiver.with { receiver, base in
+                        let hook = try await setup.register(base + "/sync", events: ["sync.completed", "record.*"])
+                        await receiver.trust("sync", secrets: [hook.secret])
+                        let ids = await source.addUsers(25)
+                        let integration = try await hub.register(sourceBase + "/scim/v2", mapping: SyncEngineTests.scimMapping)
+                        _ = try await hub.sync(integration, .full)
+                        await source.modify(ids[3], email: "Changed@Example.com")
+                        await source.remove(ids[7])
+                        _ = try await hub.sync(integration, .full)
+                        try await setup.running([setup.dispatcher()]) {
+                            try await Self.eventually { try await setup.stores.webhooks.get(hook.webhook.id).successCount == 29 }
+                        }
+                        let bodies = await receiver.succeeded("sync").map { try! JSONValue.parse($0.body, field: "b").objectValue! }
+                        let types = bodies.map { $0["type"]!.stringValue! }
+                        #expect(types.filter { $0 == "record.created" }.count == 25)
+                        #expect(types.filter { $0 == "sync.completed" }.count == 2)
+                        let updated = try #require(bodies.first { $0["type"] == "record.updated" })
+                        #expect(updated["data"]?.objectValue?["external_id"] == .string(ids[3]))
+                        #expect(updated["data"]?.objectValue?["data"]?.objectValue?["email"] == "changed@example.com")
+                        let deleted = try #require(bodies.first { $0["type"] == "record.deleted" })
+                        #expect(deleted["data"]?.objectValue?["external_id"] == .string(ids[7]))
+                        #expect(await receiver.succeeded("sync").allSatisfy { $0.verifiedWith == [hook.secret] })
                     }
-                    let bodies = await receiver.succeeded("sync").map { try! JSONValue.parse($0.body, field: "b").objectValue! }
-                    let types = bodies.map { $0["type"]!.stringValue! }
-                    #expect(types.filter { $0 == "record.created" }.count == 25)
-                    #expect(types.filter { $0 == "sync.completed" }.count == 2)
-                    let updated = try #require(bodies.first { $0["type"] == "record.updated" })
-                    #expect(updated["data"]?.objectValue?["external_id"] == .string(ids[3]))
-                    #expect(updated["data"]?.objectValue?["data"]?.objectValue?["email"] == "changed@example.com")
-                    let deleted = try #require(bodies.first { $0["type"] == "record.deleted" })
-                    #expect(deleted["data"]?.objectValue?["external_id"] == .string(ids[7]))
-                    #expect(await receiver.succeeded("sync").allSatisfy { $0.verifiedWith == [hook.secret] })
                 }
             }
         }
@@ -512,12 +524,13 @@ struct WebhookDeliveryTests {
 
     @Test("unknown event types and bad delivery settings are refused naming the field", arguments: [Backend.sqlite])
     func validation(backend: Backend) async throws {
-        let setup = try await Setup.make(backend)
-        defer { Task { await setup.close() } }
-        await expectValidation("event_types[1]") { _ = try await setup.register("https://h.example.com", events: ["sync.*", "user.created"]) }
-        await expectValidation("event_types[0]") { _ = try await setup.register("https://h.example.com", events: ["nothing.*"]) }
-        await expectValidation("rate_limit") { _ = try await setup.register("https://h.example.com", events: ["*"], rateLimit: 0) }
-        await expectValidation("event_type") { try await setup.delivery.emit("user.created", payload: [:]) }
-        #expect(try await count(setup.db.database, "webhooks", where: "1 = $1", .int(1)) == 0)
+        try await Setup.with(backend) { setup in
+            await expectValidation("event_types[1]") { _ = try await setup.register("https://h.example.com", events: ["sync.*", "user.created"]) }
+            await expectValidation("event_types[0]") { _ = try await setup.register("https://h.example.com", events: ["nothing.*"]) }
+            await expectValidation("rate_limit") { _ = try await setup.register("https://h.example.com", events: ["*"], rateLimit: 0) }
+            await expectValidation("event_type") { try await setup.delivery.emit("user.created", payload: [:]) }
+            let remaining = try await count(setup.db.database, "webhooks", where: "1 = $1", .int(1))
+            #expect(remaining == 0)
+        }
     }
 }
