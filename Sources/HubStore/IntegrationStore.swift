@@ -25,21 +25,36 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
         let id = IntegrationID.generate()
         let now = clock.now()
         let sealed = try seal(auth, id: id)
-        let row = try await mapErrors {
-            try await database.queryOne(
-                """
-                INSERT INTO external_integrations (integration_id, system_id, integration_type, endpoint_url, \
-                auth_config, auth_config_masked, mapping_config, status, created_at, updated_at) \
-                VALUES ($1, $2, $3, $4, $5, $8, $6, 'active', $7, $7) RETURNING \(Self.columns)
-                """,
-                [
-                    .uuid(id.uuid), .text(registration.systemID), .text(registration.integrationType),
-                    .text(registration.endpointURL), .json(JSONValue.string(sealed).jsonText),
-                    .optional(registration.mappingConfig.flatMap { $0 == .null ? nil : $0 }) { .json($0.jsonText) },
-                    .timestamp(now), .json(auth.masked.jsonText),
-                ])
+        return try await mapErrors {
+            try await database.transaction { executor in
+                let row = try await executor.queryOne(
+                    """
+                    INSERT INTO external_integrations (integration_id, system_id, integration_type, endpoint_url, \
+                    auth_config, auth_config_masked, mapping_config, status, created_at, updated_at) \
+                    VALUES ($1, $2, $3, $4, $5, $8, $6, 'active', $7, $7) RETURNING \(Self.columns)
+                    """,
+                    [
+                        .uuid(id.uuid), .text(registration.systemID), .text(registration.integrationType),
+                        .text(registration.endpointURL), .json(JSONValue.string(sealed).jsonText),
+                        .optional(registration.mappingConfig.flatMap { $0 == .null ? nil : $0 }) { .json($0.jsonText) },
+                        .timestamp(now), .json(auth.masked.jsonText),
+                    ])
+                let integration = try decode(row!)
+                try await Self.emit("integration.created", integration, at: now, into: executor)
+                return integration
+            }
         }
-        return try decode(row!)
+    }
+
+    /// The event of a change to an integration, in the change's transaction: its identity and state, never its
+    /// credentials.
+    static func emit(_ type: String, _ integration: Integration, at now: Date, into executor: any SQLExecutor) async throws {
+        let payload: JSONValue = [
+            "integration_id": .string(integration.id.description), "system_id": .string(integration.systemID),
+            "integration_type": .string(integration.integrationType), "endpoint_url": .string(integration.endpointURL),
+            "status": .string(integration.status.rawValue), "config_version": .string(integration.configVersion),
+        ]
+        try await SyncEngineStore.insertEvents([(type, payload)], at: now, into: executor)
     }
 
     public func recordConnectivityTest(_ id: IntegrationID, reachable: Bool) async throws -> Integration {
@@ -92,7 +107,7 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
                 }
             }
             // One statement: COALESCE patches, and the version bump computed from the row being updated.
-            return try await executor.queryOne(
+            let updated = try await executor.queryOne(
                 """
                 UPDATE external_integrations SET \
                 integration_type = COALESCE($1, integration_type), endpoint_url = COALESCE($2, endpoint_url), \
@@ -108,6 +123,8 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
                     .optional(update.status) { .text($0.rawValue) }, .timestamp(now), .uuid(id.uuid),
                     .optional(auth) { .json($0.masked.jsonText) },
                 ])
+            if let updated { try await Self.emit("integration.updated", try decode(updated), at: now, into: executor) }
+            return updated
             }
         }
         guard let row else { throw HubError.notFound(entity: "integration", id: id.description) }
@@ -121,8 +138,8 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
         let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
         try await database.transaction { executor in
             guard
-                try await executor.queryOne(
-                    "SELECT integration_id FROM external_integrations WHERE integration_id = $1\(lock)", [.uuid(id.uuid)]) != nil
+                let current = try await executor.queryOne(
+                    "SELECT \(Self.columns) FROM external_integrations WHERE integration_id = $1\(lock)", [.uuid(id.uuid)])
             else { throw HubError.notFound(entity: "integration", id: id.description) }
             if try await executor.queryOne(
                 "SELECT sync_job_id FROM sync_jobs WHERE integration_id = $1 AND status = 'running' LIMIT 1", [.uuid(id.uuid)]) != nil
@@ -133,6 +150,7 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
             // transaction; no job is running, so none is being written.
             _ = try await executor.query("DELETE FROM sync_records WHERE integration_id = $1", [.uuid(id.uuid)])
             _ = try await executor.query("DELETE FROM external_integrations WHERE integration_id = $1", [.uuid(id.uuid)])
+            try await Self.emit("integration.deleted", try decode(current), at: clock.now(), into: executor)
         }
     }
 

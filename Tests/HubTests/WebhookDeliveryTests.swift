@@ -522,6 +522,29 @@ struct WebhookDeliveryTests {
         }
     }
 
+    @Test("integration changes are events of the outbox, written with the change and without credentials", arguments: Backend.allCases)
+    func integrationEvents(backend: Backend) async throws {
+        try await Setup.with(backend) { setup in
+            let integration = try await setup.stores.integrations.register(IntegrationRegistration(
+                systemID: unique("erp"), integrationType: "ERP", endpointURL: "https://erp.example.com",
+                authConfig: ["type": "bearer", "token": "integration-secret-77"]))
+            _ = try await setup.stores.integrations.updateConfig(integration.id, IntegrationConfigUpdate(integrationType: "HR"))
+            try await setup.stores.integrations.delete(integration.id)
+            let events = try await SyncEngineStore(database: setup.db.database).events()
+            #expect(events.map(\.type) == ["integration.created", "integration.updated", "integration.deleted"])
+            #expect(events.allSatisfy { $0.payload.objectValue?["integration_id"] == .string(integration.id.description) })
+            #expect(events[1].payload.objectValue?["integration_type"] == "HR")
+            #expect(events[1].payload.objectValue?["config_version"] == "v1.1")
+            #expect(!events.map(\.payload.jsonText).joined().contains("integration-secret-77"))
+            // A refused change writes no event.
+            await expectValidation("endpoint_url") {
+                _ = try await setup.stores.integrations.register(IntegrationRegistration(
+                    systemID: unique("erp"), integrationType: "ERP", endpointURL: "ftp://erp.example.com", authConfig: ["type": "none"]))
+            }
+            #expect(try await SyncEngineStore(database: setup.db.database).events().count == 3)
+        }
+    }
+
     @Test("unknown event types and bad delivery settings are refused naming the field", arguments: [Backend.sqlite])
     func validation(backend: Backend) async throws {
         try await Setup.with(backend) { setup in
