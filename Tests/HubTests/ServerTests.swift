@@ -210,18 +210,22 @@ struct ServerTests {
             let id = try #require(created["webhook_id"]?.stringValue)
             let secret = try #require(created["secret"]?.stringValue)
             let webhookID = try WebhookID(parsing: id, field: "id")
-            try await delivery.emit("integration.updated", payload: ["integration_id": "i-1"])
+            // Other tests on the shared database change integrations too: this event is told apart by its marker.
+            let marker = unique("marker")
+            try await delivery.emit("integration.updated", payload: ["integration_id": .string(marker)])
             // Fan-out runs one at a time per database (other tests may hold it for a moment).
-            var messages = APIResponse(status: .ok, headers: [:], text: "{}")
-            for _ in 0..<100 {
+            var found: [String: JSONValue]?
+            for _ in 0..<100 where found == nil {
                 _ = try await delivery.fanOut()
-                messages = try await client.checked(.get, "/v1/webhooks/\(id)/messages", template: "/v1/webhooks/{id}/messages", document: document)
-                if messages["items"]?.arrayValue?.isEmpty == false { break }
-                try await Task.sleep(for: .milliseconds(20))
+                let messages = try await client.checked(
+                    .get, "/v1/webhooks/\(id)/messages?limit=500", template: "/v1/webhooks/{id}/messages", document: document)
+                found = messages["items"]?.arrayValue?.compactMap(\.objectValue).first {
+                    $0["payload"]?.objectValue?["data"] == ["integration_id": .string(marker)]
+                }
+                if found == nil { try await Task.sleep(for: .milliseconds(20)) }
             }
-            let message = try #require(messages["items"]?.arrayValue?.first?.objectValue)
+            let message = try #require(found)
             #expect(message["status"] == "pending" && message["event_type"] == "integration.updated" && message["attempts"] == 0)
-            #expect(message["payload"]?.objectValue?["data"] == ["integration_id": "i-1"])
             let messageID = try #require(message["message_id"]?.stringValue)
             let one = try await client.checked(
                 .get, "/v1/webhooks/\(id)/messages/\(messageID)", template: "/v1/webhooks/{id}/messages/{message_id}", document: document)
@@ -237,7 +241,7 @@ struct ServerTests {
                 .get, "/v1/webhooks/\(id)/messages?status=failed", template: "/v1/webhooks/{id}/messages", document: document)
             #expect(failed["items"]?.arrayValue?.count == 1)
             let statistics = try await client.checked(.get, "/v1/webhooks/\(id)/statistics", template: "/v1/webhooks/{id}/statistics", document: document)
-            #expect(statistics["messages"] == ["pending": 0, "succeeded": 0, "failed": 1])
+            #expect(statistics["messages"]?.objectValue?["failed"] == 1)
             let recovered = try await client.checked(
                 .post, "/v1/webhooks/\(id)/recover", template: "/v1/webhooks/{id}/recover",
                 json: ["since": .string(RFC3339.format(Date().addingTimeInterval(-600)))], document: document)
