@@ -13,8 +13,9 @@ import Synchronization
 /// statistics recorded), against a loopback receiver in this process that answers 204: `total` deliveries to one
 /// endpoint, then to 100 endpoints (`total / 100` events each fanned out to all of them). Beside it, the same number of
 /// plain AsyncHTTPClient POSTs of the same body to the same receiver at the same concurrency, in the same run.
-/// Event-to-delivery latency is the end of the successful attempt minus the event's commit time; the events of a
-/// scenario are committed at once (a burst), so it includes the time spent queued behind the others.
+/// Event-to-delivery latency is the end of the successful attempt minus the event's creation; in the burst scenarios
+/// every event is committed at once, so it includes the time spent queued behind the others; the steady scenario
+/// commits 100 events every 100 ms (1,000 a second) for `total / 2` events.
 enum WebhookBench {
     static func run(database: PostgresDatabase, sealer: SecretSealer, total: Int) async throws {
         try await Migrator(database: database).migrate()
@@ -64,21 +65,24 @@ enum WebhookBench {
             let plainRate = Double(total) / plainSeconds
             print(String(format: "plain AsyncHTTPClient POSTs: %d in %.2f s = %.0f/s (concurrency %d)", total, plainSeconds, plainRate, concurrency))
 
-            for endpoints in [1, 100] {
+            // Bursts: every event of the scenario committed at once; then a steady flow of 1,000 events a second.
+            for (endpoints, steady) in [(1, false), (100, false), (1, true)] {
                 // A fresh set of webhooks for the scenario (the previous ones are deleted with their messages).
                 _ = try await database.query("DELETE FROM webhooks", [])
                 _ = try await database.query("DELETE FROM events", [])
                 for index in 0..<endpoints {
                     _ = try await stores.webhooks.register(WebhookRegistration(webhookURL: base + "/\(index)", eventTypes: ["record.*"]))
                 }
-                let events = total / endpoints
+                let events = steady ? total / 2 : total / endpoints
+                let insert = { (count: Int) in
+                    _ = try await database.query(
+                        "INSERT INTO events (event_type, payload, created_at) SELECT 'record.updated', \(payload), clock_timestamp() FROM generate_series(1, \(count)) g",
+                        [])
+                }
                 let start = ContinuousClock.now
-                _ = try await database.query(
-                    "INSERT INTO events (event_type, payload, created_at) SELECT 'record.updated', \(payload), now() FROM generate_series(1, \(events)) g",
-                    [])
+                if !steady { try await insert(events) }
                 var configuration = WebhookDispatcherConfiguration()
                 configuration.concurrency = Int(ProcessInfo.processInfo.environment["HUB_BENCH_WEBHOOK_CONCURRENCY"] ?? "") ?? concurrency
-                configuration.pollInterval = .milliseconds(50)
                 var logger = Logger(label: "bench.dispatcher")
                 logger.logLevel = .critical
                 let dispatcher = WebhookDispatcher(
@@ -86,6 +90,14 @@ enum WebhookBench {
                     configuration: configuration, logger: logger)
                 let running = Task { await dispatcher.runLoop() }
                 let expected = events * endpoints
+                if steady {
+                    // 100 events every 100 ms.
+                    for tick in 0..<(events / 100) {
+                        try await insert(100)
+                        let next = start + .milliseconds(100 * (tick + 1))
+                        if next > ContinuousClock.now { try await Task.sleep(until: next) }
+                    }
+                }
                 // Done when every event is fanned out and no message is pending (both read through partial indexes, so
                 // that watching costs the database little).
                 while true {
@@ -111,10 +123,16 @@ enum WebhookBench {
                     """, [])!
                 let attempts = try await database.queryOne("SELECT count(*) AS n FROM webhook_attempts", [])!.int("n")
                 let rate = Double(expected) / seconds
-                print(String(
-                    format: "webhooks, %d endpoint(s), %d events: %d deliveries in %.2f s = %.0f/s (%.0f %% of plain); event-to-delivery p50 %.0f ms, p99 %.0f ms; %d attempts",
-                    endpoints, events, expected, seconds, rate, 100 * rate / plainRate, try latency.double("p50"), try latency.double("p99"),
-                    attempts))
+                if steady {
+                    print(String(
+                        format: "webhooks, steady 1,000 events/s to 1 endpoint: %d deliveries in %.2f s; event-to-delivery p50 %.0f ms, p99 %.0f ms",
+                        expected, seconds, try latency.double("p50"), try latency.double("p99")))
+                } else {
+                    print(String(
+                        format: "webhooks, burst, %d endpoint(s), %d events: %d deliveries in %.2f s = %.0f/s (%.0f %% of plain); event-to-delivery p50 %.0f ms, p99 %.0f ms; %d attempts",
+                        endpoints, events, expected, seconds, rate, 100 * rate / plainRate, try latency.double("p50"), try latency.double("p99"),
+                        attempts))
+                }
             }
             try await gateway.shutdown()
             group.cancelAll()

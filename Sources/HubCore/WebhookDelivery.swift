@@ -6,7 +6,8 @@ public enum EventCatalog {
     /// Every event type with what it reports.
     public static let types: [String: String] = [
         "sync.completed": "A sync job ended completed or completed_with_errors (its summary)",
-        "sync.failed": "A sync job failed or was cancelled (its summary and reason)",
+        "sync.failed": "A sync job failed (its summary and reason)",
+        "sync.cancelled": "A sync job was cancelled (its summary)",
         "record.created": "A synced record appeared (or returned after a deletion)",
         "record.updated": "A synced record's content changed",
         "record.deleted": "A full sync no longer found a record",

@@ -14,7 +14,7 @@ public struct WebhookDispatcherConfiguration: Sendable {
     /// An endpoint with no success for this long is disabled (default 5 days).
     public var disableAfter: Duration = .seconds(5 * 86_400)
     /// How often an idle dispatcher looks for work.
-    public var pollInterval: Duration = .milliseconds(250)
+    public var pollInterval: Duration = .milliseconds(100)
     /// The longest wait a Retry-After may ask for (429 and 503 wait at least 60 s).
     public var maximumRetryAfter: Duration = .seconds(6 * 3600)
     /// The lease owner's name: unique per process.
@@ -66,6 +66,7 @@ public struct WebhookDispatcher: Service {
         let outcomes = OutcomeBuffer()
         let endpoints = EndpointCache()
         let outstanding = SharedCounter()
+        let fannedOut = SharedCounter()
         let queue = MessageQueue()
         let writerDone = SharedCounter()
         await withDiscardingTaskGroup { outer in
@@ -96,7 +97,7 @@ public struct WebhookDispatcher: Service {
                 group.addTask {
                     while !Task.isCancelled && stopping.value.load(ordering: .relaxed) == 0 {
                         let handled = (try? await store.fanOut()) ?? 0
-                        if handled == 0 { try? await Task.sleep(for: configuration.pollInterval) }
+                        if handled > 0 { fannedOut.value.store(1, ordering: .relaxed) } else { try? await Task.sleep(for: configuration.pollInterval) }
                     }
                 }
                 // The senders: each takes the next claimed message, delivers it and hands the outcome to the writer.
@@ -151,8 +152,14 @@ public struct WebhookDispatcher: Service {
                         }
                     }
                     if claimed.isEmpty {
-                        let idle = outstanding.value.load(ordering: .relaxed) == 0
-                        try? await Task.sleep(for: idle ? configuration.pollInterval : .milliseconds(5))
+                        // Idle: look again after the poll interval, or as soon as this process fans new messages out.
+                        let deadline = ContinuousClock.now + configuration.pollInterval
+                        while outstanding.value.load(ordering: .relaxed) == 0, ContinuousClock.now < deadline, !Task.isCancelled,
+                            fannedOut.value.exchange(0, ordering: .relaxed) == 0
+                        {
+                            try? await Task.sleep(for: .milliseconds(5))
+                        }
+                        if outstanding.value.load(ordering: .relaxed) > 0 { try? await Task.sleep(for: .milliseconds(5)) }
                     }
                 }
                 // No more claims: the senders finish what is queued, then stop.
