@@ -31,12 +31,16 @@ public struct ConnectionRegistration: Sendable, Hashable {
     public var credentials: JSONValue
     /// Minutes between health checks, 1…1440; `nil` means the design's default of 5.
     public var healthCheckInterval: Int?
+    /// Failing checks retried (20 s apart, the connection `pending` meanwhile) before it is declared down, 0…10;
+    /// `nil` means 1.
+    public var retries: Int?
 
     /// Creates a registration with every member given; nothing is validated until ``validate()``.
     public init(
         systemName: String, connectionType: ConnectionType, endpoint: String, credentials: JSONValue,
-        healthCheckInterval: Int? = nil
+        healthCheckInterval: Int? = nil, retries: Int? = nil
     ) {
+        self.retries = retries
         self.systemName = systemName
         self.connectionType = connectionType
         self.endpoint = endpoint
@@ -56,6 +60,8 @@ public struct ConnectionRegistration: Sendable, Hashable {
             throw HubError.validation(field: "credentials", reason: "must be at most 16 KiB")
         }
         if let healthCheckInterval { try Validate.range(healthCheckInterval, 1...1440, field: "health_check_interval") }
+        if let retries { try Validate.range(retries, 0...10, field: "retries") }
+        if let probe = credentials.objectValue?["probe"] { try SystemConnection.validateProbe(probe, type: connectionType) }
     }
 }
 
@@ -112,6 +118,27 @@ public struct SystemConnection: Sendable, Hashable {
         self.lastUpdated = lastUpdated
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+    }
+
+    /// Checks `credentials.probe` (API connections only): `{"method": "GET"|"HEAD"|"POST"|…, "expected_status_min":
+    /// 100…599, "expected_status_max": 100…599, "body_contains": TEXT, "degraded_after_ms": 1…600000}`.
+    static func validateProbe(_ probe: JSONValue, type: ConnectionType) throws {
+        let field = "credentials.probe"
+        guard type == .API else { throw HubError.validation(field: field, reason: "is for API connections only") }
+        guard let members = probe.objectValue else { throw HubError.validation(field: field, reason: "must be a JSON object") }
+        try members.rejectUnknown(["method", "expected_status_min", "expected_status_max", "body_contains", "degraded_after_ms"], field: field)
+        if let method = members["method"] {
+            guard let text = method.stringValue, ["GET", "HEAD", "POST", "PUT", "OPTIONS"].contains(text.uppercased()) else {
+                throw HubError.validation(field: "\(field).method", reason: "must be GET, HEAD, POST, PUT or OPTIONS")
+            }
+        }
+        let low = try members.optionalInt("expected_status_min", in: 100...599, field: field) ?? 200
+        let high = try members.optionalInt("expected_status_max", in: 100...599, field: field) ?? 399
+        guard low <= high else { throw HubError.validation(field: "\(field).expected_status_max", reason: "must not be below expected_status_min") }
+        if let text = members["body_contains"], text.stringValue == nil || text.stringValue!.isEmpty {
+            throw HubError.validation(field: "\(field).body_contains", reason: "must be a non-empty string")
+        }
+        _ = try members.optionalInt("degraded_after_ms", in: 1...600_000, field: field)
     }
 
     /// Credential members shown in clear by ``mask(credentials:)``.
@@ -229,6 +256,19 @@ public struct HealthCheck: Sendable, Hashable {
     }
 }
 
+/// What one health check found (a probe's classification), as the monitor records it.
+public struct CheckOutcome: Sendable, Hashable {
+    public var status: ConnectionStatus
+    public var responseTime: Int64?
+    public var reason: String?
+
+    public init(status: ConnectionStatus, responseTime: Int64?, reason: String? = nil) {
+        self.status = status
+        self.responseTime = responseTime
+        self.reason = reason
+    }
+}
+
 /// DAO-MDE-03-08-05, System Connectivity: connections, their health checks, uptime and response times.
 public protocol SystemConnectivityDAO: Sendable {
     /// Step 1: validates and creates a `pending` connection (interval defaults to 5 minutes), credentials sealed.
@@ -240,6 +280,9 @@ public protocol SystemConnectivityDAO: Sendable {
     /// - Throws: `validation` when `status` is `pending` or `responseTime` is negative; `notFound`.
     func recordCheck(_ id: ConnectionID, status: ConnectionStatus, responseTime: Int64?) async throws
         -> SystemConnection
+
+    /// ``recordCheck(_:status:responseTime:)`` with the probe's reason kept on the health row.
+    func recordCheck(_ id: ConnectionID, _ outcome: CheckOutcome) async throws -> SystemConnection
 
     /// The connection with this id, credentials masked. - Throws: `notFound`.
     func get(_ id: ConnectionID) async throws -> SystemConnection

@@ -98,69 +98,16 @@ public struct ConnectivityTester: Sendable {
         return (recorded, Result(passed: passed, details: details))
     }
 
-    /// Connection steps 2–4: probes the connection now and records the check. API: a GET with the credentials
-    /// (`token`, `username`/`password`, or `api_key` with optional `header`): 2xx/3xx healthy, 4xx degraded, else down.
-    /// DB, FTP, SFTP, TCP: a TCP connection to the endpoint's host and port: connected is healthy, else down.
+    /// Connection steps 2–4: probes the connection now with its type's real protocol probe (``HealthProber``) and
+    /// records the check (never retried: a check on request reports what it found).
     public func checkConnection(_ id: ConnectionID) async throws -> (SystemConnection, Result) {
         let connection = try await connections.get(id)
-        let status: ConnectionStatus
-        let details: JSONValue
-        let responseTime: Int64?
-        switch connection.connectionType {
-        case .API:
-            let credentials = try await connections.credentials(for: id).objectValue ?? [:]
-            var headers: [String: String] = [:]
-            if let token = credentials["token"]?.stringValue {
-                headers["Authorization"] = "Bearer \(token)"
-            } else if let user = credentials["username"]?.stringValue, let password = credentials["password"]?.stringValue {
-                headers["Authorization"] = "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
-            } else if let key = credentials["api_key"]?.stringValue {
-                headers[credentials["header"]?.stringValue ?? "X-Api-Key"] = key
-            }
-            let outcome = await gateway.send(method: "GET", url: connection.endpoint, headers: headers, timeout: .seconds(10), bodyCap: 0)
-            switch outcome.statusCode {
-            case let code? where (200..<400).contains(code): status = .healthy
-            case let code? where (400..<500).contains(code): status = .degraded
-            default: status = .down
-            }
-            responseTime = outcome.statusCode == nil ? nil : outcome.elapsedMilliseconds
-            details = Self.details(passed: status == .healthy, outcome)
-        case .DB, .FTP, .SFTP, .TCP:
-            let (host, port) = try Self.hostAndPort(connection.endpoint, type: connection.connectionType)
-            let probe = await tcpProbe(host: host, port: port, timeout: .seconds(5))
-            status = probe.error == nil ? .healthy : .down
-            responseTime = probe.error == nil ? probe.milliseconds : nil
-            details = [
-                "passed": .bool(probe.error == nil), "status_code": .null, "response_time_ms": .int(probe.milliseconds),
-                "error": probe.error.map(JSONValue.string) ?? .null,
-            ]
-        }
-        let recorded = try await connections.recordCheck(id, status: status, responseTime: responseTime)
-        return (recorded, Result(passed: status == .healthy, details: details))
-    }
-
-    /// Connects to `host:port` after checking every resolved address against the policy, connecting to the checked
-    /// address itself.
-    func tcpProbe(host: String, port: Int, timeout: Duration) async -> (milliseconds: Int64, error: String?) {
-        let start = ContinuousClock.now
-        func elapsed() -> Int64 { (ContinuousClock.now - start).wholeMilliseconds }
-        let addresses = (try? await OutboundGateway.resolve(host)) ?? []
-        guard let address = addresses.first else { return (elapsed(), "\(host) does not resolve") }
-        for candidate in addresses {
-            if let refusal = gateway.policy.refusal(for: candidate) {
-                return (elapsed(), "\(host) is \(refusal), which the outbound address policy refuses")
-            }
-        }
-        do {
-            let socketAddress = try SocketAddress(ipAddress: address.description, port: port)
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.milliseconds(Int64(timeout.components.seconds * 1000)))
-                .connect(to: socketAddress).get()
-            try? await channel.close()
-            return (elapsed(), nil)
-        } catch {
-            return (elapsed(), "could not connect to \(host):\(port)")
-        }
+        let result = await HealthProber(gateway: gateway).probe(connection, credentials: try await connections.credentials(for: id))
+        let recorded = try await connections.recordCheck(
+            id, CheckOutcome(status: result.status, responseTime: result.responseTime, reason: result.reason))
+        guard case .object(var details) = result.json else { return (recorded, Result(passed: false, details: result.json)) }
+        details["error"] = result.status == .healthy ? .null : .string(result.reason)
+        return (recorded, Result(passed: result.status == .healthy, details: .object(details)))
     }
 
     static func hostAndPort(_ endpoint: String, type: ConnectionType) throws -> (String, Int) {

@@ -169,14 +169,20 @@ public final class OutboundGateway: Sendable {
             throw HubError.validation(field: "url", reason: "is not an absolute URL")
         }
         if let refusal = policy.refusal(forScheme: scheme) { throw HubError.validation(field: "url", reason: refusal) }
+        return (host, try await checkHost(host, field: "url"))
+    }
+
+    /// Checks every address `host` resolves to against the policy (for probes that speak other protocols than HTTP);
+    /// returns the address to connect to. - Throws: `validation(field)` with the reason.
+    public func checkHost(_ host: String, field: String = "endpoint") async throws -> IPAddress {
         let addresses = try await Self.resolve(host)
-        guard let first = addresses.first else { throw HubError.validation(field: "url", reason: "\(host) does not resolve") }
+        guard let first = addresses.first else { throw HubError.validation(field: field, reason: "\(host) does not resolve") }
         for address in addresses {
             if let refusal = policy.refusal(for: address) {
-                throw HubError.validation(field: "url", reason: "\(host) is \(refusal), which the outbound address policy refuses")
+                throw HubError.validation(field: field, reason: "\(host) is \(refusal), which the outbound address policy refuses")
             }
         }
-        return (host, first)
+        return first
     }
 
     /// The addresses `host` resolves to (an IP literal resolves to itself).

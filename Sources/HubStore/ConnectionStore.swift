@@ -36,14 +36,17 @@ public struct ConnectionStore: SystemConnectivityDAO {
             let row = try await database.queryOne(
                 """
                 INSERT INTO system_connections (connection_id, system_name, connection_type, endpoint, credentials, \
-                credentials_masked, health_check_interval, status, created_at, updated_at) \
-                VALUES ($1, $2, $3, $4, $5, $8, COALESCE($6, 5), 'pending', $7, $7) RETURNING \(Self.columns)
+                credentials_masked, health_check_interval, status, created_at, updated_at, retries, next_check_at) \
+                VALUES ($1, $2, $3, $4, $5, $8, COALESCE($6, 5), 'pending', $7, $7, $9, $10) RETURNING \(Self.columns)
                 """,
                 [
                     .uuid(id.uuid), .text(registration.systemName), .text(registration.connectionType.rawValue),
                     .text(registration.endpoint), .json(JSONValue.string(sealed).jsonText),
                     .optional(registration.healthCheckInterval) { .int(Int64($0)) }, .timestamp(now),
                     .json(SystemConnection.mask(credentials: registration.credentials).jsonText),
+                    .int(Int64(registration.retries ?? 1)),
+                    // The first monitored check at a random point of the first interval: checks spread evenly.
+                    .timestamp(now.addingTimeInterval(Double.random(in: 0..<1) * Double(registration.healthCheckInterval ?? 5) * 60)),
                 ])
             return try decode(row!)
         } catch SQLError.uniqueViolation {
@@ -54,47 +57,12 @@ public struct ConnectionStore: SystemConnectivityDAO {
     public func recordCheck(_ id: ConnectionID, status: ConnectionStatus, responseTime: Int64?) async throws
         -> SystemConnection
     {
-        guard status != .pending else {
-            throw HubError.validation(field: "status", reason: "must be healthy, degraded or down")
-        }
-        if let responseTime, responseTime < 0 {
-            throw HubError.validation(field: "response_time", reason: "must not be negative")
-        }
-        let now = clock.now()
-        let row: SQLRow? = try await database.transaction { executor in
-            // Step 2: the connection's status and response time.
-            guard
-                try await executor.queryOne(
-                    """
-                    UPDATE system_connections SET status = $1, last_check = $2, response_time = $3, updated_at = $2 \
-                    WHERE connection_id = $4 RETURNING connection_id, status, last_check, response_time
-                    """,
-                    [.text(status.rawValue), .timestamp(now), .optional(responseTime) { .int($0) }, .uuid(id.uuid)])
-                    != nil
-            else { return nil }
-            // Step 3: the health row.
-            _ = try await executor.query(
-                """
-                INSERT INTO connection_health (health_id, connection_id, check_timestamp, status, response_time, \
-                created_at) VALUES ($1, $2, $3, $4, $5, $3) RETURNING connection_id, check_timestamp, status, response_time
-                """,
-                [
-                    .uuid(HealthCheckID.generate().uuid), .uuid(id.uuid), .timestamp(now), .text(status.rawValue),
-                    .optional(responseTime) { .int($0) },
-                ])
-            // Step 4: uptime and average response time recomputed from every check.
-            return try await executor.queryOne(
-                """
-                WITH uptime_calc AS (SELECT connection_id, COUNT(*) AS total_checks, \
-                COUNT(CASE WHEN status = 'healthy' THEN 1 END) AS healthy_checks, AVG(response_time) AS avg_response \
-                FROM connection_health WHERE connection_id = $1 GROUP BY connection_id) \
-                UPDATE system_connections SET uptime_percentage = ROUND(uc.healthy_checks * 100.0 / uc.total_checks, 2), \
-                avg_response_time = ROUND(uc.avg_response), last_updated = $2 FROM uptime_calc uc \
-                WHERE system_connections.connection_id = uc.connection_id RETURNING \(Self.qualifiedColumns)
-                """, [.uuid(id.uuid), .timestamp(now)])
-        }
-        guard let row else { throw HubError.notFound(entity: "connection", id: id.description) }
-        return try decode(row)
+        try await recordCheck(id, CheckOutcome(status: status, responseTime: responseTime))
+    }
+
+    public func recordCheck(_ id: ConnectionID, _ outcome: CheckOutcome) async throws -> SystemConnection {
+        // Steps 2-4 with the rollups and events the monitor keeps (a check made on request is never retried).
+        try await HealthMonitorStore(database: database, clock: clock).record(id, outcome, monitored: false)
     }
 
     public func get(_ id: ConnectionID) async throws -> SystemConnection {
@@ -152,7 +120,9 @@ public struct ConnectionStore: SystemConnectivityDAO {
         return try JSONValue.parse(try sealer.open(sealed, context: context(id)), field: "credentials")
     }
 
-    private func decode(_ row: SQLRow) throws -> SystemConnection {
+    func decode(_ row: SQLRow) throws -> SystemConnection { try Self.decode(row) }
+
+    static func decode(_ row: SQLRow) throws -> SystemConnection {
         let id = ConnectionID(try row.uuid("connection_id"))
         guard let type = ConnectionType(rawValue: try row.string("connection_type")) else {
             throw SQLError.decoding(column: "connection_type")

@@ -19,7 +19,7 @@ public struct Migration: Sendable {
 /// Applies and checks migrations, recording each in `schema_migrations`.
 public struct Migrator: Sendable {
     /// Every migration of this build, in order.
-    public static let all: [Migration] = [Migration.designTables, Migration.apiKeys, Migration.syncEngine, Migration.webhookDelivery]
+    public static let all: [Migration] = [Migration.designTables, Migration.apiKeys, Migration.syncEngine, Migration.webhookDelivery, Migration.healthMonitor]
 
     let database: any SQLDatabase
 
@@ -795,5 +795,124 @@ extension Migration {
                 CONSTRAINT webhook_attempts_pkey PRIMARY KEY (message_seq, attempt_number)
             ) STRICT
             """,
+        ])
+}
+
+extension Migration {
+    /// Migration 5: the connectivity monitor — when each connection is next due (spread over its interval), its retries
+    /// before down and the status last reported in an event; why each check ended as it did and whether it fell in a
+    /// maintenance window; hourly and daily rollups (counts, response sums and extremes, and the fixed latency
+    /// histogram of ``LatencyHistogram``, so percentiles merge across buckets); maintenance windows.
+    static let healthMonitor = Migration(
+        version: 5, name: "create_health_monitor",
+        postgres: [
+            "ALTER TABLE system_connections ADD COLUMN next_check_at timestamptz",
+            "ALTER TABLE system_connections ADD COLUMN retries integer NOT NULL DEFAULT 1",
+            "ALTER TABLE system_connections ADD COLUMN failed_attempts integer NOT NULL DEFAULT 0",
+            "ALTER TABLE system_connections ADD COLUMN reported_status text",
+            "UPDATE system_connections SET next_check_at = now()",
+            "CREATE INDEX system_connections_due ON system_connections (next_check_at)",
+            "ALTER TABLE connection_health ADD COLUMN reason text",
+            "ALTER TABLE connection_health ADD COLUMN in_maintenance boolean NOT NULL DEFAULT false",
+            "CREATE INDEX connection_health_time ON connection_health (check_timestamp)",
+            """
+            CREATE TABLE connection_rollups (
+                connection_id uuid NOT NULL REFERENCES system_connections (connection_id) ON DELETE CASCADE,
+                bucket text NOT NULL,
+                bucket_start timestamptz NOT NULL,
+                checks bigint NOT NULL DEFAULT 0,
+                healthy bigint NOT NULL DEFAULT 0,
+                degraded bigint NOT NULL DEFAULT 0,
+                down bigint NOT NULL DEFAULT 0,
+                maintenance bigint NOT NULL DEFAULT 0,
+                response_count bigint NOT NULL DEFAULT 0,
+                response_sum bigint NOT NULL DEFAULT 0,
+                response_min bigint,
+                response_max bigint,
+                h0 bigint NOT NULL DEFAULT 0,
+                h1 bigint NOT NULL DEFAULT 0,
+                h2 bigint NOT NULL DEFAULT 0,
+                h3 bigint NOT NULL DEFAULT 0,
+                h4 bigint NOT NULL DEFAULT 0,
+                h5 bigint NOT NULL DEFAULT 0,
+                h6 bigint NOT NULL DEFAULT 0,
+                h7 bigint NOT NULL DEFAULT 0,
+                h8 bigint NOT NULL DEFAULT 0,
+                h9 bigint NOT NULL DEFAULT 0,
+                h10 bigint NOT NULL DEFAULT 0,
+                h11 bigint NOT NULL DEFAULT 0,
+                h12 bigint NOT NULL DEFAULT 0,
+                h13 bigint NOT NULL DEFAULT 0,
+                h14 bigint NOT NULL DEFAULT 0,
+                CONSTRAINT connection_rollups_pkey PRIMARY KEY (connection_id, bucket, bucket_start)
+            )
+            """,
+            "CREATE INDEX connection_rollups_time ON connection_rollups (bucket, bucket_start)",
+            """
+            CREATE TABLE connection_maintenance (
+                window_id uuid PRIMARY KEY,
+                connection_id uuid NOT NULL REFERENCES system_connections (connection_id) ON DELETE CASCADE,
+                starts_at timestamptz NOT NULL,
+                ends_at timestamptz NOT NULL,
+                reason text,
+                created_at timestamptz NOT NULL
+            )
+            """,
+            "CREATE INDEX connection_maintenance_connection ON connection_maintenance (connection_id, starts_at)",
+        ],
+        sqlite: [
+            "ALTER TABLE system_connections ADD COLUMN next_check_at INTEGER",
+            "ALTER TABLE system_connections ADD COLUMN retries INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE system_connections ADD COLUMN failed_attempts INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE system_connections ADD COLUMN reported_status TEXT",
+            "UPDATE system_connections SET next_check_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000000",
+            "CREATE INDEX system_connections_due ON system_connections (next_check_at)",
+            "ALTER TABLE connection_health ADD COLUMN reason TEXT",
+            "ALTER TABLE connection_health ADD COLUMN in_maintenance INTEGER NOT NULL DEFAULT 0",
+            "CREATE INDEX connection_health_time ON connection_health (check_timestamp)",
+            """
+            CREATE TABLE connection_rollups (
+                connection_id TEXT NOT NULL REFERENCES system_connections (connection_id) ON DELETE CASCADE,
+                bucket TEXT NOT NULL,
+                bucket_start INTEGER NOT NULL,
+                checks INTEGER NOT NULL DEFAULT 0,
+                healthy INTEGER NOT NULL DEFAULT 0,
+                degraded INTEGER NOT NULL DEFAULT 0,
+                down INTEGER NOT NULL DEFAULT 0,
+                maintenance INTEGER NOT NULL DEFAULT 0,
+                response_count INTEGER NOT NULL DEFAULT 0,
+                response_sum INTEGER NOT NULL DEFAULT 0,
+                response_min INTEGER,
+                response_max INTEGER,
+                h0 INTEGER NOT NULL DEFAULT 0,
+                h1 INTEGER NOT NULL DEFAULT 0,
+                h2 INTEGER NOT NULL DEFAULT 0,
+                h3 INTEGER NOT NULL DEFAULT 0,
+                h4 INTEGER NOT NULL DEFAULT 0,
+                h5 INTEGER NOT NULL DEFAULT 0,
+                h6 INTEGER NOT NULL DEFAULT 0,
+                h7 INTEGER NOT NULL DEFAULT 0,
+                h8 INTEGER NOT NULL DEFAULT 0,
+                h9 INTEGER NOT NULL DEFAULT 0,
+                h10 INTEGER NOT NULL DEFAULT 0,
+                h11 INTEGER NOT NULL DEFAULT 0,
+                h12 INTEGER NOT NULL DEFAULT 0,
+                h13 INTEGER NOT NULL DEFAULT 0,
+                h14 INTEGER NOT NULL DEFAULT 0,
+                CONSTRAINT connection_rollups_pkey PRIMARY KEY (connection_id, bucket, bucket_start)
+            ) STRICT
+            """,
+            "CREATE INDEX connection_rollups_time ON connection_rollups (bucket, bucket_start)",
+            """
+            CREATE TABLE connection_maintenance (
+                window_id TEXT PRIMARY KEY,
+                connection_id TEXT NOT NULL REFERENCES system_connections (connection_id) ON DELETE CASCADE,
+                starts_at INTEGER NOT NULL,
+                ends_at INTEGER NOT NULL,
+                reason TEXT,
+                created_at INTEGER NOT NULL
+            ) STRICT
+            """,
+            "CREATE INDEX connection_maintenance_connection ON connection_maintenance (connection_id, starts_at)",
         ])
 }

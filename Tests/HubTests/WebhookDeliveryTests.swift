@@ -404,7 +404,8 @@ struct WebhookDeliveryTests {
                 }
                 let disabled = try await setup.stores.webhooks.get(failing.webhook.id)
                 #expect(disabled.disabledReason?.hasPrefix("every attempt failed for 3 s") == true, "\(disabled.disabledReason ?? "nil")")
-                #expect(await receiver.received("failing").count >= 3)
+                // At least two failures: the first starts the clock, a later one finds it run out.
+                #expect(await receiver.received("failing").count >= 2)
                 let recovered = try await setup.stores.webhooks.get(recovering.webhook.id)
                 #expect(recovered.status == .active && recovered.failingSince == nil)
                 let events = try await SyncEngineStore(database: setup.db.database).events(type: "webhook.disabled")
