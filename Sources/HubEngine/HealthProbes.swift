@@ -213,9 +213,10 @@ public struct HealthProber: Sendable {
 
         func line() async throws -> String? {
             while true {
-                if let newline = pending.firstIndex(of: "\n") {
+                if let newline = pending.firstIndex(where: \.isNewline) {
                     let line = String(pending[..<newline]).trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
                     pending = String(pending[pending.index(after: newline)...])
+                    if line.isEmpty { continue }  // "\r" and "\n" split across reads
                     return line
                 }
                 guard pending.utf8.count < 8192, let chunk = try await iterator.next() else { return nil }

@@ -42,6 +42,9 @@ public struct HealthMonitorStore: Sendable {
         self.clock = clock
     }
 
+    /// The store's clock.
+    public func now() -> Date { clock.now() }
+
     /// How long a failing check waits before it is retried (while the connection is pending): 20 s, or the interval
     /// when that is shorter.
     public static func retryDelay(intervalMinutes: Int) -> TimeInterval { min(20, Double(intervalMinutes) * 60) }

@@ -131,3 +131,11 @@ extension HubError {
     var isConflict: Bool { if case .conflict = self { true } else { false } }
     var isInvalidReference: Bool { if case .invalidReference = self { true } else { false } }
 }
+
+extension ManualClock {
+    /// Moves the clock to `date` (never backwards).
+    func set(to date: Date) {
+        let now = wallClock.now()
+        if date > now { advance(by: date.timeIntervalSince(now)) }
+    }
+}
