@@ -91,7 +91,8 @@ public struct HealthMonitorStore: Sendable {
                     nextCheck = now.addingTimeInterval(Self.retryDelay(intervalMinutes: Int(try current.int("health_check_interval"))))
                 }
             }
-            let newReported = status == .pending ? reported : status.rawValue
+            // What users were told last: unchanged while retrying and during maintenance.
+            let newReported = status == .pending || inMaintenance ? reported : status.rawValue
             // Step 2: the connection's status and response time.
             _ = try await executor.query(
                 """

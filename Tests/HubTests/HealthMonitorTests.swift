@@ -186,3 +186,136 @@ struct HealthMonitorTests {
         #expect(metadata.status == .down && metadata.reason.hasPrefix("refused:"), "\(metadata.reason)")
     }
 }
+
+extension HealthMonitorTests {
+    /// What the test's HTTP target answers at a time of the test's clock: hours since the start → behaviour.
+    struct Schedule: Sendable {
+        let start: Date
+        static let down: [Range<Double>] = [50..<52, 200..<201.5]
+        static let degraded: [Range<Double>] = [100..<104]
+        static let maintenance: Range<Double> = 150..<156
+
+        func status(at date: Date) -> HTTPResponse.Status {
+            let hours = date.timeIntervalSince(start) / 3600
+            if Self.down.contains(where: { $0.contains(hours) }) || Self.maintenance.contains(hours) { return .internalServerError }
+            if Self.degraded.contains(where: { $0.contains(hours) }) { return .notFound }
+            return .ok
+        }
+    }
+
+    @Test("two weeks of scheduled checks on a deterministic clock: uptime windows, percentiles, events, retries, maintenance and retention match the raw checks", arguments: Backend.allCases)
+    func weeksOfChecks(backend: Backend) async throws {
+        let clock = ManualClock(Date(timeIntervalSince1970: 1_790_208_000))  // a midnight UTC
+        let start = clock.wallClock.now()
+        let schedule = Schedule(start: start)
+        let database = try await DeliveryDatabase.make(backend)
+        defer { Task { await database.cleanup() } }
+        let stores = HubStores(database: database.database, sealer: TestEnvironment.sealer, clock: clock.wallClock)
+        let monitorStore = HealthMonitorStore(database: database.database, clock: clock.wallClock)
+        let router = Router()
+        let wallClock = clock.wallClock
+        router.get("/health") { _, _ -> Response in
+            // A few milliseconds of real work, varying, so that response times spread over histogram buckets.
+            try await Task.sleep(for: .microseconds(Int64.random(in: 0...3000)))
+            return Response(status: schedule.status(at: wallClock.now()))
+        }
+        try await withLoopbackServer(router) { base in
+            let connection = try await stores.connections.create(ConnectionRegistration(
+                systemName: unique("hr-api"), connectionType: .API, endpoint: base + "/health", credentials: [:],
+                healthCheckInterval: 30, retries: 1))
+            try await monitorStore.addMaintenance(
+                connection.id, startsAt: start.addingTimeInterval(Schedule.maintenance.lowerBound * 3600),
+                endsAt: start.addingTimeInterval(Schedule.maintenance.upperBound * 3600), reason: "upgrade")
+            let monitor = Self.monitor(stores, clock: clock.wallClock)
+            let end = start.addingTimeInterval(14 * 86_400)
+            while let next = try await monitorStore.nextDue(), next < end {
+                clock.set(to: next)
+                try await monitor.runDue()
+            }
+            clock.set(to: end)
+            // The raw checks, read straight from the table.
+            let raw = try await database.database.query(
+                "SELECT check_timestamp, status, response_time, in_maintenance FROM connection_health WHERE connection_id = $1 ORDER BY check_timestamp",
+                [.uuid(connection.id.uuid)]
+            ).map { (time: try $0.date("check_timestamp"), status: try $0.string("status"), response: try $0.optionalInt("response_time"),
+                     maintenance: try $0.bool("in_maintenance")) }
+            #expect(raw.count > 14 * 48 - 2 && raw.count < 14 * 48 + 6, "\(raw.count) checks")
+            // Retries: each down period starts with a failed check retried 20 s later (the connection pending meanwhile).
+            let retried = zip(raw, raw.dropFirst()).filter { $1.time.timeIntervalSince($0.time) == 20 }
+            #expect(retried.count == Schedule.down.count)
+            #expect(raw.filter(\.maintenance).count >= 11)
+            // Events: down and up for each outage, degraded and up for the degraded period, nothing for maintenance.
+            let events = try await SyncEngineStore(database: database.database).events()
+            #expect(events.filter { $0.type == "connection.down" }.count == Schedule.down.count)
+            #expect(events.filter { $0.type == "connection.degraded" }.count == Schedule.degraded.count)
+            #expect(events.filter { $0.type == "connection.up" }.count == Schedule.down.count + Schedule.degraded.count)
+            // Uptime windows and percentiles, computed here from the raw checks with the same window alignment.
+            let windows = try await monitorStore.uptime(connection.id)
+            let now = clock.wallClock.now()
+            let hour = floor(now.timeIntervalSince1970 / 3600) * 3600
+            let day = floor(now.timeIntervalSince1970 / 86_400) * 86_400
+            let starts: [String: Double] = ["24h": hour - 23 * 3600, "7d": hour - (7 * 24 - 1) * 3600, "30d": day - 29 * 86_400, "all": 0]
+            for window in windows {
+                let counted = raw.filter { !$0.maintenance && $0.time.timeIntervalSince1970 >= starts[window.name]! }
+                let healthy = counted.filter { $0.status == "healthy" }.count
+                #expect(window.checks == Int64(counted.count), "\(window.name)")
+                #expect(window.healthy == Int64(healthy), "\(window.name)")
+                #expect(window.uptimePercentage == (Double(healthy) * 10_000 / Double(counted.count)).rounded() / 100, "\(window.name)")
+                let times = counted.compactMap(\.response)
+                #expect(window.averageResponseTime == Double(times.reduce(0, +)) / Double(times.count), "\(window.name)")
+                var histogram = [Int64](repeating: 0, count: LatencyHistogram.bucketCount)
+                for time in times { histogram[LatencyHistogram.bucket(for: time)] += 1 }
+                for (p, value) in [(0.5, window.p50), (0.95, window.p95), (0.99, window.p99)] {
+                    #expect(value == LatencyHistogram.percentile(p, buckets: histogram, minimum: times.min()!, maximum: times.max()!), "\(window.name) p\(p)")
+                    // The estimate lies in the bucket of the exact percentile.
+                    let exact = times.sorted()[min(times.count - 1, Int(Double(times.count) * p))]
+                    #expect(LatencyHistogram.bucket(for: Int64(value!.rounded(.down))) == LatencyHistogram.bucket(for: exact)
+                        || abs(value! - Double(exact)) <= 1, "\(window.name) p\(p): \(value!) vs \(exact)")
+                }
+            }
+            let all = try #require(windows.first { $0.name == "all" })
+            #expect(all.uptimePercentage! < 100 && all.uptimePercentage! > 95)
+            #expect(all.maintenance >= 11 && all.degraded >= 8)
+            // The design's returns agree with the all-time window.
+            let current = try await stores.connections.get(connection.id)
+            #expect(abs(try #require(current.uptimePercentage) - all.uptimePercentage!) < 0.001)  // numeric(5,2) read as a double
+            #expect(current.avgResponseTime == Int64(all.averageResponseTime!.rounded()))
+            // Retention: raw checks older than 7 days go, rollups stay, the windows do not change.
+            try await monitorStore.prune(rawDays: 7, rollupDays: 400)
+            let kept = try await count(database.database, "connection_health", where: "connection_id = $1", .uuid(connection.id.uuid))
+            #expect(kept > 0 && kept < Int64(raw.count / 2 + 5))
+            #expect(try await monitorStore.uptime(connection.id) == windows)
+        }
+    }
+
+    @Test("two monitors on one database check each due connection once per interval")
+    func twoMonitors() async throws {
+        let clock = ManualClock()
+        let database = try await DeliveryDatabase.make(.postgres)
+        defer { Task { await database.cleanup() } }
+        let stores = HubStores(database: database.database, sealer: TestEnvironment.sealer, clock: clock.wallClock)
+        let router = Router()
+        try await withLoopbackServer(router) { base in
+            let port = base.split(separator: ":").last!
+            var ids: [ConnectionID] = []
+            for _ in 0..<24 {
+                ids.append(try await stores.connections.create(ConnectionRegistration(
+                    systemName: unique("tcp"), connectionType: .TCP, endpoint: "127.0.0.1:\(port)", credentials: [:],
+                    healthCheckInterval: 1)).id)
+            }
+            let first = Self.monitor(stores, clock: clock.wallClock) { $0.concurrency = 5 }
+            let second = Self.monitor(stores, clock: clock.wallClock) { $0.concurrency = 5 }
+            for _ in 0..<4 {
+                clock.advance(by: 60)
+                async let a = first.runDue()
+                async let b = second.runDue()
+                let (ranFirst, ranSecond) = try await (a, b)
+                #expect(ranFirst + ranSecond == 24)
+            }
+            for id in ids {
+                #expect(try await count(database.database, "connection_health", where: "connection_id = $1", .uuid(id.uuid)) == 4)
+            }
+            #expect(first.statistics.checksStarted + second.statistics.checksStarted == 96)
+        }
+    }
+}
