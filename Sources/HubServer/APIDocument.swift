@@ -144,7 +144,10 @@ enum Schemas {
 
     static let testResult: JSONValue = object(
         ["passed": ["type": "boolean"], "status_code": nullableInteger, "response_time_ms": nullableInteger, "error": nullableString,
-         "message_id": string, "response_excerpt": string], required: ["passed", "status_code", "response_time_ms", "error"])
+         "message_id": string, "response_excerpt": string,
+         "status": ["type": "string", "enum": ["healthy", "degraded", "down"], "description": "Connection checks: the probe's classification"],
+         "reason": ["type": "string", "description": "Connection checks: why, in words"]],
+        required: ["passed", "status_code", "response_time_ms", "error"])
 
     static let extended: [String: JSONValue] = [
         "IntegrationTested": extend("Integration", ["test_result": testResult]),
@@ -289,7 +292,14 @@ enum Schemas {
             required: ["webhook_id", "success_count", "failure_count", "last_triggered", "messages"]),
         "ConnectionCreate": object(
             ["system_name": string, "connection_type": enumeration(ConnectionType.allCases.map(\.rawValue)), "endpoint": string,
-             "credentials": anyObject, "health_check_interval": integer], required: ["system_name", "connection_type", "endpoint", "credentials"]),
+             "credentials": ["type": "object", "description": """
+                Sealed at rest. API: token | username+password | api_key (+ header), and optionally "probe": {"method", \
+                "expected_status_min", "expected_status_max" (default 200-399), "body_contains", "degraded_after_ms"}. \
+                DB: username, password (, database). FTP: username, password (banner only without them).
+                """],
+             "health_check_interval": integer,
+             "retries": ["type": "integer", "minimum": 0, "maximum": 10, "description": "Failing checks retried 20 s apart (status pending) before down; default 1"]],
+            required: ["system_name", "connection_type", "endpoint", "credentials"]),
         "Connection": object(
             ["connection_id": uuid, "system_name": string, "connection_type": enumeration(ConnectionType.allCases.map(\.rawValue)),
              "endpoint": string, "credentials": anyObject, "health_check_interval": integer,
@@ -305,8 +315,21 @@ enum Schemas {
         "HealthCheckPage": page("HealthCheck"),
         "Uptime": object(
             ["connection_id": uuid, "status": enumeration(ConnectionStatus.allCases.map(\.rawValue)), "last_check": nullableTimestamp,
-             "uptime_percentage": ["type": ["number", "null"]], "avg_response_time": nullableInteger],
-            required: ["connection_id", "status", "last_check", "uptime_percentage", "avg_response_time"]),
+             "uptime_percentage": ["type": ["number", "null"]], "avg_response_time": nullableInteger,
+             "windows": ["type": "array", "items": ["$ref": "#/components/schemas/UptimeWindow"]]],
+            required: ["connection_id", "status", "last_check", "uptime_percentage", "avg_response_time", "windows"]),
+        "UptimeWindow": object(
+            ["window": enumeration(["24h", "7d", "30d", "all"]), "checks": integer, "healthy": integer, "degraded": integer, "down": integer,
+             "maintenance": integer, "uptime_percentage": ["type": ["number", "null"]], "avg_response_time": ["type": ["number", "null"]],
+             "p50_response_time": ["type": ["number", "null"]], "p95_response_time": ["type": ["number", "null"]],
+             "p99_response_time": ["type": ["number", "null"]]],
+            required: ["window", "checks", "healthy", "degraded", "down", "maintenance", "uptime_percentage", "avg_response_time",
+                       "p50_response_time", "p95_response_time", "p99_response_time"]),
+        "MaintenanceWindowCreate": object(["starts_at": timestamp, "ends_at": timestamp, "reason": string], required: ["starts_at", "ends_at"]),
+        "MaintenanceWindow": object(
+            ["window_id": uuid, "connection_id": uuid, "starts_at": timestamp, "ends_at": timestamp, "reason": nullableString,
+             "created_at": timestamp], required: ["window_id", "connection_id", "starts_at", "ends_at", "reason", "created_at"]),
+        "MaintenanceWindowList": object(["items": ["type": "array", "items": ["$ref": "#/components/schemas/MaintenanceWindow"]]], required: ["items"]),
         "Status": object(["status": string], required: ["status"]),
         "UpstreamBody": ["description": "The integration's own response body: JSON as received, other bodies as text"],
     ]

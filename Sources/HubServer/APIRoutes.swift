@@ -484,13 +484,14 @@ final class APIRoutes: @unchecked Sendable {
         add(.post, "/v1/connections", on: v1, summary: "Create a system connection (design step 1)", tag: tag,
             request: "ConnectionCreate", success: 201, response: "Connection", errors: [409]) { request, _ in
             let body = try await self.body(request)
-            try body.allowOnly(["system_name", "connection_type", "endpoint", "credentials", "health_check_interval"])
+            try body.allowOnly(["system_name", "connection_type", "endpoint", "credentials", "health_check_interval", "retries"])
             guard let type = try body.optionalEnum("connection_type", ConnectionType.self) else {
                 throw HubError.validation(field: "connection_type", reason: "is required")
             }
             let connection = try await stores.connections.create(ConnectionRegistration(
                 systemName: try body.string("system_name"), connectionType: type, endpoint: try body.string("endpoint"),
-                credentials: try body.json("credentials"), healthCheckInterval: try body.optionalInt("health_check_interval")))
+                credentials: try body.json("credentials"), healthCheckInterval: try body.optionalInt("health_check_interval"),
+                retries: try body.optionalInt("retries")))
             return connection.json.response(status: .created)
         }
         add(.get, "/v1/connections", on: v1, summary: "List connections, newest first", tag: tag,
@@ -519,9 +520,35 @@ final class APIRoutes: @unchecked Sendable {
             errors: [404, 422]) { request, context in
             try await stores.connections.healthHistory(try Self.id(context, "connection"), try request.pageRequest()).json(\.json).response()
         }
-        add(.get, "/v1/connections/{id}/uptime", on: v1, summary: "Uptime percentage and average response time (design step 4)", tag: tag,
+        let monitor = HealthMonitorStore(database: stores.database)
+        add(.get, "/v1/connections/{id}/uptime", on: v1,
+            summary: "Uptime and response times: the design's all-time figures and the 24h, 7d, 30d and all-time windows", tag: tag,
             response: "Uptime", errors: [404]) { _, context in
-            try await stores.connections.get(try Self.id(context, "connection")).uptimeJSON.response()
+            let id: ConnectionID = try Self.id(context, "connection")
+            guard case .object(var members) = try await stores.connections.get(id).uptimeJSON else { throw HubError.notFound(entity: "connection", id: id.description) }
+            members["windows"] = .array(try await monitor.uptime(id).map(\.json))
+            return JSONValue.object(members).response()
+        }
+        add(.get, "/v1/connections/{id}/maintenance", on: v1, summary: "Maintenance windows of a connection, earliest first", tag: tag,
+            response: "MaintenanceWindowList", errors: [404]) { _, context in
+            JSONValue.object(["items": .array(try await monitor.maintenance(try Self.id(context, "connection")).map(\.json))]).response()
+        }
+        add(.post, "/v1/connections/{id}/maintenance", on: v1,
+            summary: "Add a maintenance window: checks inside it are kept but not counted in uptime and raise no events", tag: tag,
+            request: "MaintenanceWindowCreate", success: 201, response: "MaintenanceWindow", errors: [404, 422]) { request, context in
+            let body = try await self.body(request)
+            try body.allowOnly(["starts_at", "ends_at", "reason"])
+            let window = try await monitor.addMaintenance(
+                try Self.id(context, "connection"), startsAt: try RFC3339.parse(try body.string("starts_at"), field: "starts_at"),
+                endsAt: try RFC3339.parse(try body.string("ends_at"), field: "ends_at"), reason: try body.optionalString("reason"))
+            return window.json.response(status: .created)
+        }
+        add(.delete, "/v1/connections/{id}/maintenance/{window_id}", on: v1, summary: "Delete a maintenance window", tag: tag,
+            success: 204, response: nil, errors: [404]) { _, context in
+            let text = context.parameters.get("window_id") ?? ""
+            guard let window = UUID(uuidString: text) else { throw HubError.notFound(entity: "maintenance window", id: text) }
+            try await monitor.deleteMaintenance(try Self.id(context, "connection"), window: window)
+            return Response(status: .noContent)
         }
     }
 }

@@ -1,4 +1,5 @@
 import HubCore
+import HubStore
 
 /// The API's JSON shape of each model (also printed by the CLI's `--json`): snake_case names as in the design, RFC 3339 UTC timestamps, secrets masked.
 extension Integration {
@@ -145,6 +146,30 @@ extension WebhookMessage {
             "status": .string(status.rawValue), "attempts": .int(Int64(attempts)), "next_attempt_at": .timestamp(nextAttemptAt),
             "last_status_code": lastStatusCode.map { .int(Int64($0)) } ?? .null, "last_error": lastError.map(JSONValue.string) ?? .null,
             "event_created_at": .timestamp(eventCreatedAt), "created_at": .timestamp(createdAt), "delivered_at": .timestamp(deliveredAt),
+        ]
+    }
+}
+
+extension UptimeWindow {
+    /// The JSON representation the API returns.
+    public var json: JSONValue {
+        func number(_ value: Double?) -> JSONValue { value.map { .double(($0 * 100).rounded() / 100) } ?? .null }
+        return [
+            "window": .string(name), "checks": .int(checks), "healthy": .int(healthy), "degraded": .int(degraded), "down": .int(down),
+            "maintenance": .int(maintenance), "uptime_percentage": number(uptimePercentage),
+            "avg_response_time": number(averageResponseTime), "p50_response_time": number(p50), "p95_response_time": number(p95),
+            "p99_response_time": number(p99),
+        ]
+    }
+}
+
+extension MaintenanceWindow {
+    /// The JSON representation the API returns.
+    public var json: JSONValue {
+        [
+            "window_id": .string(id.uuidString.lowercased()), "connection_id": .string(connectionID.description),
+            "starts_at": .timestamp(startsAt), "ends_at": .timestamp(endsAt), "reason": reason.map(JSONValue.string) ?? .null,
+            "created_at": .timestamp(createdAt),
         ]
     }
 }

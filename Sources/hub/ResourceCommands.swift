@@ -445,7 +445,8 @@ struct Webhooks: AsyncParsableCommand {
 
 struct Connections: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "System connections and their health (DAO-MDE-03-08-05).", subcommands: [Add.self, List.self, Show.self, Check.self])
+        abstract: "System connections and their health (DAO-MDE-03-08-05).",
+        subcommands: [Add.self, List.self, Show.self, Check.self, History.self, Uptime.self, Maintenance.self])
     static let columns = ["connection_id", "system_name", "connection_type", "endpoint", "status", "uptime_percentage", "avg_response_time"]
 
     struct Add: AsyncParsableCommand {
@@ -456,13 +457,15 @@ struct Connections: AsyncParsableCommand {
         @Option(help: "Endpoint (URL or host:port, per type).") var endpoint: String
         @Option(help: "Credentials JSON, inline or @file (default {}).") var credentials: String = "{}"
         @Option(help: "Minutes between health checks, 1-1440 (default 5).") var interval: Int?
+        @Option(help: "Failing checks retried 20 s apart before the connection is down, 0-10 (default 1).") var retries: Int?
 
         func run() async throws {
             let (name, type, endpoint, credentials, interval, json) = (name, type, endpoint, credentials, interval, options.json)
+            let retries = retries
             try await options.withStores { stores in
                 let connection = try await stores.connections.create(ConnectionRegistration(
                     systemName: name, connectionType: try Validate.oneOf(type, as: ConnectionType.self, field: "type"), endpoint: endpoint,
-                    credentials: try jsonArgument(credentials, field: "credentials"), healthCheckInterval: interval))
+                    credentials: try jsonArgument(credentials, field: "credentials"), healthCheckInterval: interval, retries: retries))
                 output(connection.json, json: json, columns: Connections.columns)
             }
         }

@@ -94,6 +94,7 @@ struct Serve: AsyncParsableCommand {
             let syncLease = try settings.syncLease()
             let syncConcurrency = try settings.int("sync_concurrency", flag: nil) ?? 2
             let dispatcherConfiguration = try settings.webhookDispatcher()
+            let monitorConfiguration = try settings.healthMonitor()
             try Validate.range(syncConcurrency, 1...64, field: "sync_concurrency")
             let journalDirectory = try settings.string("journal_dir", flag: nil)
                 ?? (dataDirectory as NSString).appendingPathComponent("journal")
@@ -156,8 +157,13 @@ struct Serve: AsyncParsableCommand {
                 let dispatcher = WebhookDispatcher(
                     store: WebhookDeliveryStore(database: database), webhooks: stores.webhooks, gateway: gateway,
                     configuration: dispatcherConfiguration, logger: logger)
+                // The connectivity monitor: every connection checked every health_check_interval minutes.
+                let monitor = HealthMonitor(
+                    store: HealthMonitorStore(database: database), connections: stores.connections, gateway: gateway,
+                    configuration: monitorConfiguration, logger: logger)
                 if workersOnly { say("IntegrationHub worker running (\(location.redacted))") }
-                let services: [any Service] = workersOnly ? [retention, worker, dispatcher] : [app, retention, worker, dispatcher]
+                let background: [any Service] = [retention, worker, dispatcher, monitor]
+                let services: [any Service] = workersOnly ? background : [app] + background
                 var groupConfiguration = ServiceGroupConfiguration(
                     services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
                 groupConfiguration.maximumGracefulShutdownDuration = .seconds(30)

@@ -9,15 +9,30 @@ import Logging
 /// File keys (all optional; unknown keys are refused): `database_url`, `data_dir`, `host`, `port`, `body_limit`,
 /// `migrate`, `key_file`, `sealing_keys`, `log_level`, `outbound_allowlist`, `require_https`,
 /// `operations_retention_days`, `statistics_retention_days`, `response_body_cap`, `redact_headers`, `journal_dir`,
-/// `sync_lease_seconds`, `sync_concurrency`, `webhook_concurrency`, `webhook_lease_seconds`, `webhook_disable_after_hours`.
-/// Each matches the environment variable `HUB_<KEY>`.
+/// `sync_lease_seconds`, `sync_concurrency`, `webhook_concurrency`, `webhook_lease_seconds`, `webhook_disable_after_hours`,
+/// `monitor_concurrency`, `health_raw_retention_days`, `health_rollup_retention_days`. Each matches the environment variable `HUB_<KEY>`.
 struct Settings {
     static let keys: Set<String> = [
         "database_url", "data_dir", "host", "port", "body_limit", "migrate", "key_file", "sealing_keys", "log_level",
         "outbound_allowlist", "require_https", "operations_retention_days", "statistics_retention_days", "response_body_cap",
         "redact_headers", "journal_dir", "sync_lease_seconds", "sync_concurrency", "webhook_concurrency",
-        "webhook_lease_seconds", "webhook_disable_after_hours",
+        "webhook_lease_seconds", "webhook_disable_after_hours", "monitor_concurrency", "health_raw_retention_days",
+        "health_rollup_retention_days",
     ]
+
+    /// The connectivity monitor's settings: `monitor_concurrency` (probes in flight, 1-1024, default 64),
+    /// `health_raw_retention_days` (raw checks, 1-3650, default 7), `health_rollup_retention_days` (hourly and daily
+    /// rollups, 1-3650, default 400).
+    func healthMonitor() throws -> HealthMonitorConfiguration {
+        var configuration = HealthMonitorConfiguration()
+        configuration.concurrency = try int("monitor_concurrency", flag: nil) ?? 64
+        try Validate.range(configuration.concurrency, 1...1024, field: "monitor_concurrency")
+        configuration.rawRetentionDays = try int("health_raw_retention_days", flag: nil) ?? 7
+        try Validate.range(configuration.rawRetentionDays, 1...3650, field: "health_raw_retention_days")
+        configuration.rollupRetentionDays = try int("health_rollup_retention_days", flag: nil) ?? 400
+        try Validate.range(configuration.rollupRetentionDays, 1...3650, field: "health_rollup_retention_days")
+        return configuration
+    }
 
     /// The webhook dispatcher's settings: `webhook_concurrency` (deliveries in flight, 1-1024, default 64),
     /// `webhook_lease_seconds` (1-3600, default 90: keep it above every webhook's timeout_seconds, at most 60, or a slow

@@ -132,6 +132,15 @@ struct ResourceCommandTests {
             let checked = try await cli.run("connections", "check", connectionID, "--outbound-allowlist", "127.0.0.0/8", "--json")
             #expect(checked.status == 0)
             #expect(checked.stdout.contains(#""status":"healthy""#))
+            let uptime = try await cli.json("connections", "uptime", connectionID)
+            #expect(uptime.objectValue?["items"]?.arrayValue?.first?.objectValue?["uptime_percentage"] == 100)
+            #expect(try await cli.json("connections", "history", connectionID).objectValue?["items"]?.arrayValue?.count == 1)
+            let window = try await cli.json(
+                "connections", "maintenance", "add", connectionID, "--start", "2026-12-01T02:00:00Z", "--end", "2026-12-01T03:00:00Z")
+            let windowID = try #require(window.objectValue?["window_id"]?.stringValue)
+            #expect(try await cli.json("connections", "maintenance", "list", connectionID).objectValue?["items"]?.arrayValue?.count == 1)
+            #expect(try await cli.run("connections", "maintenance", "delete", connectionID, windowID).status == 0)
+            #expect(try await cli.run("connections", "maintenance", "add", connectionID, "--start", "x", "--end", "y").status == 2)
 
             let ran = try await cli.json("ops", "run", "--method", "GET", "--endpoint", base + "/json", "--outbound-allowlist", "127.0.0.0/8")
             #expect(ran.objectValue?["status"] == "completed")

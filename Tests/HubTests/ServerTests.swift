@@ -280,6 +280,46 @@ struct ServerTests {
         }
     }
 
+    @Test("connection monitoring: retries on create, uptime windows, maintenance windows", arguments: Backend.allCases)
+    func connectionMonitoring(backend: Backend) async throws {
+        let harness = try await APIHarness.make(backend)
+        try await harness.test { client in
+            let document = try await Self.document(client)
+            let created = try await client.checked(.post, "/v1/connections", json: [
+                "system_name": .string(unique("ldap")), "connection_type": "TCP", "endpoint": "127.0.0.1:1", "credentials": [:], "retries": 3,
+            ], document: document)
+            #expect(created.status == .created)
+            let id = try #require(created["connection_id"]?.stringValue)
+            let badRetries = try await client.checked(.post, "/v1/connections", json: [
+                "system_name": .string(unique("x")), "connection_type": "TCP", "endpoint": "127.0.0.1:1", "credentials": [:], "retries": 11,
+            ], document: document)
+            #expect(badRetries["field"] == "retries")
+            let checked = try await client.checked(.post, "/v1/connections/\(id)/check", template: "/v1/connections/{id}/check", document: document)
+            #expect(checked["status"] == "down")  // a check on request is not retried
+            let uptime = try await client.checked(.get, "/v1/connections/\(id)/uptime", template: "/v1/connections/{id}/uptime", document: document)
+            let windows = try #require(uptime["windows"]?.arrayValue)
+            #expect(windows.compactMap { $0.objectValue?["window"]?.stringValue } == ["24h", "7d", "30d", "all"])
+            #expect(windows.allSatisfy { $0.objectValue?["checks"] == 1 && $0.objectValue?["down"] == 1 && $0.objectValue?["uptime_percentage"] == 0 })
+            let window = try await client.checked(
+                .post, "/v1/connections/\(id)/maintenance", template: "/v1/connections/{id}/maintenance",
+                json: ["starts_at": "2026-12-01T02:00:00Z", "ends_at": "2026-12-01T04:00:00Z", "reason": "upgrade"], document: document)
+            #expect(window.status == .created && window["reason"] == "upgrade")
+            let windowID = try #require(window["window_id"]?.stringValue)
+            let backwards = try await client.checked(
+                .post, "/v1/connections/\(id)/maintenance", template: "/v1/connections/{id}/maintenance",
+                json: ["starts_at": "2026-12-01T04:00:00Z", "ends_at": "2026-12-01T02:00:00Z"], document: document)
+            #expect(backwards["field"] == "ends_at")
+            let list = try await client.checked(.get, "/v1/connections/\(id)/maintenance", template: "/v1/connections/{id}/maintenance", document: document)
+            #expect(list["items"]?.arrayValue?.count == 1)
+            let deleted = try await client.checked(
+                .delete, "/v1/connections/\(id)/maintenance/\(windowID)", template: "/v1/connections/{id}/maintenance/{window_id}", document: document)
+            #expect(deleted.status == .noContent)
+            let again = try await client.checked(
+                .delete, "/v1/connections/\(id)/maintenance/\(windowID)", template: "/v1/connections/{id}/maintenance/{window_id}", document: document)
+            #expect(again.status == .notFound)
+        }
+    }
+
     @Test("connections: create, get, health history, uptime, delete", arguments: Backend.allCases)
     func connections(backend: Backend) async throws {
         let harness = try await APIHarness.make(backend)

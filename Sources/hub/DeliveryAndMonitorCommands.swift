@@ -137,3 +137,95 @@ extension Webhooks {
         }
     }
 }
+
+// MARK: - hub connections: history, uptime, maintenance
+
+extension Connections {
+    struct History: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A connection's checks, newest first.")
+        @OptionGroup var options: ResourceOptions
+        @OptionGroup var page: PageOptions
+        @Argument(help: "connection_id") var id: String
+
+        func run() async throws {
+            let (id, request, json) = (id, page.request, options.json)
+            try await options.withStores { stores in
+                output(
+                    try await stores.connections.healthHistory(try parseID(id), request).json(\.json), json: json,
+                    columns: ["check_timestamp", "status", "response_time"])
+            }
+        }
+    }
+
+    struct Uptime: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Uptime and response times over the last 24 h, 7 d, 30 d and all time.")
+        @OptionGroup var options: ResourceOptions
+        @Argument(help: "connection_id") var id: String
+
+        func run() async throws {
+            let (id, json) = (id, options.json)
+            try await options.withStores { stores in
+                let windows = try await HealthMonitorStore(database: stores.database).uptime(try parseID(id))
+                output(
+                    ["items": .array(windows.map(\.json))], json: json,
+                    columns: ["window", "checks", "uptime_percentage", "avg_response_time", "p50_response_time", "p95_response_time",
+                              "p99_response_time", "maintenance"])
+            }
+        }
+    }
+
+    struct Maintenance: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Maintenance windows: checks inside them are kept but not counted in uptime and raise no events.",
+            subcommands: [Add.self, List.self, Delete.self])
+
+        struct Add: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Add a maintenance window.")
+            @OptionGroup var options: ResourceOptions
+            @Argument(help: "connection_id") var id: String
+            @Option(help: "RFC 3339 start.") var start: String
+            @Option(help: "RFC 3339 end.") var end: String
+            @Option(help: "Why (shown with the window).") var reason: String?
+
+            func run() async throws {
+                let (id, start, end, reason, json) = (id, start, end, reason, options.json)
+                try await options.withStores { stores in
+                    let window = try await HealthMonitorStore(database: stores.database).addMaintenance(
+                        try parseID(id), startsAt: try RFC3339.parse(start, field: "start"), endsAt: try RFC3339.parse(end, field: "end"),
+                        reason: reason)
+                    output(window.json, json: json, columns: ["window_id", "starts_at", "ends_at", "reason"])
+                }
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List a connection's maintenance windows.")
+            @OptionGroup var options: ResourceOptions
+            @Argument(help: "connection_id") var id: String
+
+            func run() async throws {
+                let (id, json) = (id, options.json)
+                try await options.withStores { stores in
+                    let windows = try await HealthMonitorStore(database: stores.database).maintenance(try parseID(id))
+                    output(["items": .array(windows.map(\.json))], json: json, columns: ["window_id", "starts_at", "ends_at", "reason"])
+                }
+            }
+        }
+
+        struct Delete: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Delete a maintenance window.")
+            @OptionGroup var options: ResourceOptions
+            @Argument(help: "connection_id") var id: String
+            @Argument(help: "window_id") var window: String
+
+            func run() async throws {
+                let (id, window) = (id, window)
+                try await options.withStores { stores in
+                    guard let windowID = UUID(uuidString: window) else { throw HubError.notFound(entity: "maintenance window", id: window) }
+                    try await HealthMonitorStore(database: stores.database).deleteMaintenance(try parseID(id), window: windowID)
+                    say("deleted")
+                }
+            }
+        }
+    }
+}
