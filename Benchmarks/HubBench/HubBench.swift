@@ -47,6 +47,21 @@ struct HubBench {
             }
             return
         }
+        if which == "monitor" {
+            // `hub-bench monitor [CONNECTIONS] [SECONDS]`: the connectivity monitor on PostgreSQL (default 50,000 for 330 s).
+            let environment = ProcessInfo.processInfo.environment
+            guard let url = environment["HUB_BENCH_DATABASE_URL"] ?? environment["HUB_TEST_DATABASE_URL"] else {
+                print("monitor: set HUB_BENCH_DATABASE_URL (scripts/postgres.sh prints one)")
+                return
+            }
+            let numbers = CommandLine.arguments.dropFirst(2).compactMap { Int($0) }
+            let count = numbers.first ?? 50_000
+            let seconds = numbers.dropFirst().first ?? 330
+            try await withOwnDatabase(url: url) { postgres, _ in
+                try await MonitorBench.run(database: postgres, sealer: sealer, count: count, seconds: seconds)
+            }
+            return
+        }
         if which == "all" || which == "sqlite" {
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("hub-bench-\(UUID().uuidString).sqlite").path
             defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }

@@ -116,11 +116,15 @@ public struct HealthMonitor: Service {
         let result: ProbeResult
         do {
             result = await prober.probe(due.connection, credentials: try await connections.credentials(for: due.connection.id))
+        } catch is CancellationError {
+            return
         } catch HubError.notFound {
             return  // deleted meanwhile
         } catch {
             result = ProbeResult(status: .down, responseTime: nil, reason: "the credentials could not be read")
         }
+        // A probe cut off by shutdown found nothing: record no check (the connection is due again next interval).
+        if Task.isCancelled { return }
         do {
             try await store.record(
                 due.connection.id, CheckOutcome(status: result.status, responseTime: result.responseTime, reason: result.reason),

@@ -195,12 +195,17 @@ public struct HealthProber: Sendable {
             return .failure(ProbeFailure("no PostgreSQL session could be opened"))
         }
         defer { Task { try? await connection.close() } }
-        do {
-            let rows = try await connection.query("SELECT 1 AS one", logger: logger)
-            for try await _ in rows {}
-            return .success("SELECT 1 answered")
-        } catch {
-            return .failure(ProbeFailure("SELECT 1 failed", answered: true))
+        // The query does not stop for cancellation: closing the connection does (the probe's timeout cancels).
+        return await withTaskCancellationHandler {
+            do {
+                let rows = try await connection.query("SELECT 1 AS one", logger: logger)
+                for try await _ in rows {}
+                return .success("SELECT 1 answered")
+            } catch {
+                return .failure(ProbeFailure("SELECT 1 failed", answered: true))
+            }
+        } onCancel: {
+            connection.close().whenComplete { _ in }
         }
     }
 

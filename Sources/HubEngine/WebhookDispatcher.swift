@@ -66,7 +66,7 @@ public struct WebhookDispatcher: Service {
         let outcomes = OutcomeBuffer()
         let endpoints = EndpointCache()
         let outstanding = SharedCounter()
-        let fannedOut = SharedCounter()
+        let nudged = SharedCounter()
         let queue = MessageQueue()
         let writerDone = SharedCounter()
         await withDiscardingTaskGroup { outer in
@@ -82,6 +82,7 @@ public struct WebhookDispatcher: Service {
                     while true {
                         do {
                             let disabled = try await store.record(batch, owner: configuration.owner, disableAfter: configuration.disableAfter)
+                            nudged.value.store(1, ordering: .relaxed)
                             for id in disabled { logger.notice("webhook disabled", metadata: ["webhook_id": "\(id)"]) }
                             break
                         } catch {
@@ -97,15 +98,18 @@ public struct WebhookDispatcher: Service {
                 group.addTask {
                     while !Task.isCancelled && stopping.value.load(ordering: .relaxed) == 0 {
                         let handled = (try? await store.fanOut()) ?? 0
-                        if handled > 0 { fannedOut.value.store(1, ordering: .relaxed) } else { try? await Task.sleep(for: configuration.pollInterval) }
+                        if handled > 0 { nudged.value.store(1, ordering: .relaxed) } else { try? await Task.sleep(for: configuration.pollInterval) }
                     }
                 }
                 // The senders: each takes the next claimed message, delivers it and hands the outcome to the writer.
                 for _ in 0..<configuration.concurrency {
                     group.addTask {
                         while let message = await queue.next() {
-                            let outcome = await deliver(message, endpoints: endpoints)
-                            await outcomes.add(outcome)
+                            // No outcome when cancelled (nothing is known about a cut-off send) or when the lease would
+                            // not outlast the send: the message is claimed again once its lease expires.
+                            if let outcome = await deliver(message, endpoints: endpoints), !Task.isCancelled {
+                                await outcomes.add(outcome)
+                            }
                             outstanding.value.subtract(1, ordering: .relaxed)
                         }
                     }
@@ -115,7 +119,8 @@ public struct WebhookDispatcher: Service {
                     let busy = outstanding.value.load(ordering: .relaxed)
                     let room = 2 * configuration.concurrency - busy
                     var claimed: [WebhookDeliveryStore.Claimed] = []
-                    if room > 0 && (busy == 0 || room >= max(1, configuration.concurrency / 4)) {
+                    let claiming = room > 0 && (busy == 0 || room >= max(1, configuration.concurrency / 4))
+                    if claiming {
                         do {
                             claimed = try await store.claim(owner: configuration.owner, lease: configuration.lease, limit: room)
                         } catch {
@@ -142,24 +147,26 @@ public struct WebhookDispatcher: Service {
                                     let start = Date()
                                     previous = start
                                     sends.addTask {
-                                        var outcome = await deliver(message, endpoints: endpoints)
-                                        outcome.throttleUntil = start.addingTimeInterval(interval)
-                                        await outcomes.add(outcome)
+                                        if var outcome = await deliver(message, endpoints: endpoints), !Task.isCancelled {
+                                            outcome.throttleUntil = start.addingTimeInterval(interval)
+                                            await outcomes.add(outcome)
+                                        }
                                         outstanding.value.subtract(1, ordering: .relaxed)
                                     }
                                 }
                             }
                         }
                     }
-                    if claimed.isEmpty {
-                        // Idle: look again after the poll interval, or as soon as this process fans new messages out.
+                    if claimed.isEmpty && claiming {
+                        // Nothing due: look again after the poll interval, or as soon as this process fans new messages
+                        // out or records outcomes (which release leases: an ordered endpoint's next message, a share).
                         let deadline = ContinuousClock.now + configuration.pollInterval
-                        while outstanding.value.load(ordering: .relaxed) == 0, ContinuousClock.now < deadline, !Task.isCancelled,
-                            fannedOut.value.exchange(0, ordering: .relaxed) == 0
-                        {
+                        while ContinuousClock.now < deadline, !Task.isCancelled, nudged.value.exchange(0, ordering: .relaxed) == 0 {
                             try? await Task.sleep(for: .milliseconds(5))
                         }
-                        if outstanding.value.load(ordering: .relaxed) > 0 { try? await Task.sleep(for: .milliseconds(5)) }
+                    } else if claimed.isEmpty {
+                        // Waiting for the senders to make room (no database work).
+                        try? await Task.sleep(for: .milliseconds(5))
                     }
                 }
                 // No more claims: the senders finish what is queued, then stop.
@@ -171,7 +178,7 @@ public struct WebhookDispatcher: Service {
     }
 
     /// One attempt: sign with every valid secret, POST through the gateway, classify, schedule the next attempt.
-    func deliver(_ message: WebhookDeliveryStore.Claimed, endpoints: EndpointCache) async -> WebhookDeliveryStore.Outcome {
+    func deliver(_ message: WebhookDeliveryStore.Claimed, endpoints: EndpointCache) async -> WebhookDeliveryStore.Outcome? {
         let attempt = message.attempts + 1
         let started = Date()
         func outcome(
@@ -182,8 +189,10 @@ public struct WebhookDispatcher: Service {
             if !succeeded && !gone, let delay = retry.delay(afterFailedAttempts: attempt - message.scheduleStart) {
                 var seconds = Double(delay) * Double.random(in: 0.8...1.2)
                 if throttled {
-                    let asked = retryAfter.map { Double($0.components.seconds) } ?? seconds
-                    seconds = min(max(60, asked), Double(configuration.maximumRetryAfter.components.seconds))
+                    // 429 and 503: at least 60 s, longer when Retry-After asks (up to the bound), never shorter than
+                    // the schedule's own delay.
+                    let asked = retryAfter.map { Double($0.components.seconds) } ?? 0
+                    seconds = max(seconds, min(max(60, asked), Double(configuration.maximumRetryAfter.components.seconds)))
                 }
                 next = Date().addingTimeInterval(seconds)
             }
@@ -199,6 +208,13 @@ public struct WebhookDispatcher: Service {
             return outcome(
                 status: nil, latency: 0, excerpt: nil, error: "the webhook's settings could not be read", succeeded: false,
                 retry: RetryConfig())
+        }
+        // A message that waited too long for a sender is left to its lease's end rather than sent while another
+        // dispatcher may claim it.
+        // (A lease configured shorter than the timeout cannot be kept anyway; such messages are sent as they come.)
+        let needed = Double(endpoint.retry.timeout.components.seconds) + 1
+        if needed <= Double(configuration.lease.components.seconds), Date().addingTimeInterval(needed) > message.leaseExpiresAt {
+            return nil
         }
         let body = Data(message.body.utf8)
         let timestamp = Int64(Date().timeIntervalSince1970)

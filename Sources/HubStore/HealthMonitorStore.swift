@@ -324,12 +324,21 @@ public struct HealthMonitorStore: Sendable {
     @discardableResult
     public func prune(rawDays: Int, rollupDays: Int) async throws -> Int {
         let now = clock.now()
-        let raw = try await database.query(
-            "DELETE FROM connection_health WHERE check_timestamp < $1 RETURNING health_id",
-            [.timestamp(now.addingTimeInterval(-Double(rawDays) * 86_400))]).count
-        let rollups = try await database.query(
-            "DELETE FROM connection_rollups WHERE bucket_start < $1 RETURNING connection_id",
-            [.timestamp(now.addingTimeInterval(-Double(rollupDays) * 86_400))]).count
-        return raw + rollups
+        // In batches of 5,000, each its own statement: a first prune after months never holds everything at once.
+        var removed = 0
+        for (table, key, column, days) in [
+            ("connection_health", "health_id", "check_timestamp", rawDays), ("connection_rollups", "connection_id, bucket, bucket_start", "bucket_start", rollupDays),
+        ] {
+            let cutoff = SQLValue.timestamp(now.addingTimeInterval(-Double(days) * 86_400))
+            while true {
+                let count = try await database.query(
+                    """
+                    DELETE FROM \(table) WHERE (\(key)) IN (SELECT \(key) FROM \(table) WHERE \(column) < $1 LIMIT 5000) RETURNING 1 AS gone
+                    """, [cutoff]).count
+                removed += count
+                if count < 5000 { break }
+            }
+        }
+        return removed
     }
 }

@@ -810,7 +810,8 @@ extension Migration {
             "ALTER TABLE system_connections ADD COLUMN retries integer NOT NULL DEFAULT 1",
             "ALTER TABLE system_connections ADD COLUMN failed_attempts integer NOT NULL DEFAULT 0",
             "ALTER TABLE system_connections ADD COLUMN reported_status text",
-            "UPDATE system_connections SET next_check_at = now()",
+            // Existing connections spread over their first interval, as new ones are.
+            "UPDATE system_connections SET next_check_at = now() + random() * make_interval(mins => health_check_interval)",
             "CREATE INDEX system_connections_due ON system_connections (next_check_at)",
             "ALTER TABLE connection_health ADD COLUMN reason text",
             "ALTER TABLE connection_health ADD COLUMN in_maintenance boolean NOT NULL DEFAULT false",
@@ -848,6 +849,8 @@ extension Migration {
             )
             """,
             "CREATE INDEX connection_rollups_time ON connection_rollups (bucket, bucket_start)",
+            backfillRollups(.postgres, bucket: "hour"),
+            backfillRollups(.postgres, bucket: "day"),
             """
             CREATE TABLE connection_maintenance (
                 window_id uuid PRIMARY KEY,
@@ -865,7 +868,10 @@ extension Migration {
             "ALTER TABLE system_connections ADD COLUMN retries INTEGER NOT NULL DEFAULT 1",
             "ALTER TABLE system_connections ADD COLUMN failed_attempts INTEGER NOT NULL DEFAULT 0",
             "ALTER TABLE system_connections ADD COLUMN reported_status TEXT",
-            "UPDATE system_connections SET next_check_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000000",
+            """
+            UPDATE system_connections SET next_check_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000000 \
+            + abs(random()) % (health_check_interval * 60000000)
+            """,
             "CREATE INDEX system_connections_due ON system_connections (next_check_at)",
             "ALTER TABLE connection_health ADD COLUMN reason TEXT",
             "ALTER TABLE connection_health ADD COLUMN in_maintenance INTEGER NOT NULL DEFAULT 0",
@@ -903,6 +909,8 @@ extension Migration {
             ) STRICT
             """,
             "CREATE INDEX connection_rollups_time ON connection_rollups (bucket, bucket_start)",
+            backfillRollups(.sqlite, bucket: "hour"),
+            backfillRollups(.sqlite, bucket: "day"),
             """
             CREATE TABLE connection_maintenance (
                 window_id TEXT PRIMARY KEY,
@@ -916,3 +924,31 @@ extension Migration {
             "CREATE INDEX connection_maintenance_connection ON connection_maintenance (connection_id, starts_at)",
         ])
 }
+
+extension Migration {
+    /// The rollups of the checks recorded before migration 5 (uptime keeps its history once raw checks are pruned):
+    /// one row per connection and UTC hour or day, with the latency histogram of ``LatencyHistogram``.
+    public static func backfillRollups(_ dialect: SQLDialect, bucket: String) -> String {
+        let seconds = bucket == "hour" ? 3600 : 86_400
+        let start = dialect == .postgres
+            ? "date_trunc('\(bucket)', check_timestamp AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+            : "(check_timestamp / \(seconds)000000) * \(seconds)000000"
+        let bounds = LatencyHistogram.bounds
+        let histogram = (0..<LatencyHistogram.bucketCount).map { index -> String in
+            var conditions = ["response_time IS NOT NULL"]
+            if index > 0 { conditions.append("response_time > \(bounds[index - 1])") }
+            if index < bounds.count { conditions.append("response_time <= \(bounds[index])") }
+            return "SUM(CASE WHEN \(conditions.joined(separator: " AND ")) THEN 1 ELSE 0 END)"
+        }
+        let columns = (0..<LatencyHistogram.bucketCount).map { "h\($0)" }.joined(separator: ", ")
+        return """
+            INSERT INTO connection_rollups (connection_id, bucket, bucket_start, checks, healthy, degraded, down, maintenance, \
+            response_count, response_sum, response_min, response_max, \(columns)) \
+            SELECT connection_id, '\(bucket)', \(start), COUNT(*), SUM(CASE WHEN status = 'healthy' THEN 1 ELSE 0 END), \
+            SUM(CASE WHEN status = 'degraded' THEN 1 ELSE 0 END), SUM(CASE WHEN status = 'down' THEN 1 ELSE 0 END), 0, \
+            COUNT(response_time), COALESCE(SUM(response_time), 0), MIN(response_time), MAX(response_time), \
+            \(histogram.joined(separator: ", ")) FROM connection_health GROUP BY connection_id, \(start)
+            """
+    }
+}
+

@@ -32,6 +32,8 @@ public struct WebhookDeliveryStore: Sendable {
         public var webhookUpdatedAt: Date
         /// The webhook's rate limit: its share of a claim is sent at most this many a second.
         public var rateLimit: Int?
+        /// When the claim's lease ends.
+        public var leaseExpiresAt: Date
         public var id: String { "msg_\(sequence)" }
     }
 
@@ -108,7 +110,8 @@ public struct WebhookDeliveryStore: Sendable {
             ).map(SyncEngineStore.decodeEvent)
             guard !events.isEmpty else { return 0 }
             let hooks = try await executor.query(
-                "SELECT webhook_id, event_types FROM webhooks WHERE status <> 'disabled'", []
+                // FOR SHARE: a webhook deleted meanwhile waits for this fan-out instead of breaking its messages' key.
+                "SELECT webhook_id, event_types FROM webhooks WHERE status <> 'disabled'\(database.dialect == .postgres ? " FOR SHARE" : "")", []
             ).map { (WebhookID(try $0.uuid("webhook_id")), try $0.stringArray("event_types")) }
             // Which webhooks get which event; each event's body is rendered once.
             var pairs: [(hook: WebhookID, event: Int)] = []
@@ -243,7 +246,7 @@ public struct WebhookDeliveryStore: Sendable {
                         sequence: sequence, webhookID: id, eventType: try row.string("event_type"), body: try row.string("body"),
                         attempts: Int(try row.int("attempts")), scheduleStart: Int(try row.int("schedule_start")),
                         eventCreatedAt: try row.date("event_created_at"), webhookUpdatedAt: try hook.date("updated_at"),
-                        rateLimit: rate))
+                        rateLimit: rate, leaseExpiresAt: expires))
                 }
                 // The least recently served webhooks come first next time; a rate-limited one waits for its share.
                 let until = rate.map { now.addingTimeInterval(Double(max(rows.count, 1)) / Double($0)) } ?? now
@@ -272,12 +275,10 @@ public struct WebhookDeliveryStore: Sendable {
                 for outcome in outcomes { try await Self.recordRow(outcome, owner: owner, now: now, into: executor) }
             }
             // Per webhook, in the order of the outcomes: statistics, the throttle and the failing clock.
-            var order: [WebhookID] = []
             var byHook: [WebhookID: [Outcome]] = [:]
-            for outcome in outcomes {
-                if byHook[outcome.webhookID] == nil { order.append(outcome.webhookID) }
-                byHook[outcome.webhookID, default: []].append(outcome)
-            }
+            for outcome in outcomes { byHook[outcome.webhookID, default: []].append(outcome) }
+            // Webhook rows in one order in every process, so that two writers never wait on each other in a cycle.
+            let order = byHook.keys.sorted { $0.uuid.uuidString < $1.uuid.uuidString }
             let tallies = order.map { hook in (hook, byHook[hook]!.filter(\.succeeded).count, byHook[hook]!.filter { !$0.succeeded }.count) }
             if postgres {
                 _ = try await executor.query(

@@ -319,3 +319,39 @@ extension HealthMonitorTests {
         }
     }
 }
+
+extension HealthMonitorTests {
+    @Test("migration 5 rolls up the checks recorded before it exactly as the monitor rolls up new ones", arguments: Backend.allCases)
+    func backfill(backend: Backend) async throws {
+        let clock = ManualClock()
+        let database = try await DeliveryDatabase.make(backend)
+        defer { Task { await database.cleanup() } }
+        let stores = HubStores(database: database.database, sealer: TestEnvironment.sealer, clock: clock.wallClock)
+        let connection = try await stores.connections.create(ConnectionRegistration(
+            systemName: unique("c"), connectionType: .TCP, endpoint: "127.0.0.1:9", credentials: [:]))
+        let statuses: [ConnectionStatus] = [.healthy, .healthy, .degraded, .down, .healthy]
+        for index in 0..<60 {
+            let status = statuses[index % statuses.count]
+            _ = try await stores.connections.recordCheck(
+                connection.id, status: status, responseTime: status == .down ? nil : Int64([1, 3, 7, 40, 400, 2600, 45_000][index % 7]))
+            clock.advance(by: 1800)
+        }
+        let select = "SELECT * FROM connection_rollups ORDER BY bucket, bucket_start"
+        func snapshot() async throws -> [String] {
+            try await database.database.query(select, []).map { row in
+                try (["bucket", "checks", "healthy", "degraded", "down", "maintenance", "response_count", "response_sum"]
+                    .map { column in column == "bucket" ? try row.string(column) : String(try row.int(column)) }
+                    + [String(try row.date("bucket_start").timeIntervalSince1970), String(describing: try row.optionalInt("response_min")),
+                       String(describing: try row.optionalInt("response_max"))]
+                    + (0..<LatencyHistogram.bucketCount).map { String(try row.int("h\($0)")) }).joined(separator: ",")
+            }
+        }
+        let recorded = try await snapshot()
+        #expect(recorded.count > 30)
+        _ = try await database.database.query("DELETE FROM connection_rollups", [])
+        for bucket in ["hour", "day"] {
+            _ = try await database.database.query(Migration.backfillRollups(database.database.dialect, bucket: bucket), [])
+        }
+        #expect(try await snapshot() == recorded)
+    }
+}

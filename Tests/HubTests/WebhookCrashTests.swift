@@ -25,7 +25,7 @@ struct WebhookCrashTests {
         let migrated = try await HubProcess.run(["migrate"], environment: environment)
         #expect(migrated.status == 0, "\(migrated.stderr)")
         environment["HUB_OUTBOUND_ALLOWLIST"] = "127.0.0.0/8"
-        environment["HUB_WEBHOOK_LEASE_SECONDS"] = "3"
+        environment["HUB_WEBHOOK_LEASE_SECONDS"] = "5"
         environment["HUB_WEBHOOK_CONCURRENCY"] = "4"
         let env = environment
         let ownURL = ownDatabase?.url

@@ -1,0 +1,107 @@
+import Foundation
+import HubCore
+import HubEngine
+import HubPostgres
+import HubStore
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The connectivity monitor at scale on PostgreSQL: `count` connections at a 5-minute interval (half TCP, half HTTP
+/// GET, all against loopback targets in this process), checked by one `HealthMonitor` as `hub serve` runs it, for
+/// `seconds`: sustained checks a second, the share of checks started more than 5 s after they were due, the process's
+/// CPU time and peak resident memory, and the PostgreSQL backends' CPU time.
+enum MonitorBench {
+    static func run(database: PostgresDatabase, sealer: SecretSealer, count: Int, seconds: Int) async throws {
+        try await Migrator(database: database).migrate()
+        let stores = HubStores(database: database, sealer: sealer)
+        let router = Router()
+        router.get("/ok") { _, _ -> Response in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok"))) }
+        var quiet = Logger(label: "bench.targets")
+        quiet.logLevel = .critical
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let targets = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: quiet)
+        let gateway = OutboundGateway(policy: try OutboundPolicy(allowlist: ["127.0.0.0/8"]))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await targets.run() }
+            var iterator = ports.makeAsyncIterator()
+            let port = await iterator.next() ?? 0
+            // The connections, each first due at a random point of its first interval (as creation spreads them).
+            let created = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { creators in
+                for worker in 0..<8 {
+                    creators.addTask {
+                        for index in stride(from: worker, to: count, by: 8) {
+                            let http = index % 2 == 0
+                            _ = try await stores.connections.create(ConnectionRegistration(
+                                systemName: "bench-\(index)", connectionType: http ? .API : .TCP,
+                                endpoint: http ? "http://127.0.0.1:\(port)/ok" : "127.0.0.1:\(port)", credentials: [:],
+                                healthCheckInterval: 5))
+                        }
+                    }
+                }
+                try await creators.waitForAll()
+            }
+            print(String(format: "monitor: %d connections created in %.1f s", count, (ContinuousClock.now - created).seconds))
+            var configuration = HealthMonitorConfiguration()
+            configuration.pollInterval = .milliseconds(250)
+            var logger = Logger(label: "bench.monitor")
+            logger.logLevel = .critical
+            let monitor = HealthMonitor(
+                store: HealthMonitorStore(database: database), connections: stores.connections, gateway: gateway,
+                configuration: configuration, logger: logger)
+            let cpuBefore = processCPUSeconds()
+            let postgresBefore = postgresCPUSeconds()
+            let residentBefore = SyncBench.residentBytes()
+            let peak = PeakResident()
+            let start = ContinuousClock.now
+            let running = Task { await monitor.runLoop() }
+            while ContinuousClock.now - start < .seconds(seconds) {
+                try await Task.sleep(for: .milliseconds(200))
+                await peak.sample()
+            }
+            running.cancel()
+            await running.value
+            let elapsed = (ContinuousClock.now - start).seconds
+            let started = monitor.statistics.checksStarted
+            let late = monitor.statistics.checksLate
+            let cpu = processCPUSeconds() - cpuBefore
+            let postgresCPU = postgresCPUSeconds() - postgresBefore
+            print(String(
+                format: "monitor: %d connections every 5 min for %.0f s: %d checks = %.1f/s (due: %.1f/s); %d started > 5 s late (%.3f %%); hub CPU %.1f s (%.0f %% of a core), PostgreSQL backends CPU %.1f s (%.0f %%); peak RSS +%.1f MiB",
+                count, elapsed, started, Double(started) / elapsed, Double(count) / 300, late, started == 0 ? 0 : 100 * Double(late) / Double(started),
+                cpu, 100 * cpu / elapsed, postgresCPU, 100 * postgresCPU / elapsed, Double(await peak.value - residentBefore) / 1_048_576))
+            try await gateway.shutdown()
+            group.cancelAll()
+        }
+    }
+
+    actor PeakResident {
+        var value = 0
+        func sample() { value = max(value, SyncBench.residentBytes()) }
+    }
+
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
+            + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+
+    /// User and system time of every process named postgres (its backends live as long as the pool's connections).
+    static func postgresCPUSeconds() -> Double {
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var total = 0.0
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int(entry) != nil {
+            guard let comm = try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8), comm.hasPrefix("postgres"),
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) { total += (user + system) / ticks }
+        }
+        return total
+    }
+}
