@@ -481,8 +481,9 @@ final class APIRoutes: @unchecked Sendable {
     func registerConnections(_ v1: RouterGroup<HubRequestContext>) {
         let stores = self.stores
         let tag = "Connections"
-        add(.post, "/v1/connections", on: v1, summary: "Create a system connection (design step 1)", tag: tag,
-            request: "ConnectionCreate", success: 201, response: "Connection", errors: [409]) { request, _ in
+        add(.post, "/v1/connections", on: v1,
+            summary: "Create a system connection (design step 1) and run its initial test (steps 2-4): check_result says what it found",
+            tag: tag, request: "ConnectionCreate", success: 201, response: "ConnectionChecked", errors: [409]) { request, _ in
             let body = try await self.body(request)
             try body.allowOnly(["system_name", "connection_type", "endpoint", "credentials", "health_check_interval", "retries"])
             guard let type = try body.optionalEnum("connection_type", ConnectionType.self) else {
@@ -492,7 +493,10 @@ final class APIRoutes: @unchecked Sendable {
                 systemName: try body.string("system_name"), connectionType: type, endpoint: try body.string("endpoint"),
                 credentials: try body.json("credentials"), healthCheckInterval: try body.optionalInt("health_check_interval"),
                 retries: try body.optionalInt("retries")))
-            return connection.json.response(status: .created)
+            let (tested, result) = try await self.tester.checkConnection(connection.id)
+            guard case .object(var members) = tested.json else { return tested.json.response(status: .created) }
+            members["check_result"] = result.details
+            return JSONValue.object(members).response(status: .created)
         }
         add(.get, "/v1/connections", on: v1, summary: "List connections, newest first", tag: tag,
             query: [("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")], response: "ConnectionPage",

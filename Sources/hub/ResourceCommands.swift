@@ -462,11 +462,15 @@ struct Connections: AsyncParsableCommand {
         func run() async throws {
             let (name, type, endpoint, credentials, interval, json) = (name, type, endpoint, credentials, interval, options.json)
             let retries = retries
-            try await options.withStores { stores in
+            try await options.withEngine { stores, engine in
                 let connection = try await stores.connections.create(ConnectionRegistration(
                     systemName: name, connectionType: try Validate.oneOf(type, as: ConnectionType.self, field: "type"), endpoint: endpoint,
                     credentials: try jsonArgument(credentials, field: "credentials"), healthCheckInterval: interval, retries: retries))
-                output(connection.json, json: json, columns: Connections.columns)
+                // The initial test (design steps 2-4); its outcome does not change the exit status of add.
+                let (tested, result) = try await engine.tester.checkConnection(connection.id)
+                guard case .object(var members) = tested.json else { return }
+                members["check_result"] = result.details
+                output(.object(members), json: json, columns: Connections.columns)
             }
         }
     }

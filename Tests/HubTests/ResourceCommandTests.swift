@@ -127,14 +127,16 @@ struct ResourceCommandTests {
             #expect(try await cli.run("webhooks", "test", webhookID, "--outbound-allowlist", "127.0.0.0/8").status == 0)
 
             let port = String(base.split(separator: ":").last!)
-            let connection = try await cli.json("connections", "add", "--name", unique("tcp"), "--type", "TCP", "--endpoint", "127.0.0.1:" + port)
+            let connection = try await cli.json(
+                "connections", "add", "--name", unique("tcp"), "--type", "TCP", "--endpoint", "127.0.0.1:" + port, "--outbound-allowlist", "127.0.0.0/8")
+            #expect(connection.objectValue?["status"] == "healthy")  // the initial test on create
             let connectionID = try #require(connection.objectValue?["connection_id"]?.stringValue)
             let checked = try await cli.run("connections", "check", connectionID, "--outbound-allowlist", "127.0.0.0/8", "--json")
             #expect(checked.status == 0)
             #expect(checked.stdout.contains(#""status":"healthy""#))
             let uptime = try await cli.json("connections", "uptime", connectionID)
             #expect(uptime.objectValue?["items"]?.arrayValue?.first?.objectValue?["uptime_percentage"] == 100)
-            #expect(try await cli.json("connections", "history", connectionID).objectValue?["items"]?.arrayValue?.count == 1)
+            #expect(try await cli.json("connections", "history", connectionID).objectValue?["items"]?.arrayValue?.count == 2)
             let window = try await cli.json(
                 "connections", "maintenance", "add", connectionID, "--start", "2026-12-01T02:00:00Z", "--end", "2026-12-01T03:00:00Z")
             let windowID = try #require(window.objectValue?["window_id"]?.stringValue)
