@@ -3,6 +3,7 @@ import HubCore
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PostgresNIO
 
 /// How a probe classified a connection, with the measured response time and why.
@@ -15,12 +16,15 @@ public struct ProbeResult: Sendable, Hashable {
     public var reason: String
     /// The answer's HTTP status (API probes).
     public var statusCode: Int?
+    /// Whole days until the server's TLS certificate expires (https API probes; negative once expired).
+    public var tlsDaysRemaining: Int?
 
-    public init(status: ConnectionStatus, responseTime: Int64?, reason: String, statusCode: Int? = nil) {
+    public init(status: ConnectionStatus, responseTime: Int64?, reason: String, statusCode: Int? = nil, tlsDaysRemaining: Int? = nil) {
         self.status = status
         self.responseTime = responseTime
         self.reason = reason
         self.statusCode = statusCode
+        self.tlsDaysRemaining = tlsDaysRemaining
     }
 
     /// The details the API shows for a check.
@@ -29,6 +33,7 @@ public struct ProbeResult: Sendable, Hashable {
             "passed": .bool(status == .healthy), "status": .string(status.rawValue),
             "response_time_ms": responseTime.map(JSONValue.int) ?? .null, "reason": .string(reason),
             "status_code": statusCode.map { .int(Int64($0)) } ?? .null,
+            "tls_days_remaining": tlsDaysRemaining.map { .int(Int64($0)) } ?? .null,
         ]
     }
 }
@@ -59,7 +64,21 @@ public struct HealthProber: Sendable {
         let start = ContinuousClock.now
         func elapsed() -> Int64 { (ContinuousClock.now - start).wholeMilliseconds }
         if connection.connectionType == .API {
-            return await probeAPI(connection.endpoint, credentials: credentials)
+            var result = await probeAPI(connection.endpoint, credentials: credentials)
+            // https: the certificate's days to expiry, read in a handshake of its own; under a week degrades.
+            if let components = URLComponents(string: connection.endpoint), components.scheme?.lowercased() == "https",
+                let host = components.host, let address = try? await gateway.checkHost(host),
+                let socketAddress = try? SocketAddress(ipAddress: address.description, port: components.port ?? 443),
+                let expiry = await Self.certificateExpiry(host: host, address: socketAddress, timeout: timeout)
+            {
+                let days = Int((expiry.timeIntervalSinceNow / 86_400).rounded(.down))
+                result.tlsDaysRemaining = days
+                if result.status == .healthy && days < 7 {
+                    result.status = .degraded
+                    result.reason = "the TLS certificate expires in \(days) day(s)"
+                }
+            }
+            return result
         }
         let host: String
         let port: Int
@@ -299,6 +318,44 @@ public struct HealthProber: Sendable {
             }
         } catch {
             return .failure(ProbeFailure("the SSH connection failed"))
+        }
+    }
+}
+
+extension HealthProber {
+    /// When the leaf certificate `host` presents at `address` expires: read in a TLS handshake of its own that trusts
+    /// nothing (the probe's request verifies as usual), closed at once.
+    static func certificateExpiry(host: String, address: SocketAddress, timeout: Duration) async -> Date? {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .noHostnameVerification
+        guard let context = try? NIOSSLContext(configuration: configuration) else { return nil }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let expiry = loop.makePromise(of: Date?.self)
+        let serverName = IPAddress(host) == nil ? host : nil
+        do {
+            let channel = try await ClientBootstrap(group: loop)
+                .connectTimeout(.milliseconds(Int64(timeout.components.seconds) * 1000))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let handler = try NIOSSLClientHandler(context: context, serverHostname: serverName) { certificates, verification in
+                            expiry.succeed(certificates.first.map { Date(timeIntervalSince1970: TimeInterval($0.notValidAfter)) })
+                            // Reading the date is all this handshake is for; it carries no request.
+                            verification.succeed(.certificateVerified)
+                        }
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
+                }
+                .connect(to: address).get()
+            channel.closeFuture.whenComplete { _ in expiry.succeed(nil) }  // no certificate came (ignored after one did)
+            // The handshake gets `timeout`; closing the channel then completes the promise with nil.
+            let closer = loop.scheduleTask(in: .milliseconds(Int64(timeout.components.seconds) * 1000)) { channel.close(promise: nil) }
+            let date = (try? await expiry.futureResult.get()) ?? nil
+            closer.cancel()
+            try? await channel.close()
+            return date
+        } catch {
+            expiry.succeed(nil)
+            return nil
         }
     }
 }

@@ -146,7 +146,8 @@ enum Schemas {
         ["passed": ["type": "boolean"], "status_code": nullableInteger, "response_time_ms": nullableInteger, "error": nullableString,
          "message_id": string, "response_excerpt": string,
          "status": ["type": "string", "enum": ["healthy", "degraded", "down"], "description": "Connection checks: the probe's classification"],
-         "reason": ["type": "string", "description": "Connection checks: why, in words"]],
+         "reason": ["type": "string", "description": "Connection checks: why, in words"],
+         "tls_days_remaining": ["type": ["integer", "null"], "description": "https API checks: days until the certificate expires (under 7 degrades)"]],
         required: ["passed", "status_code", "response_time_ms", "error"])
 
     static let extended: [String: JSONValue] = [

@@ -239,17 +239,17 @@ public actor OperationRecorder: APIOperationDAO {
     }
 
     public func list(_ filter: APIOperationFilter, _ page: PageRequest) async throws -> Page<APIOperation> {
-        await flush(timeout: .seconds(5))
+        await flush(timeout: .seconds(30))
         return try await store.list(filter, page)
     }
 
     public func prune(operationsBefore: Date, statisticsBefore: String) async throws -> (operations: Int, statistics: Int) {
-        await flush(timeout: .seconds(5))
+        await flush(timeout: .seconds(30))
         return try await store.prune(operationsBefore: operationsBefore, statisticsBefore: statisticsBefore)
     }
 
     public func statistics(_ query: APIStatisticsQuery) async throws -> [APIStatistics] {
-        await flush(timeout: .seconds(5))
+        await flush(timeout: .seconds(30))
         return try await store.statistics(query)
     }
 }

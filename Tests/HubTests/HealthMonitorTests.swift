@@ -7,6 +7,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Testing
 
 /// Line-protocol servers on loopback for the probes: a minimal FTP control channel (banner 220, USER → 331,
@@ -353,5 +354,43 @@ extension HealthMonitorTests {
             _ = try await database.database.query(Migration.backfillRollups(database.database.dialect, bucket: bucket), [])
         }
         #expect(try await snapshot() == recorded)
+    }
+}
+
+extension HealthMonitorTests {
+    @Test("https API probes report the certificate's days to expiry; an untrusted certificate still fails the request")
+    func certificateExpiry() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hub-tls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // A self-signed certificate valid for 20 days, made by openssl.
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory + "/key.pem", "-out", directory + "/cert.pem",
+            "-days", "20", "-subj", "/CN=localhost",
+        ]
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        #expect(openssl.terminationStatus == 0)
+        let configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(directory + "/cert.pem").map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: directory + "/key.pem", format: .pem)))
+        let context = try NIOSSLContext(configuration: configuration)
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context)) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { server.close(promise: nil) }
+        let port = server.localAddress?.port ?? 0
+        let stores = try await TestEnvironment.stores(.sqlite)
+        let connection = try await stores.connections.create(ConnectionRegistration(
+            systemName: unique("tls"), connectionType: .API, endpoint: "https://127.0.0.1:\(port)/health", credentials: [:]))
+        let result = await HealthProber(gateway: Self.gateway, timeout: .seconds(3)).probe(connection, credentials: [:])
+        #expect(result.tlsDaysRemaining == 19 || result.tlsDaysRemaining == 20, "\(String(describing: result.tlsDaysRemaining))")
+        #expect(result.status == .down)  // the request itself does not trust a self-signed certificate
+        #expect(result.json.objectValue?["tls_days_remaining"] == .int(Int64(result.tlsDaysRemaining ?? -1)))
     }
 }
