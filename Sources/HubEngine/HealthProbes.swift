@@ -186,16 +186,35 @@ public struct HealthProber: Sendable {
         guard let username = credentials["username"]?.stringValue ?? credentials["user"]?.stringValue else {
             return .failure(ProbeFailure("the credentials name no username"))
         }
+        // sslmode as libpq reads it: disable, prefer (the default) or require; verify-full also checks the name.
+        let components = URLComponents(string: endpoint)
+        let mode = components?.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        let tls: PostgresConnection.Configuration.TLS
+        do {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if mode != "verify-full" { configuration.certificateVerification = .none }
+            switch mode {
+            case "disable": tls = .disable
+            case "prefer", "allow": tls = .prefer(try NIOSSLContext(configuration: configuration))
+            case "require", "verify-ca", "verify-full": tls = .require(try NIOSSLContext(configuration: configuration))
+            default: return .failure(ProbeFailure("sslmode must be disable, prefer, require or verify-full"))
+            }
+        } catch {
+            return .failure(ProbeFailure("no TLS context could be made"))
+        }
         return await postgresAt(
-            address.ipAddress ?? "", port: address.port ?? 5432, username: username, credentials: credentials, database: database)
+            address.ipAddress ?? "", port: address.port ?? 5432, serverName: components?.host, username: username,
+            credentials: credentials, database: database, tls: tls)
     }
 
     static func postgresAt(
-        _ host: String, port: Int, username: String, credentials: [String: JSONValue], database: String?
+        _ host: String, port: Int, serverName: String?, username: String, credentials: [String: JSONValue], database: String?,
+        tls: PostgresConnection.Configuration.TLS
     ) async -> Result<String, ProbeFailure> {
         var configuration = PostgresConnection.Configuration(
-            host: host, port: port, username: username, password: credentials["password"]?.stringValue, database: database,
-            tls: .disable)
+            host: host, port: port, username: username, password: credentials["password"]?.stringValue, database: database, tls: tls)
+        // The probe connects to the checked address; TLS still presents and verifies the endpoint's name.
+        if let serverName, IPAddress(serverName) == nil { configuration.options.tlsServerName = serverName }
         configuration.options.connectTimeout = .seconds(10)
         var logger = Logger(label: "hub.probe.postgres")
         logger.logLevel = .critical

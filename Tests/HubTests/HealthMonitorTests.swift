@@ -164,6 +164,10 @@ struct HealthMonitorTests {
         #expect(wrong.status == .down && wrong.reason == "authentication failed", "\(wrong.reason)")
         #expect(!wrong.reason.contains("not-the-password"))
         #expect(try await probe(.DB, "postgres://127.0.0.1:\(closed)/x", ["username": "u", "password": "p"]).status == .down)
+        // sslmode: the test server has no TLS, so prefer (the default) and disable open a session and require does not.
+        let credentials: JSONValue = ["username": .string(url.user ?? ""), "password": .string(url.password ?? "")]
+        #expect(try await probe(.DB, endpoint + "?sslmode=disable", credentials).status == .healthy)
+        #expect(try await probe(.DB, endpoint + "?sslmode=require", credentials).status == .down)
         // FTP: banner and login.
         try await LineServer.ftp(password: "ftp-secret") { port in
             let login = try await probe(.FTP, "ftp://127.0.0.1:\(port)", ["username": "hub", "password": "ftp-secret"])

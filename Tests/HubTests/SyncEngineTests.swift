@@ -349,9 +349,10 @@ struct SyncEngineTests {
         try await Hub.with(backend) { hub in
         let integration = try await hub.register("https://hr.example.com/scim/v2", mapping: Self.scimMapping)
         let job = try await hub.stores.syncJobs.start(SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "users"))
-        _ = try #require(try await hub.engine.claim(owner: "dead", lease: .seconds(2), jobID: job.id))
+        // A lease of 6 s: long enough that the second claim falls inside it even on a loaded machine.
+        _ = try #require(try await hub.engine.claim(owner: "dead", lease: .seconds(6), jobID: job.id))
         #expect(try await hub.engine.claim(owner: "alive", lease: .seconds(30), jobID: job.id) == nil)
-        try await Task.sleep(for: .milliseconds(2100))
+        try await Task.sleep(for: .milliseconds(6100))
         #expect(try await hub.engine.claim(owner: "alive", lease: .seconds(30), jobID: job.id)?.job.id == job.id)
         #expect(try await hub.engine.renew(job.id, owner: "dead", lease: .seconds(30)) == false)
         #expect(try await hub.engine.finish(job.id, owner: "dead", status: .completed, failureReason: nil, markDeletions: true) == nil)
