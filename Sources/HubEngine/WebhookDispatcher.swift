@@ -133,27 +133,16 @@ public struct WebhookDispatcher: Service {
                         paced[message.webhookID, default: []].append(message)
                     }
                     await queue.push(claimed.filter { $0.rateLimit == nil })
-                    // A rate-limited webhook's share: each send starts at least 1/rate after the one before.
+                    // A rate-limited webhook's share: each request goes out at least 1/rate after the one before (the
+                    // pacer is consulted right before sending, after everything that could delay one send and not another).
                     for (_, share) in paced {
-                        group.addTask {
-                            await withDiscardingTaskGroup { sends in
-                                var previous: Date?
-                                for message in share {
-                                    let interval = 1 / Double(message.rateLimit ?? 1)
-                                    if let previous {
-                                        let wait = previous.addingTimeInterval(interval).timeIntervalSinceNow
-                                        if wait > 0 { try? await Task.sleep(for: .microseconds(Int64(wait * 1_000_000))) }
-                                    }
-                                    let start = Date()
-                                    previous = start
-                                    sends.addTask {
-                                        if var outcome = await deliver(message, endpoints: endpoints), !Task.isCancelled {
-                                            outcome.throttleUntil = start.addingTimeInterval(interval)
-                                            await outcomes.add(outcome)
-                                        }
-                                        outstanding.value.subtract(1, ordering: .relaxed)
-                                    }
+                        let pacer = Pacer(interval: 1 / Double(share[0].rateLimit ?? 1))
+                        for message in share {
+                            group.addTask {
+                                if let outcome = await deliver(message, endpoints: endpoints, pacer: pacer), !Task.isCancelled {
+                                    await outcomes.add(outcome)
                                 }
+                                outstanding.value.subtract(1, ordering: .relaxed)
                             }
                         }
                     }
@@ -178,9 +167,12 @@ public struct WebhookDispatcher: Service {
     }
 
     /// One attempt: sign with every valid secret, POST through the gateway, classify, schedule the next attempt.
-    func deliver(_ message: WebhookDeliveryStore.Claimed, endpoints: EndpointCache) async -> WebhookDeliveryStore.Outcome? {
+    func deliver(
+        _ message: WebhookDeliveryStore.Claimed, endpoints: EndpointCache, pacer: Pacer? = nil
+    ) async -> WebhookDeliveryStore.Outcome? {
         let attempt = message.attempts + 1
         let started = Date()
+        var sendsAt: Date?  // a rate-limited send's slot
         func outcome(
             status: Int?, latency: Int64, excerpt: String?, error: String?, succeeded: Bool, gone: Bool = false,
             retry: RetryConfig, retryAfter: Duration? = nil, throttled: Bool = false
@@ -199,7 +191,7 @@ public struct WebhookDispatcher: Service {
             return WebhookDeliveryStore.Outcome(
                 sequence: message.sequence, webhookID: message.webhookID, attemptNumber: attempt, statusCode: status,
                 latencyMilliseconds: latency, responseExcerpt: excerpt, error: error, succeeded: succeeded, gone: gone,
-                nextAttemptAt: next, attemptedAt: started)
+                nextAttemptAt: next, attemptedAt: started, throttleUntil: sendsAt.map { $0.addingTimeInterval(pacer?.interval ?? 0) })
         }
         let endpoint: Endpoint
         do {
@@ -217,6 +209,7 @@ public struct WebhookDispatcher: Service {
             return nil
         }
         let body = Data(message.body.utf8)
+        sendsAt = await pacer?.next()
         let timestamp = Int64(Date().timeIntervalSince1970)
         var headers = endpoint.headers
         headers["Content-Type"] = "application/json"
@@ -284,6 +277,24 @@ actor EndpointCache {
             headers: try await webhooks.deliveryHeaders(for: id), retry: RetryConfig.resolved(webhook.retryConfig))
         entries[id] = (updatedAt, ContinuousClock.now, endpoint)
         return endpoint
+    }
+}
+
+/// Spaces the sends of a rate-limited webhook's share: each takes the next slot, at least `interval` after the one
+/// before (the slot is taken before waiting, so concurrent sends never share one).
+actor Pacer {
+    nonisolated let interval: TimeInterval
+    private var previous: Date?
+
+    init(interval: TimeInterval) { self.interval = interval }
+
+    /// Waits for this send's slot and returns it.
+    func next() async -> Date {
+        let slot = max(Date(), previous.map { $0.addingTimeInterval(interval) } ?? .distantPast)
+        previous = slot
+        let wait = slot.timeIntervalSinceNow
+        if wait > 0 { try? await Task.sleep(for: .microseconds(Int64(wait * 1_000_000))) }
+        return slot
     }
 }
 

@@ -709,7 +709,10 @@ extension Migration {
             "ALTER TABLE webhooks ADD COLUMN throttle_until timestamptz",
             "ALTER TABLE events ADD COLUMN dispatched boolean NOT NULL DEFAULT true",
             "ALTER TABLE events ALTER COLUMN dispatched SET DEFAULT false",
-            "CREATE INDEX events_undispatched ON events (event_seq) WHERE NOT dispatched",
+            // The writing transaction of each event: the fan-out takes only events of transactions older than every
+            // one still running, in (transaction, sequence) order, so a late commit never lands behind a later event.
+            "ALTER TABLE events ADD COLUMN xact_id xid8 NOT NULL DEFAULT pg_current_xact_id()",
+            "CREATE INDEX events_undispatched ON events (xact_id, event_seq) WHERE NOT dispatched",
             """
             CREATE TABLE webhook_messages (
                 message_seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

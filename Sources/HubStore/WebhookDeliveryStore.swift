@@ -105,7 +105,15 @@ public struct WebhookDeliveryStore: Sendable {
                 guard try locked.bool("locked") else { return 0 }
             }
             let events = try await executor.query(
-                "SELECT \(SyncEngineStore.eventColumns) WHERE NOT e.dispatched ORDER BY e.event_seq LIMIT $1",
+                database.dialect == .postgres
+                    // Events are numbered when inserted, not when committed: only events of transactions older than
+                    // every running one are taken (a running one may still commit an earlier-numbered event), in
+                    // (transaction, sequence) order. SQLite has one writer: its order is the commit order.
+                    ? """
+                    SELECT \(SyncEngineStore.eventColumns) WHERE NOT e.dispatched \
+                    AND e.xact_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY e.xact_id, e.event_seq LIMIT $1
+                    """
+                    : "SELECT \(SyncEngineStore.eventColumns) WHERE NOT e.dispatched ORDER BY e.event_seq LIMIT $1",
                 [.int(Int64(limit))]
             ).map(SyncEngineStore.decodeEvent)
             guard !events.isEmpty else { return 0 }

@@ -458,6 +458,40 @@ struct WebhookDeliveryTests {
         }
     }
 
+    @Test("an event committed late is fanned out in its place, not after events numbered after it")
+    func lateCommit() async throws {
+        try await Setup.with(.postgres) { setup in
+            let hook = try await setup.register("https://hooks.example.com/order", events: ["record.*"], ordered: true)
+            let (inserted, insertedContinuation) = AsyncStream.makeStream(of: Void.self)
+            let (release, releaseContinuation) = AsyncStream.makeStream(of: Void.self)
+            // A transaction takes event number n and stays open; a later one takes n + 1 and commits first.
+            let slow = Task {
+                try await setup.db.database.transaction { executor in
+                    _ = try await executor.query(
+                        "INSERT INTO events (event_type, payload, created_at) VALUES ('record.created', '{\"n\": 1}', now())", [])
+                    insertedContinuation.yield()
+                    var waiting = release.makeAsyncIterator()
+                    _ = await waiting.next()
+                }
+            }
+            var iterator = inserted.makeAsyncIterator()
+            _ = await iterator.next()
+            try await setup.delivery.emit("record.updated", payload: ["n": 2])
+            _ = try await setup.delivery.fanOut()
+            #expect(try await setup.delivery.messages(of: hook.webhook.id).items.isEmpty, "nothing passes a transaction still running")
+            releaseContinuation.yield()
+            try await slow.value
+            // (Transactions elsewhere in the cluster can hold the horizon back for a moment.)
+            try await Self.eventually {
+                _ = try await setup.delivery.fanOut()
+                return try await setup.delivery.messages(of: hook.webhook.id).items.count == 2
+            }
+            let messages = try await setup.delivery.messages(of: hook.webhook.id).items.reversed()
+            #expect(messages.map(\.eventType) == ["record.created", "record.updated"])
+            #expect(messages.map(\.sequence) == messages.map(\.sequence).sorted())
+        }
+    }
+
     @Test("during a rotation both secrets sign; after the grace period only the new one", arguments: Backend.allCases)
     func rotation(backend: Backend) async throws {
         try await Setup.with(backend) { setup in
