@@ -113,7 +113,7 @@ public struct WebhookDeliveryStore: Sendable {
                     SELECT \(SyncEngineStore.eventColumns) WHERE NOT e.dispatched \
                     AND e.xact_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY e.xact_id, e.event_seq LIMIT $1
                     """
-                    : "SELECT \(SyncEngineStore.eventColumns) WHERE NOT e.dispatched ORDER BY e.event_seq LIMIT $1",
+                    : "SELECT \(SyncEngineStore.eventColumns) WHERE e.dispatched = 0 ORDER BY e.event_seq LIMIT $1",
                 [.int(Int64(limit))]
             ).map(SyncEngineStore.decodeEvent)
             guard !events.isEmpty else { return 0 }
