@@ -96,14 +96,20 @@ public struct SystemConnection: Sendable, Hashable {
     public var createdAt: Date
     /// When the row last changed: creation or a check.
     public var updatedAt: Date
+    /// Failing checks retried before the connection is down.
+    public var retries: Int = 1
+    /// When the monitor checks it next.
+    public var nextCheckAt: Date?
 
     /// Creates a value with every member given; nothing is validated.
     public init(
         id: ConnectionID, systemName: String, connectionType: ConnectionType, endpoint: String,
         maskedCredentials: JSONValue, healthCheckInterval: Int, status: ConnectionStatus, lastCheck: Date?,
         responseTime: Int64?, uptimePercentage: Double?, avgResponseTime: Int64?, lastUpdated: Date?,
-        createdAt: Date, updatedAt: Date
+        createdAt: Date, updatedAt: Date, retries: Int = 1, nextCheckAt: Date? = nil
     ) {
+        self.retries = retries
+        self.nextCheckAt = nextCheckAt
         self.id = id
         self.systemName = systemName
         self.connectionType = connectionType

@@ -306,9 +306,11 @@ enum Schemas {
              "endpoint": string, "credentials": anyObject, "health_check_interval": integer,
              "status": enumeration(ConnectionStatus.allCases.map(\.rawValue)), "last_check": nullableTimestamp, "response_time": nullableInteger,
              "uptime_percentage": ["type": ["number", "null"]], "avg_response_time": nullableInteger, "last_updated": nullableTimestamp,
-             "created_at": timestamp, "updated_at": timestamp],
+             "created_at": timestamp, "updated_at": timestamp, "retries": integer,
+             "next_check_at": ["type": ["string", "null"], "format": "date-time", "description": "When the monitor checks it next"]],
             required: ["connection_id", "system_name", "connection_type", "endpoint", "credentials", "health_check_interval", "status",
-                       "last_check", "response_time", "uptime_percentage", "avg_response_time", "last_updated", "created_at", "updated_at"]),
+                       "last_check", "response_time", "uptime_percentage", "avg_response_time", "last_updated", "created_at", "updated_at",
+                       "retries", "next_check_at"]),
         "ConnectionPage": page("Connection"),
         "HealthCheck": object(
             ["health_id": uuid, "connection_id": uuid, "check_timestamp": timestamp, "status": enumeration(ConnectionStatus.allCases.map(\.rawValue)),

@@ -195,7 +195,8 @@ extension SystemConnection {
             "status": .string(status.rawValue), "last_check": .timestamp(lastCheck), "response_time": responseTime.map(JSONValue.int) ?? .null,
             "uptime_percentage": uptimePercentage.map(JSONValue.double) ?? .null,
             "avg_response_time": avgResponseTime.map(JSONValue.int) ?? .null, "last_updated": .timestamp(lastUpdated),
-            "created_at": .timestamp(createdAt), "updated_at": .timestamp(updatedAt),
+            "created_at": .timestamp(createdAt), "updated_at": .timestamp(updatedAt), "retries": .int(Int64(retries)),
+            "next_check_at": .timestamp(nextCheckAt),
         ]
     }
 

@@ -16,7 +16,8 @@ public struct ConnectionStore: SystemConnectivityDAO {
 
     static let columns = """
         connection_id, system_name, connection_type, endpoint, credentials_masked, health_check_interval, status, \
-        last_check, response_time, uptime_percentage, avg_response_time, last_updated, created_at, updated_at
+        last_check, response_time, uptime_percentage, avg_response_time, last_updated, created_at, updated_at, retries, \
+        next_check_at
         """
 
     /// ``columns`` qualified by table, for the step-4 update whose FROM clause also has a connection_id.
@@ -138,6 +139,7 @@ public struct ConnectionStore: SystemConnectivityDAO {
             lastCheck: try row.optionalDate("last_check"), responseTime: try row.optionalInt("response_time"),
             uptimePercentage: try row.optionalDouble("uptime_percentage"),
             avgResponseTime: try row.optionalInt("avg_response_time"), lastUpdated: try row.optionalDate("last_updated"),
-            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"), retries: Int(try row.int("retries")),
+            nextCheckAt: try row.optionalDate("next_check_at"))
     }
 }

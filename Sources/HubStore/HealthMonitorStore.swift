@@ -209,7 +209,7 @@ public struct HealthMonitorStore: Sendable {
             UPDATE system_connections SET next_check_at = CASE WHEN next_check_at + \(interval) > $1 \
             THEN next_check_at + \(interval) ELSE $1 + \(interval) END WHERE connection_id IN \
             (SELECT connection_id FROM system_connections WHERE next_check_at <= $1 ORDER BY next_check_at LIMIT $2\(lock)) \
-            AND next_check_at <= $1 RETURNING \(ConnectionStore.columns), next_check_at
+            AND next_check_at <= $1 RETURNING \(ConnectionStore.columns)
             """, [.timestamp(now), .int(Int64(limit))])
         return try rows.map { row in
             let connection = try ConnectionStore.decode(row)

@@ -290,6 +290,7 @@ struct ServerTests {
             ], document: document)
             #expect(created.status == .created)
             #expect(created["status"] == "down" && created["check_result"]?.objectValue?["passed"] == false)
+            #expect(created["retries"] == 3 && created["next_check_at"]?.stringValue != nil)
             let id = try #require(created["connection_id"]?.stringValue)
             let badRetries = try await client.checked(.post, "/v1/connections", json: [
                 "system_name": .string(unique("x")), "connection_type": "TCP", "endpoint": "127.0.0.1:1", "credentials": [:], "retries": 11,
