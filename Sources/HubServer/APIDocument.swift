@@ -117,7 +117,7 @@ enum Schemas {
         "description": """
             {"max_attempts": 1-20, "backoff_seconds": [delay before attempt 1, 2, …] (0-604800 each; the last repeats), \
             "timeout_seconds": 1-60}. Default: 8 attempts, immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (±20 % jitter), \
-            15 s timeout. 429 and 503 wait for Retry-After, at least 60 s and at most 6 h; 410 Gone disables the webhook.
+            15 s timeout. 429 and 503 wait at least 60 s and the schedule's delay (Retry-After up to 6 h); 410 Gone disables it.
             """,
     ]
     static let anyJSON: JSONValue = [:]
