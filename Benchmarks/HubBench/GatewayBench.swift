@@ -15,16 +15,8 @@ enum GatewayBench {
         router.get("/ping") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"ok":true}"#)))
         }
-        var quiet = Logger(label: "bench.target")
-        quiet.logLevel = .critical
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let target = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: quiet)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await target.run() }
-            var iterator = ports.makeAsyncIterator()
-            let url = "http://127.0.0.1:\(await iterator.next() ?? 0)/ping"
+        try await HubBench.withLoopbackServer(router) { port in
+            let url = "http://127.0.0.1:\(port)/ping"
             let direct = HTTPClient(eventLoopGroupProvider: .singleton)
             let gateway = OutboundGateway(policy: try OutboundPolicy(allowlist: ["127.0.0.0/8"]))
             // As `hub serve` records operations: write-behind through a journal.
@@ -77,7 +69,6 @@ enum GatewayBench {
             await recorder.shutdown()
             try await direct.shutdown()
             try await gateway.shutdown()
-            group.cancelAll()
         }
     }
 }

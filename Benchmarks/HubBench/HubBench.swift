@@ -3,6 +3,8 @@ import HubCore
 import HubPostgres
 import HubSQLite
 import HubStore
+import Hummingbird
+import Logging
 
 /// `swift run -c release hub-bench [sqlite|postgres|all]`: DAO throughput and latency on both backends.
 ///
@@ -81,6 +83,26 @@ struct HubBench {
                 try await run(backend: "postgres", database: database, sealer: sealer)
                 group.cancelAll()
             }
+        }
+    }
+
+    /// Runs `router` on a free loopback port (its log quiet) while `body` runs; `body` gets the port.
+    static func withLoopbackServer<T: Sendable>(_ router: Router<BasicRequestContext>, _ body: (Int) async throws -> T) async throws -> T {
+        var quiet = Logger(label: "bench.loopback")
+        quiet.logLevel = .critical
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let application = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: quiet)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await application.run()
+                return nil
+            }
+            var iterator = ports.makeAsyncIterator()
+            let result = try await body(await iterator.next() ?? 0)
+            group.cancelAll()
+            return result
         }
     }
 

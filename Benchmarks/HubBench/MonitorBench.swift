@@ -17,17 +17,8 @@ enum MonitorBench {
         let stores = HubStores(database: database, sealer: sealer)
         let router = Router()
         router.get("/ok") { _, _ -> Response in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ok"))) }
-        var quiet = Logger(label: "bench.targets")
-        quiet.logLevel = .critical
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let targets = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: quiet)
         let gateway = OutboundGateway(policy: try OutboundPolicy(allowlist: ["127.0.0.0/8"]))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await targets.run() }
-            var iterator = ports.makeAsyncIterator()
-            let port = await iterator.next() ?? 0
+        try await HubBench.withLoopbackServer(router) { port in
             // The connections, each first due at a random point of its first interval (as creation spreads them).
             let created = ContinuousClock.now
             try await withThrowingTaskGroup(of: Void.self) { creators in
@@ -74,7 +65,6 @@ enum MonitorBench {
                 count, elapsed, started, Double(started) / elapsed, Double(count) / 300, late, started == 0 ? 0 : 100 * Double(late) / Double(started),
                 cpu, 100 * cpu / elapsed, postgresCPU, 100 * postgresCPU / elapsed, Double(await peak.value - residentBefore) / 1_048_576))
             try await gateway.shutdown()
-            group.cancelAll()
         }
     }
 

@@ -68,16 +68,8 @@ enum SyncBench {
                 + #""itemsPerPage":\#(max(0, end - start + 1)),"Resources":[\#(slice)]}"#
             return Response(status: .ok, headers: [.contentType: "application/scim+json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
-        var quiet = Logger(label: "bench.source")
-        quiet.logLevel = .critical
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let source = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: quiet)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await source.run() }
-            var iterator = ports.makeAsyncIterator()
-            let base = "http://127.0.0.1:\(await iterator.next() ?? 0)/scim/v2"
+        try await HubBench.withLoopbackServer(router) { port in
+            let base = "http://127.0.0.1:\(port)/scim/v2"
             for (name, database) in databases {
                 for count in counts {
                     await limit.set(count)
@@ -87,7 +79,6 @@ enum SyncBench {
                     try copyBaseline(url: postgresURL, count: count)
                 }
             }
-            group.cancelAll()
         }
     }
 

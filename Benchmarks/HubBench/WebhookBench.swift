@@ -27,18 +27,10 @@ enum WebhookBench {
             received.add(1, ordering: .relaxed)
             return Response(status: .noContent)
         }
-        var quiet = Logger(label: "bench.receiver")
-        quiet.logLevel = .critical
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let receiver = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: quiet)
         let gateway = OutboundGateway(policy: try OutboundPolicy(allowlist: ["127.0.0.0/8"]))
         let concurrency = 64
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await receiver.run() }
-            var iterator = ports.makeAsyncIterator()
-            let base = "http://127.0.0.1:\(await iterator.next() ?? 0)/hooks"
+        try await HubBench.withLoopbackServer(router) { port in
+            let base = "http://127.0.0.1:\(port)/hooks"
 
             // The events' payload: a changed record of about 500 bytes.
             let payload = """
@@ -135,7 +127,6 @@ enum WebhookBench {
                 }
             }
             try await gateway.shutdown()
-            group.cancelAll()
         }
     }
 }

@@ -75,17 +75,8 @@ public final class OutboundGateway: Sendable {
     ) async -> HTTPOutcome {
         let start = ContinuousClock.now
         func elapsed() -> Int64 { (ContinuousClock.now - start).wholeMilliseconds }
-        let outcome: HTTPOutcome? = try? await withThrowingTaskGroup(of: HTTPOutcome?.self) { group in
-            group.addTask {
-                await self.perform(method: method, url: url, headers: headers, body: body, timeout: timeout, bodyCap: bodyCap, start: start)
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            let first = try await group.next() ?? nil
-            group.cancelAll()
-            return first
+        let outcome = await withTimeout(timeout) {
+            await self.perform(method: method, url: url, headers: headers, body: body, timeout: timeout, bodyCap: bodyCap, start: start)
         }
         return outcome
             ?? HTTPOutcome(
@@ -258,4 +249,18 @@ actor PinnedClients {
 extension Duration {
     /// The duration in whole milliseconds (rounded down).
     var wholeMilliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}
+
+/// `body`'s result, or nil when `timeout` passes first (the body is cancelled).
+func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async -> T) async -> T? {
+    await withTaskGroup(of: T?.self) { group in
+        group.addTask { await body() }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return nil
+        }
+        let first = await group.next() ?? nil
+        group.cancelAll()
+        return first
+    }
 }

@@ -229,8 +229,7 @@ public struct HealthMonitorStore: Sendable {
     /// Uptime, average and percentiles of response time over the last 24 h and 7 d (hourly rollups), 30 d and all
     /// time (daily rollups), maintenance excluded. - Throws: `notFound`.
     public func uptime(_ id: ConnectionID) async throws -> [UptimeWindow] {
-        guard try await database.queryOne("SELECT connection_id FROM system_connections WHERE connection_id = $1", [.uuid(id.uuid)]) != nil
-        else { throw HubError.notFound(entity: "connection", id: id.description) }
+        try await requireConnection(id)
         let now = clock.now()
         let starts = Self.bucketStarts(now)
         let hour = starts[0].1
@@ -296,8 +295,7 @@ public struct HealthMonitorStore: Sendable {
 
     /// The connection's maintenance windows, earliest first. - Throws: `notFound`.
     public func maintenance(_ id: ConnectionID) async throws -> [MaintenanceWindow] {
-        guard try await database.queryOne("SELECT connection_id FROM system_connections WHERE connection_id = $1", [.uuid(id.uuid)]) != nil
-        else { throw HubError.notFound(entity: "connection", id: id.description) }
+        try await requireConnection(id)
         return try await database.query(
             """
             SELECT window_id, connection_id, starts_at, ends_at, reason, created_at FROM connection_maintenance \
@@ -316,6 +314,11 @@ public struct HealthMonitorStore: Sendable {
             "DELETE FROM connection_maintenance WHERE window_id = $1 AND connection_id = $2 RETURNING window_id",
             [.uuid(window), .uuid(id.uuid)])
         guard !rows.isEmpty else { throw HubError.notFound(entity: "maintenance window", id: window.uuidString.lowercased()) }
+    }
+
+    private func requireConnection(_ id: ConnectionID) async throws {
+        guard try await database.queryOne("SELECT connection_id FROM system_connections WHERE connection_id = $1", [.uuid(id.uuid)]) != nil
+        else { throw HubError.notFound(entity: "connection", id: id.description) }
     }
 
     // MARK: - Retention

@@ -432,12 +432,19 @@ public struct SyncEngineStore: Sendable {
         var externalID: String
     }
 
-    static func insertEvents(_ events: [(type: String, payload: JSONValue)], at now: Date, into executor: any SQLExecutor) async throws {
+    /// Inserts events with a payload, in order; returns their sequence numbers.
+    @discardableResult
+    static func insertEvents(_ events: [(type: String, payload: JSONValue)], at now: Date, into executor: any SQLExecutor) async throws
+        -> [Int64]
+    {
+        var sequences: [Int64] = []
         for event in events {
-            _ = try await executor.query(
-                "INSERT INTO events (event_type, payload, created_at) VALUES ($1, $2, $3)",
+            let row = try await executor.queryOne(
+                "INSERT INTO events (event_type, payload, created_at) VALUES ($1, $2, $3) RETURNING event_seq",
                 [.text(event.type), .json(event.payload.jsonText), .timestamp(now)])
+            sequences.append(try row!.int("event_seq"))
         }
+        return sequences
     }
 
     /// Inserts record events in order, 5,000 per statement.

@@ -87,9 +87,7 @@ public struct WebhookDeliveryStore: Sendable {
             throw HubError.validation(field: "event_type", reason: "is not an event type of the catalog")
         }
         try Validate.noNUL(payload, field: "payload")
-        return try await database.queryOne(
-            "INSERT INTO events (event_type, payload, created_at) VALUES ($1, $2, $3) RETURNING event_seq",
-            [.text(type), .json(payload.jsonText), .timestamp(clock.now())])!.int("event_seq")
+        return try await SyncEngineStore.insertEvents([(type, payload)], at: clock.now(), into: database)[0]
     }
 
     // MARK: - Fan-out

@@ -135,13 +135,7 @@ public struct WebhookStore: WebhookManagementDAO {
     }
 
     public func signingSecret(for id: WebhookID) async throws -> String {
-        let row = try await database.queryOne(
-            "SELECT secret_key FROM webhooks WHERE webhook_id = $1", [.uuid(id.uuid)])
-        guard let row else { throw HubError.notFound(entity: "webhook", id: id.description) }
-        guard let sealed = try row.optionalString("secret_key") else {
-            throw HubError.sealing(reason: "the webhook has no stored secret")
-        }
-        return try sealer.open(sealed, context: context(id))
+        try await signingSecrets(for: id)[0]
     }
 
     public func deliveryHeaders(for id: WebhookID) async throws -> [String: String] {

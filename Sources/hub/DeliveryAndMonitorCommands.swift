@@ -111,16 +111,21 @@ extension Webhooks {
         }
     }
 
+    /// enable and disable: the webhook's status through the DAO's update (which also clears or sets its reason).
+    static func setStatus(_ status: WebhookStatus, id: String, options: ResourceOptions) async throws {
+        let json = options.json
+        try await options.withStores { stores in
+            output(try await stores.webhooks.update(try parseID(id), WebhookUpdate(status: status)).json, json: json, columns: Webhooks.columns)
+        }
+    }
+
     struct Enable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a webhook (its failing clock starts again).")
         @OptionGroup var options: ResourceOptions
         @Argument(help: "webhook_id") var id: String
 
         func run() async throws {
-            let (id, json) = (id, options.json)
-            try await options.withStores { stores in
-                output(try await stores.webhooks.update(try parseID(id), WebhookUpdate(status: .active)).json, json: json, columns: Webhooks.columns)
-            }
+            try await Webhooks.setStatus(.active, id: id, options: options)
         }
     }
 
@@ -130,10 +135,7 @@ extension Webhooks {
         @Argument(help: "webhook_id") var id: String
 
         func run() async throws {
-            let (id, json) = (id, options.json)
-            try await options.withStores { stores in
-                output(try await stores.webhooks.update(try parseID(id), WebhookUpdate(status: .disabled)).json, json: json, columns: Webhooks.columns)
-            }
+            try await Webhooks.setStatus(.disabled, id: id, options: options)
         }
     }
 }

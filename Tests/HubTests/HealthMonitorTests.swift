@@ -228,7 +228,7 @@ extension HealthMonitorTests {
             let connection = try await stores.connections.create(ConnectionRegistration(
                 systemName: unique("hr-api"), connectionType: .API, endpoint: base + "/health", credentials: [:],
                 healthCheckInterval: 30, retries: 1))
-            try await monitorStore.addMaintenance(
+            _ = try await monitorStore.addMaintenance(
                 connection.id, startsAt: start.addingTimeInterval(Schedule.maintenance.lowerBound * 3600),
                 endsAt: start.addingTimeInterval(Schedule.maintenance.upperBound * 3600), reason: "upgrade")
             let monitor = Self.monitor(stores, clock: clock.wallClock)

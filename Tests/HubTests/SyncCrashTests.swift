@@ -16,14 +16,9 @@ struct SyncCrashTests {
         var environment = cli.environment
         // Workers take any running job of their database: on PostgreSQL this test has a database of its own, so that
         // they never touch the jobs of tests running beside it.
-        var ownDatabase: (name: String, url: String)?
-        if backend == .postgres {
-            let shared = try #require(TestEnvironment.postgresURL)
-            let name = "hub_crash_\(UUID().uuidString.prefix(8).lowercased())"
-            _ = try await TestEnvironment.database(.postgres).query("CREATE DATABASE \(name)", [])
-            let url = shared.replacingOccurrences(of: "/hub_test?", with: "/\(name)?")
-            ownDatabase = (name, url)
-            environment["HUB_DATABASE_URL"] = url
+        let ownDatabase = backend == .postgres ? try await OwnPostgres.create("hub_crash") : nil
+        if let ownDatabase {
+            environment["HUB_DATABASE_URL"] = ownDatabase.url
             let migrated = try await HubProcess.run(["migrate"], environment: environment)
             #expect(migrated.status == 0, "\(migrated.stderr)")
         }
@@ -102,17 +97,7 @@ struct SyncCrashTests {
             client?.cancel()
             await client?.value
         }
-        if let ownDatabase {
-            // The test's connections are closed; autovacuum may still be in the database for a moment.
-            for attempt in 1...40 {
-                do {
-                    _ = try await TestEnvironment.database(.postgres).query("DROP DATABASE IF EXISTS \(ownDatabase.name)", [])
-                    break
-                } catch where attempt < 40 {
-                    try await Task.sleep(for: .milliseconds(250))
-                }
-            }
-        }
+        await ownDatabase?.drop()
     }
 
     /// The test's database, opened in this process beside the subprocesses (with the PostgreSQL client's run task).

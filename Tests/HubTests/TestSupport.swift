@@ -139,3 +139,29 @@ extension ManualClock {
         if date > now { advance(by: date.timeIntervalSince(now)) }
     }
 }
+
+/// A PostgreSQL database of a test's own on the test server: workers and dispatchers take every job or message of
+/// their database, so tests that run them must not share one.
+struct OwnPostgres: Sendable {
+    let name: String
+    let url: String
+
+    static func create(_ prefix: String) async throws -> OwnPostgres {
+        let shared = try #require(TestEnvironment.postgresURL)
+        let name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
+        _ = try await TestEnvironment.database(.postgres).query("CREATE DATABASE \(name)", [])
+        return OwnPostgres(name: name, url: shared.replacingOccurrences(of: "/hub_test?", with: "/\(name)?"))
+    }
+
+    /// Drops it, closing what is still connected (retried while autovacuum or a closing client is still inside).
+    func drop() async {
+        for attempt in 1...40 {
+            do {
+                _ = try await TestEnvironment.database(.postgres).query("DROP DATABASE IF EXISTS \(name) WITH (FORCE)", [])
+                return
+            } catch {
+                if attempt < 40 { try? await Task.sleep(for: .milliseconds(250)) }
+            }
+        }
+    }
+}

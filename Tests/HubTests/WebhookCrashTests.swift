@@ -14,14 +14,8 @@ struct WebhookCrashTests {
         let cli = try ResourceCommandTests.CLI.make(backend)
         defer { try? FileManager.default.removeItem(atPath: cli.directory) }
         var environment = cli.environment
-        var ownDatabase: (name: String, url: String)?
-        if backend == .postgres {
-            let shared = try #require(TestEnvironment.postgresURL)
-            let name = "hub_hookcrash_\(UUID().uuidString.prefix(8).lowercased())"
-            _ = try await TestEnvironment.database(.postgres).query("CREATE DATABASE \(name)", [])
-            ownDatabase = (name, shared.replacingOccurrences(of: "/hub_test?", with: "/\(name)?"))
-            environment["HUB_DATABASE_URL"] = ownDatabase!.url
-        }
+        let ownDatabase = backend == .postgres ? try await OwnPostgres.create("hub_hookcrash") : nil
+        if let ownDatabase { environment["HUB_DATABASE_URL"] = ownDatabase.url }
         let migrated = try await HubProcess.run(["migrate"], environment: environment)
         #expect(migrated.status == 0, "\(migrated.stderr)")
         environment["HUB_OUTBOUND_ALLOWLIST"] = "127.0.0.0/8"
@@ -89,15 +83,6 @@ struct WebhookCrashTests {
             client?.cancel()
             await client?.value
         }
-        if let ownDatabase {
-            for attempt in 1...40 {
-                do {
-                    _ = try await TestEnvironment.database(.postgres).query("DROP DATABASE IF EXISTS \(ownDatabase.name) WITH (FORCE)", [])
-                    break
-                } catch where attempt < 40 {
-                    try await Task.sleep(for: .milliseconds(250))
-                }
-            }
-        }
+        await ownDatabase?.drop()
     }
 }

@@ -120,26 +120,18 @@ struct DeliveryDatabase: Sendable {
     static func make(_ backend: Backend) async throws -> DeliveryDatabase {
         switch backend {
         case .sqlite:
-            let database = try await SQLiteDatabaseFactory.memory()
-            return DeliveryDatabase(database: database, url: nil, cleanup: {})
+            return DeliveryDatabase(database: try await TestEnvironment.database(.sqlite), url: nil, cleanup: {})
         case .postgres:
-            let shared = try #require(TestEnvironment.postgresURL)
-            let name = "hub_hooks_\(UUID().uuidString.prefix(8).lowercased())"
-            _ = try await TestEnvironment.database(.postgres).query("CREATE DATABASE \(name)", [])
-            let url = shared.replacingOccurrences(of: "/hub_test?", with: "/\(name)?")
-            let database = try PostgresDatabase(url: url)
+            let own = try await OwnPostgres.create("hub_hooks")
+            let database = try PostgresDatabase(url: own.url)
             let runner = Task { await database.run() }
             try await Migrator(database: database).migrate()
-            return DeliveryDatabase(database: database, url: url) {
+            return DeliveryDatabase(database: database, url: own.url) {
                 runner.cancel()
-                _ = try? await TestEnvironment.database(.postgres).query("DROP DATABASE IF EXISTS \(name) WITH (FORCE)", [])
+                await own.drop()
             }
         }
     }
-}
-
-enum SQLiteDatabaseFactory {
-    static func memory() async throws -> any SQLDatabase { try await TestEnvironment.database(.sqlite) }
 }
 
 @Suite("Webhook delivery", .timeLimit(.minutes(3)))
