@@ -266,15 +266,23 @@ struct Endpoint: Sendable {
 
 actor EndpointCache {
     private var entries: [WebhookID: (updatedAt: Date, fetched: ContinuousClock.Instant, endpoint: Endpoint)] = [:]
+    /// Reads in progress: senders that miss at once wait for one read instead of each reading.
+    private var reading: [WebhookID: (updatedAt: Date, task: Task<Endpoint, any Error>)] = [:]
 
     func endpoint(for id: WebhookID, updatedAt: Date, webhooks: any WebhookManagementDAO) async throws -> Endpoint {
         if let entry = entries[id], entry.updatedAt == updatedAt, ContinuousClock.now - entry.fetched < .seconds(10) {
             return entry.endpoint
         }
-        let webhook = try await webhooks.get(id)
-        let endpoint = Endpoint(
-            url: webhook.webhookURL, secrets: try await webhooks.signingSecrets(for: id),
-            headers: try await webhooks.deliveryHeaders(for: id), retry: RetryConfig.resolved(webhook.retryConfig))
+        if let read = reading[id], read.updatedAt == updatedAt { return try await read.task.value }
+        let task = Task {
+            let webhook = try await webhooks.get(id)
+            return Endpoint(
+                url: webhook.webhookURL, secrets: try await webhooks.signingSecrets(for: id),
+                headers: try await webhooks.deliveryHeaders(for: id), retry: RetryConfig.resolved(webhook.retryConfig))
+        }
+        reading[id] = (updatedAt, task)
+        defer { if reading[id]?.updatedAt == updatedAt { reading[id] = nil } }
+        let endpoint = try await task.value
         entries[id] = (updatedAt, ContinuousClock.now, endpoint)
         return endpoint
     }
