@@ -114,12 +114,13 @@ public struct WebhookDispatcher: Service {
                         }
                     }
                 }
-                // The claimer keeps up to one claim's worth queued ahead of the senders, claiming in batches.
+                // The claimer keeps up to one claim's worth queued ahead of the senders, claiming in batches of at least
+                // half the senders (a claim's statements cost the same for 16 messages as for 32).
                 while !Task.isCancelled && stopping.value.load(ordering: .relaxed) == 0 {
                     let busy = outstanding.value.load(ordering: .relaxed)
                     let room = 2 * configuration.concurrency - busy
                     var claimed: [WebhookDeliveryStore.Claimed] = []
-                    let claiming = room > 0 && (busy == 0 || room >= max(1, configuration.concurrency / 4))
+                    let claiming = room > 0 && (busy == 0 || room >= max(1, configuration.concurrency / 2))
                     if claiming {
                         do {
                             claimed = try await store.claim(owner: configuration.owner, lease: configuration.lease, limit: room)
