@@ -38,6 +38,20 @@ struct MigrationTests {
         }
     }
 
+    @Test("the hub's PostgreSQL sessions run in UTC without JIT; webhook message pages are half free (migration 6)")
+    func postgresSessionSettings() async throws {
+        let database = try await TestEnvironment.database(.postgres)
+        let row = try #require(
+            try await database.queryOne(
+                """
+                SELECT current_setting('jit') AS jit, current_setting('TimeZone') AS zone, \
+                (SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'webhook_messages'::regclass) AS options
+                """, []))
+        #expect(try row.string("jit") == "off")
+        #expect(try row.string("zone") == "UTC")
+        #expect(try row.string("options") == "fillfactor=50")
+    }
+
     @Test("concurrent migrators on one PostgreSQL database apply each migration once")
     func concurrentPostgres() async throws {
         let url = try #require(TestEnvironment.postgresURL, "HUB_TEST_DATABASE_URL must be set (scripts/test.sh)")
