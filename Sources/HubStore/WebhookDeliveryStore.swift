@@ -203,7 +203,7 @@ public struct WebhookDeliveryStore: Sendable {
         let lock = database.dialect == .postgres ? " FOR UPDATE OF w SKIP LOCKED" : ""
         let free = "(m.lease_expires_at IS NULL OR m.lease_expires_at <= $1)"
         return try await database.transaction { executor in
-            if database.dialect == .postgres { try await Self.withoutBitmapScans(executor) }
+            if database.dialect == .postgres { try await Self.indexScansOnly(executor) }
             // Webhooks with a due message: a probe of each webhook's due index (one row at most; PostgreSQL: lateral, so
             // that it stays a probe per webhook).
             let due = "m.webhook_id = w.webhook_id AND m.status = 'pending' AND m.next_attempt_at <= $1 AND \(free)"
@@ -286,7 +286,7 @@ public struct WebhookDeliveryStore: Sendable {
         let postgres = database.dialect == .postgres
         return try await database.transaction { executor in
             if postgres {
-                try await Self.withoutBitmapScans(executor)
+                try await Self.indexScansOnly(executor)
                 try await Self.recordRowsPostgres(outcomes, owner: owner, now: now, into: executor)
             } else {
                 for outcome in outcomes { try await Self.recordRow(outcome, owner: owner, now: now, into: executor) }
@@ -373,13 +373,16 @@ public struct WebhookDeliveryStore: Sendable {
         }
     }
 
-    /// Keeps bitmap scans out of the rest of a PostgreSQL transaction. The messages table grows by thousands of rows in
-    /// a burst, faster than autoanalyze follows; with the statistics of a table that had just been near empty the
-    /// planner took a bitmap scan that reads every pending message of a webhook (and sorts them) to claim or probe for
-    /// a few: 2 ms a probe and 12 ms a claim for 15,000 pending, seen in `hub-bench webhooks`. Claims and outcomes only
-    /// read the first due rows of an index in its order, or rows by key, which a plain index scan does.
-    static func withoutBitmapScans(_ executor: any SQLExecutor) async throws {
-        _ = try await executor.query("SELECT set_config('enable_bitmapscan', 'off', true)", [])
+    /// Makes the rest of a PostgreSQL transaction read through plain index scans. The messages table grows and shrinks
+    /// by thousands of rows in a burst, faster than autoanalyze follows, and plans made with the statistics of a table
+    /// that had just been near empty read every pending message to claim or probe for a few (seen in `hub-bench
+    /// webhooks`): a bitmap scan and sort of a webhook's 15,000 pending messages, 12 ms a claim; a sequential scan of
+    /// the table per webhook in the due probe, 18 ms a claim over 100 webhooks. Claims and outcomes only read the first
+    /// due rows of an index in its order, or rows by key, which an index scan does. (The hub's sessions run without
+    /// JIT, which the disabled plans' costs would otherwise trigger.)
+    static func indexScansOnly(_ executor: any SQLExecutor) async throws {
+        _ = try await executor.query(
+            "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)", [])
     }
 
     /// One outcome's attempt row and message state (SQLite: statements in the caller's transaction are cheap).
