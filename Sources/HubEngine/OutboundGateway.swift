@@ -44,20 +44,26 @@ public struct HTTPOutcome: Sendable, Hashable {
 public final class OutboundGateway: Sendable {
     private let client: HTTPClient
     /// Clients pinned to a checked address, one per (host, address), reused while the host keeps resolving there.
-    private let pinnedClients = PinnedClients()
+    private let pinnedClients: PinnedClients
     /// The policy in force.
     public let policy: OutboundPolicy
 
-    /// A gateway with its own client on the shared event loop group.
-    public init(policy: OutboundPolicy) {
+    /// A gateway with its own client on the shared event loop group, keeping up to `connectionsPerHost` connections
+    /// open to one host (at least the requests the hub's workers make to one host at once: a request waiting for a
+    /// connection spends its own timeout waiting, so AsyncHTTPClient's default of 8 made a slow endpoint's queued
+    /// deliveries time out while it was answering every one in time).
+    public init(policy: OutboundPolicy, connectionsPerHost: Int = 64) {
         self.policy = policy
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Self.configuration(pinning: [:]))
+        let configuration = Self.configuration(pinning: [:], connectionsPerHost: connectionsPerHost)
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.pinnedClients = PinnedClients(connectionsPerHost: connectionsPerHost)
     }
 
-    static func configuration(pinning: [String: String]) -> HTTPClient.Configuration {
+    static func configuration(pinning: [String: String], connectionsPerHost: Int) -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(30))
         configuration.dnsOverride = pinning
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(1, connectionsPerHost)
         return configuration
     }
 
@@ -214,6 +220,9 @@ public final class OutboundGateway: Sendable {
 actor PinnedClients {
     private var clients: [String: (client: HTTPClient, used: ContinuousClock.Instant)] = [:]
     private var closed = false
+    private let connectionsPerHost: Int
+
+    init(connectionsPerHost: Int) { self.connectionsPerHost = connectionsPerHost }
 
     func client(host: String, address: String) -> HTTPClient {
         let key = "\(host)\u{0}\(address)"
@@ -222,7 +231,8 @@ actor PinnedClients {
             return entry.client
         }
         let client = HTTPClient(
-            eventLoopGroupProvider: .singleton, configuration: OutboundGateway.configuration(pinning: [host: address]))
+            eventLoopGroupProvider: .singleton,
+            configuration: OutboundGateway.configuration(pinning: [host: address], connectionsPerHost: connectionsPerHost))
         if closed {
             // Shutting down: serve this call, then close the client.
             Task { try? await Task.sleep(for: .seconds(60)); try? await client.shutdown() }

@@ -136,7 +136,10 @@ struct Serve: AsyncParsableCommand {
                     say("Every API key is revoked: create one with `hub keys create --name NAME`.")
                 }
                 let host = configuration.host
-                let gateway = OutboundGateway(policy: configuration.outboundPolicy)
+                // As many connections per host as the dispatcher or the monitor may have requests in flight.
+                let gateway = OutboundGateway(
+                    policy: configuration.outboundPolicy,
+                    connectionsPerHost: max(64, dispatcherConfiguration.concurrency, monitorConfiguration.concurrency))
                 let app = HubServer.application(stores: stores, configuration: configuration, gateway: gateway, logger: logger) { port in
                     say("IntegrationHub listening on http://\(host):\(port) (\(location.redacted))")
                 }

@@ -78,7 +78,7 @@ struct ProbeEndpointTests {
 struct PinnedClientsTests {
     @Test("one client per host and checked address, reused; a new address gets a new client")
     func reuse() async throws {
-        let pool = PinnedClients()
+        let pool = PinnedClients(connectionsPerHost: 8)
         let first = await pool.client(host: "api.example.com", address: "93.184.216.34")
         let again = await pool.client(host: "api.example.com", address: "93.184.216.34")
         let moved = await pool.client(host: "api.example.com", address: "93.184.216.35")

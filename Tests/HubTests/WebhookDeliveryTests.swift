@@ -425,6 +425,30 @@ struct WebhookDeliveryTests {
         }
     }
 
+    @Test("a slow endpoint gets the dispatcher's concurrency at once; no delivery times out waiting for a connection", arguments: Backend.allCases)
+    func slowEndpointConcurrency(backend: Backend) async throws {
+        try await Setup.with(backend) { setup in
+            try await Receiver.with { receiver, base in
+                // 24 deliveries that each take 1.5 s against a 3 s timeout: all at once they pass; eight at a time (an
+                // HTTP client's usual connection limit per host) the third eight would wait 3 s for a connection.
+                let hook = try await setup.register(base + "/slow", events: ["record.*"], retry: ["timeout_seconds": 3])
+                await receiver.script("slow", Array(repeating: .sleep(.milliseconds(1500)), count: 24))
+                for index in 0..<24 { try await setup.delivery.emit("record.updated", payload: ["n": .int(Int64(index))]) }
+                let recorded = { try await setup.delivery.messages(of: hook.webhook.id, page: PageRequest(limit: 100)).items }
+                try await setup.running([setup.dispatcher { $0.concurrency = 24 }]) {
+                    try await Self.eventually {
+                        let messages = try await recorded()
+                        return messages.count == 24 && messages.allSatisfy { $0.status != .pending }
+                    }
+                }
+                #expect(await receiver.maxInFlight("slow") > 8)
+                let messages = try await recorded()
+                #expect(messages.count == 24)
+                #expect(messages.allSatisfy { $0.status == .succeeded && $0.attempts == 1 }, "\(messages.map { ($0.status, $0.attempts) })")
+            }
+        }
+    }
+
     @Test("ordered endpoints get one message at a time in event order, across two dispatchers", arguments: Backend.allCases)
     func orderedDelivery(backend: Backend) async throws {
         try await Setup.with(backend) { setup in
