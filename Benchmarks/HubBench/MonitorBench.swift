@@ -80,7 +80,8 @@ enum MonitorBench {
             + Double(usage.ru_stime.tv_usec) / 1e6
     }
 
-    /// User and system time of every process named postgres (its backends live as long as the pool's connections).
+    /// User and system time of every process named postgres, with the time of its children that ended (the
+    /// postmaster's reaped backends and autovacuum workers), so that a process ending between two readings counts.
     static func postgresCPUSeconds() -> Double {
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         var total = 0.0
@@ -90,7 +91,11 @@ enum MonitorBench {
                 let close = stat.lastIndex(of: ")")
             else { continue }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) { total += (user + system) / ticks }
+            if fields.count > 14, let user = Double(fields[11]), let system = Double(fields[12]), let children = Double(fields[13]),
+                let childrenSystem = Double(fields[14])
+            {
+                total += (user + system + children + childrenSystem) / ticks
+            }
         }
         return total
     }

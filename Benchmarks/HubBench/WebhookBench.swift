@@ -115,14 +115,14 @@ enum WebhookBench {
                         "SELECT COALESCE(sum(success_count), 0)::bigint AS n FROM webhook_statistics", [])!.int("n")
                     if succeeded >= expected { break }
                 }
+                let end = ContinuousClock.now
+                let cpu = (MonitorBench.processCPUSeconds() - cpuBefore) * 1e6 / Double(expected)
+                let postgresCPU = (MonitorBench.postgresCPUSeconds() - postgresBefore) * 1e6 / Double(expected)
+                let seconds = (end - inserted).seconds
+                let withInsert = (end - start).seconds
                 let delivered = try await database.queryOne(
                     "SELECT count(*) AS n FROM webhook_messages WHERE status = 'succeeded'", [])!.int("n")
                 guard delivered == expected else { throw HubError.conflict(field: nil, reason: "\(delivered) of \(expected) delivered") }
-                let end = ContinuousClock.now
-                let seconds = (end - inserted).seconds
-                let withInsert = (end - start).seconds
-                let cpu = (MonitorBench.processCPUSeconds() - cpuBefore) * 1e6 / Double(expected)
-                let postgresCPU = (MonitorBench.postgresCPUSeconds() - postgresBefore) * 1e6 / Double(expected)
                 running.cancel()
                 await running.value
                 let latency = try await database.queryOne(

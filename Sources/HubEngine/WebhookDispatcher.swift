@@ -282,9 +282,10 @@ actor EndpointCache {
                 headers: try await webhooks.deliveryHeaders(for: id), retry: RetryConfig.resolved(webhook.retryConfig))
         }
         reading[id] = (updatedAt, task)
-        defer { if reading[id]?.updatedAt == updatedAt { reading[id] = nil } }
+        defer { if reading[id]?.task == task { reading[id] = nil } }
         let endpoint = try await task.value
-        entries[id] = (updatedAt, ContinuousClock.now, endpoint)
+        // A read of an older registration that ends late does not replace a newer one.
+        if entries[id].map({ $0.updatedAt <= updatedAt }) ?? true { entries[id] = (updatedAt, ContinuousClock.now, endpoint) }
         return endpoint
     }
 }

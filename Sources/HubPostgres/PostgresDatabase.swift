@@ -25,9 +25,6 @@ public final class PostgresDatabase: SQLDatabase {
         var configuration = configuration
         configuration.options.additionalStartupParameters.append(("TimeZone", "UTC"))
         configuration.options.additionalStartupParameters.append(("application_name", "integration-hub"))
-        // The hub's statements are short: compiling one (JIT, on by default where the server has LLVM) costs more than
-        // running it. A webhook claim whose estimated cost passed jit_above_cost took 205 ms to compile and 2 ms to run.
-        configuration.options.additionalStartupParameters.append(("jit", "off"))
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
     }

@@ -21,7 +21,7 @@ public struct Migrator: Sendable {
     /// Every migration of this build, in order.
     public static let all: [Migration] = [
         Migration.designTables, Migration.apiKeys, Migration.syncEngine, Migration.webhookDelivery, Migration.healthMonitor,
-        Migration.webhookMessagesFillFactor,
+        Migration.webhookClaims,
     ]
 
     let database: any SQLDatabase
@@ -805,13 +805,18 @@ extension Migration {
 }
 
 extension Migration {
-    /// Migration 6: webhook message pages keep half their room free, so that a claim's lease (columns no index holds)
-    /// is a heap-only update: no new entry in the message indexes for every claim, which claims and due probes would
-    /// then walk (`hub-bench webhooks` with pg_stat_statements: a claim's update went from about 21 to 13 µs a message,
-    /// planning included). Pages written before keep their fill until rewritten. SQLite has no such setting.
-    static let webhookMessagesFillFactor = Migration(
-        version: 6, name: "webhook_messages_fillfactor",
-        postgres: ["ALTER TABLE webhook_messages SET (fillfactor = 50)"],
+    /// Migration 6, for webhook claims on PostgreSQL: message pages keep half their room free, so that a claim's lease
+    /// (columns no index holds) is a heap-only update, with no new entry in the message indexes for every claim, which
+    /// claims and due probes would then walk (`hub-bench webhooks` with pg_stat_statements: a claim's update went from
+    /// about 21 to 13 µs a message, planning included; pages written before keep their fill until rewritten); and the
+    /// webhooks in claim order (least recently served first) as an index, so that a claim reads them by index.
+    /// SQLite has neither need.
+    static let webhookClaims = Migration(
+        version: 6, name: "webhook_claims",
+        postgres: [
+            "ALTER TABLE webhook_messages SET (fillfactor = 50)",
+            "CREATE INDEX webhooks_claim_order ON webhooks (throttle_until NULLS FIRST, webhook_id) WHERE status <> 'disabled'",
+        ],
         sqlite: [])
 
     /// Migration 5: the connectivity monitor — when each connection is next due (spread over its interval), its retries

@@ -204,8 +204,9 @@ public struct WebhookDeliveryStore: Sendable {
         let free = "(m.lease_expires_at IS NULL OR m.lease_expires_at <= $1)"
         return try await database.transaction { executor in
             if database.dialect == .postgres { try await Self.indexScansOnly(executor) }
-            // Webhooks with a due message: a probe of each webhook's due index (one row at most; PostgreSQL: lateral, so
-            // that it stays a probe per webhook).
+            // Webhooks with a due message: a probe of each webhook's due index that stops at its first due message
+            // (PostgreSQL: lateral, so that it stays a probe per webhook; messages waiting for a retry or in flight are
+            // stepped over).
             let due = "m.webhook_id = w.webhook_id AND m.status = 'pending' AND m.next_attempt_at <= $1 AND \(free)"
             let hooks = try await executor.query(
                 database.dialect == .postgres
@@ -373,16 +374,21 @@ public struct WebhookDeliveryStore: Sendable {
         }
     }
 
-    /// Makes the rest of a PostgreSQL transaction read through plain index scans. The messages table grows and shrinks
-    /// by thousands of rows in a burst, faster than autoanalyze follows, and plans made with the statistics of a table
-    /// that had just been near empty read every pending message to claim or probe for a few (seen in `hub-bench
-    /// webhooks`): a bitmap scan and sort of a webhook's 15,000 pending messages, 12 ms a claim; a sequential scan of
-    /// the table per webhook in the due probe, 18 ms a claim over 100 webhooks. Claims and outcomes only read the first
-    /// due rows of an index in its order, or rows by key, which an index scan does. (The hub's sessions run without
-    /// JIT, which the disabled plans' costs would otherwise trigger.)
+    /// Makes the rest of a PostgreSQL transaction prefer plain index scans, without JIT (settings local to the
+    /// transaction). The messages table grows and shrinks by thousands of rows in a burst, faster than autoanalyze
+    /// follows, and plans made with the statistics of a table that had just been near empty read every pending message
+    /// to claim or probe for a few (seen in `hub-bench webhooks`): a bitmap scan and sort of a webhook's 15,000 pending
+    /// messages, 12 ms a claim; a sequential scan of the table per webhook in the due probe, 18 ms a claim over 100
+    /// webhooks. Claims and outcomes read the first due rows of an index in its order, or rows by key; every table they
+    /// read has an index for it (webhooks: `webhooks_claim_order`, migration 6). JIT is off because a plan that has to
+    /// fall back on a disabled scan carries its penalty cost, which passes `jit_above_cost`: a claim then took 205 ms to
+    /// compile and 2 ms to run.
     static func indexScansOnly(_ executor: any SQLExecutor) async throws {
         _ = try await executor.query(
-            "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)", [])
+            """
+            SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), \
+            set_config('jit', 'off', true)
+            """, [])
     }
 
     /// One outcome's attempt row and message state (SQLite: statements in the caller's transaction are cheap).

@@ -136,10 +136,12 @@ struct Serve: AsyncParsableCommand {
                     say("Every API key is revoked: create one with `hub keys create --name NAME`.")
                 }
                 let host = configuration.host
-                // As many connections per host as the dispatcher or the monitor may have requests in flight.
+                // As many connections per host as the workers may have requests in flight to one host: the dispatcher's
+                // senders and rate-limited shares (its claims keep at most twice its concurrency), the monitor, syncs.
                 let gateway = OutboundGateway(
                     policy: configuration.outboundPolicy,
-                    connectionsPerHost: max(64, dispatcherConfiguration.concurrency, monitorConfiguration.concurrency))
+                    connectionsPerHost: max(
+                        64, 2 * dispatcherConfiguration.concurrency + monitorConfiguration.concurrency + syncConcurrency))
                 let app = HubServer.application(stores: stores, configuration: configuration, gateway: gateway, logger: logger) { port in
                     say("IntegrationHub listening on http://\(host):\(port) (\(location.redacted))")
                 }

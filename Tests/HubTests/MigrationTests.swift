@@ -3,7 +3,7 @@ import Logging
 import HubCore
 import HubPostgres
 @testable import HubSQLite
-import HubStore
+@testable import HubStore
 import Testing
 
 @Suite("Migrations", .timeLimit(.minutes(2)))
@@ -38,18 +38,35 @@ struct MigrationTests {
         }
     }
 
-    @Test("the hub's PostgreSQL sessions run in UTC without JIT; webhook message pages are half free (migration 6)")
-    func postgresSessionSettings() async throws {
+    @Test("webhook claims on PostgreSQL: half-free message pages and a claim-order index (migration 6); index scans and no JIT only inside a claim's transaction")
+    func webhookClaimSettings() async throws {
         let database = try await TestEnvironment.database(.postgres)
         let row = try #require(
             try await database.queryOne(
                 """
-                SELECT current_setting('jit') AS jit, current_setting('TimeZone') AS zone, \
-                (SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'webhook_messages'::regclass) AS options
+                SELECT (SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'webhook_messages'::regclass) AS options, \
+                to_regclass('webhooks_claim_order') IS NOT NULL AS claim_order
                 """, []))
-        #expect(try row.string("jit") == "off")
-        #expect(try row.string("zone") == "UTC")
         #expect(try row.string("options") == "fillfactor=50")
+        #expect(try row.bool("claim_order"))
+        let settings = "current_setting('enable_seqscan') || ',' || current_setting('enable_bitmapscan') || ',' || current_setting('jit') AS s"
+        let inside = try await database.transaction { executor in
+            try await WebhookDeliveryStore.indexScansOnly(executor)
+            return try await executor.queryOne("SELECT \(settings)", [])!.string("s")
+        }
+        #expect(inside == "off,off,off")
+        // Local to that transaction: no pooled session keeps them (every connection read at once).
+        try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    try await database.transaction { executor in
+                        _ = try await executor.query("SELECT pg_sleep(0.05)", [])
+                        return try await executor.queryOne("SELECT \(settings)", [])!.string("s")
+                    }
+                }
+            }
+            for try await outside in group { #expect(outside.hasPrefix("on,on,"), "\(outside)") }
+        }
     }
 
     @Test("concurrent migrators on one PostgreSQL database apply each migration once")
