@@ -73,7 +73,7 @@ public struct WebhookDispatcher: Service {
             // The writer: records whatever outcomes queued meanwhile, in one transaction; keeps them until that works.
             outer.addTask {
                 while true {
-                    let batch = await outcomes.take()
+                    let batch = outcomes.take()
                     if batch.isEmpty {
                         if writerDone.value.load(ordering: .relaxed) == 1 || Task.isCancelled { break }
                         try? await Task.sleep(for: .milliseconds(5))
@@ -108,7 +108,7 @@ public struct WebhookDispatcher: Service {
                             // No outcome when cancelled (nothing is known about a cut-off send) or when the lease would
                             // not outlast the send: the message is claimed again once its lease expires.
                             if let outcome = await deliver(message, endpoints: endpoints), !Task.isCancelled {
-                                await outcomes.add(outcome)
+                                outcomes.add(outcome)
                             }
                             outstanding.value.subtract(1, ordering: .relaxed)
                         }
@@ -133,7 +133,7 @@ public struct WebhookDispatcher: Service {
                     for message in claimed where message.rateLimit != nil {
                         paced[message.webhookID, default: []].append(message)
                     }
-                    await queue.push(claimed.filter { $0.rateLimit == nil })
+                    queue.push(claimed.filter { $0.rateLimit == nil })
                     // A rate-limited webhook's share: each request goes out at least 1/rate after the one before (the
                     // pacer is consulted right before sending, after everything that could delay one send and not another).
                     for (_, share) in paced {
@@ -141,7 +141,7 @@ public struct WebhookDispatcher: Service {
                         for message in share {
                             group.addTask {
                                 if let outcome = await deliver(message, endpoints: endpoints, pacer: pacer), !Task.isCancelled {
-                                    await outcomes.add(outcome)
+                                    outcomes.add(outcome)
                                 }
                                 outstanding.value.subtract(1, ordering: .relaxed)
                             }
@@ -160,7 +160,7 @@ public struct WebhookDispatcher: Service {
                     }
                 }
                 // No more claims: the senders finish what is queued, then stop.
-                await queue.close()
+                queue.close()
             }
             // Every delivery has ended: record the last outcomes, then stop the writer.
             writerDone.value.store(1, ordering: .relaxed)
@@ -265,28 +265,46 @@ struct Endpoint: Sendable {
     var retry: RetryConfig
 }
 
-actor EndpointCache {
-    private var entries: [WebhookID: (updatedAt: Date, fetched: ContinuousClock.Instant, endpoint: Endpoint)] = [:]
-    /// Reads in progress: senders that miss at once wait for one read instead of each reading.
-    private var reading: [WebhookID: (updatedAt: Date, task: Task<Endpoint, any Error>)] = [:]
+final class EndpointCache: Sendable {
+    private struct State {
+        var entries: [WebhookID: (updatedAt: Date, fetched: ContinuousClock.Instant, endpoint: Endpoint)] = [:]
+        /// Reads in progress: senders that miss at once wait for one read instead of each reading.
+        var reading: [WebhookID: (updatedAt: Date, task: Task<Endpoint, any Error>)] = [:]
+    }
+
+    /// A lock, not an actor: a hit (nearly every delivery) takes it for a dictionary lookup, with no hop.
+    private let state = Mutex(State())
 
     func endpoint(for id: WebhookID, updatedAt: Date, webhooks: any WebhookManagementDAO) async throws -> Endpoint {
-        if let entry = entries[id], entry.updatedAt == updatedAt, ContinuousClock.now - entry.fetched < .seconds(10) {
-            return entry.endpoint
+        enum Found { case cached(Endpoint), read(Task<Endpoint, any Error>) }
+        let found: Found = state.withLock { state in
+            if let entry = state.entries[id], entry.updatedAt == updatedAt, ContinuousClock.now - entry.fetched < .seconds(10) {
+                return .cached(entry.endpoint)
+            }
+            if let read = state.reading[id], read.updatedAt == updatedAt { return .read(read.task) }
+            let task = Task {
+                let webhook = try await webhooks.get(id)
+                return Endpoint(
+                    url: webhook.webhookURL, secrets: try await webhooks.signingSecrets(for: id),
+                    headers: try await webhooks.deliveryHeaders(for: id), retry: RetryConfig.resolved(webhook.retryConfig))
+            }
+            state.reading[id] = (updatedAt, task)
+            return .read(task)
         }
-        if let read = reading[id], read.updatedAt == updatedAt { return try await read.task.value }
-        let task = Task {
-            let webhook = try await webhooks.get(id)
-            return Endpoint(
-                url: webhook.webhookURL, secrets: try await webhooks.signingSecrets(for: id),
-                headers: try await webhooks.deliveryHeaders(for: id), retry: RetryConfig.resolved(webhook.retryConfig))
+        let task: Task<Endpoint, any Error>
+        switch found {
+        case .cached(let endpoint): return endpoint
+        case .read(let read): task = read
         }
-        reading[id] = (updatedAt, task)
-        defer { if reading[id]?.task == task { reading[id] = nil } }
-        let endpoint = try await task.value
-        // A read of an older registration that ends late does not replace a newer one.
-        if entries[id].map({ $0.updatedAt <= updatedAt }) ?? true { entries[id] = (updatedAt, ContinuousClock.now, endpoint) }
-        return endpoint
+        let result = await task.result
+        state.withLock { state in
+            if state.reading[id]?.task == task { state.reading[id] = nil }
+            // A read of an older registration that ends late does not replace a newer one.
+            if case .success(let endpoint) = result, state.entries[id].map({ $0.updatedAt <= updatedAt }) ?? true {
+                state.entries[id] = (updatedAt, ContinuousClock.now, endpoint)
+            }
+        }
+        return try result.get()
     }
 }
 
@@ -308,46 +326,74 @@ actor Pacer {
     }
 }
 
-/// Claimed messages waiting for a sender.
-actor MessageQueue {
-    private var items: [WebhookDeliveryStore.Claimed] = []
-    private var head = 0
-    private var waiting: [CheckedContinuation<WebhookDeliveryStore.Claimed?, Never>] = []
-    private var closed = false
+/// Claimed messages waiting for a sender (a lock, not an actor: a sender that finds a message takes it with no hop;
+/// one that finds none waits on a continuation that the next push resumes).
+final class MessageQueue: Sendable {
+    private struct State {
+        var items: [WebhookDeliveryStore.Claimed] = []
+        var head = 0
+        var waiting: [CheckedContinuation<WebhookDeliveryStore.Claimed?, Never>] = []
+        var closed = false
+
+        mutating func pop() -> WebhookDeliveryStore.Claimed? {
+            guard head < items.count else { return nil }
+            let item = items[head]
+            head += 1
+            if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
+            return item
+        }
+    }
+
+    private let state = Mutex(State())
 
     func push(_ messages: [WebhookDeliveryStore.Claimed]) {
-        for message in messages {
-            if waiting.isEmpty { items.append(message) } else { waiting.removeFirst().resume(returning: message) }
+        guard !messages.isEmpty else { return }
+        // Waiting senders are resumed outside the lock.
+        let handed: [(CheckedContinuation<WebhookDeliveryStore.Claimed?, Never>, WebhookDeliveryStore.Claimed)] = state.withLock { state in
+            var handed: [(CheckedContinuation<WebhookDeliveryStore.Claimed?, Never>, WebhookDeliveryStore.Claimed)] = []
+            for message in messages {
+                if state.waiting.isEmpty { state.items.append(message) } else { handed.append((state.waiting.removeFirst(), message)) }
+            }
+            return handed
         }
+        for (waiter, message) in handed { waiter.resume(returning: message) }
     }
 
     /// The next message; nil once the queue is closed and empty.
     func next() async -> WebhookDeliveryStore.Claimed? {
-        if head < items.count {
-            defer {
-                head += 1
-                if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
+        if let item = state.withLock({ $0.pop() }) { return item }
+        return await withCheckedContinuation { continuation in
+            // Checked again under the lock: a push or close may have come in between.
+            let now: WebhookDeliveryStore.Claimed?? = state.withLock { state in
+                if let item = state.pop() { return .some(item) }
+                if state.closed { return .some(nil) }
+                state.waiting.append(continuation)
+                return .none
             }
-            return items[head]
+            if let now { continuation.resume(returning: now) }
         }
-        if closed { return nil }
-        return await withCheckedContinuation { waiting.append($0) }
     }
 
     func close() {
-        closed = true
-        for waiter in waiting { waiter.resume(returning: nil) }
-        waiting = []
+        let waiters = state.withLock { state in
+            state.closed = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for waiter in waiters { waiter.resume(returning: nil) }
     }
 }
 
-actor OutcomeBuffer {
-    private var items: [WebhookDeliveryStore.Outcome] = []
+/// Outcomes waiting for the writer (a lock, not an actor: every delivery adds one, with no hop).
+final class OutcomeBuffer: Sendable {
+    private let items = Mutex<[WebhookDeliveryStore.Outcome]>([])
 
-    func add(_ outcome: WebhookDeliveryStore.Outcome) { items.append(outcome) }
+    func add(_ outcome: WebhookDeliveryStore.Outcome) { items.withLock { $0.append(outcome) } }
 
     func take() -> [WebhookDeliveryStore.Outcome] {
-        defer { items = [] }
-        return items
+        items.withLock { items in
+            defer { items = [] }
+            return items
+        }
     }
 }
