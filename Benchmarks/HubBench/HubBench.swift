@@ -86,6 +86,34 @@ struct HubBench {
         }
     }
 
+    /// User and system time of this process (the hub's code and anything else the benchmark runs in it).
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
+            + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+
+    /// User and system time of every process named postgres, with the time of its children that ended (the
+    /// postmaster's reaped backends and autovacuum workers), so that a process ending between two readings counts.
+    static func postgresCPUSeconds() -> Double {
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var total = 0.0
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int(entry) != nil {
+            guard let comm = try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8), comm.hasPrefix("postgres"),
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 14, let user = Double(fields[11]), let system = Double(fields[12]), let children = Double(fields[13]),
+                let childrenSystem = Double(fields[14])
+            {
+                total += (user + system + children + childrenSystem) / ticks
+            }
+        }
+        return total
+    }
+
     /// Runs `router` on a free loopback port (its log quiet) while `body` runs; `body` gets the port.
     static func withLoopbackServer<T: Sendable>(_ router: Router<BasicRequestContext>, _ body: (Int) async throws -> T) async throws -> T {
         var quiet = Logger(label: "bench.loopback")

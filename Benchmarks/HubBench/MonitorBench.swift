@@ -43,8 +43,8 @@ enum MonitorBench {
             let monitor = HealthMonitor(
                 store: HealthMonitorStore(database: database), connections: stores.connections, gateway: gateway,
                 configuration: configuration, logger: logger)
-            let cpuBefore = processCPUSeconds()
-            let postgresBefore = postgresCPUSeconds()
+            let cpuBefore = HubBench.processCPUSeconds()
+            let postgresBefore = HubBench.postgresCPUSeconds()
             let residentBefore = SyncBench.residentBytes()
             let peak = PeakResident()
             let start = ContinuousClock.now
@@ -58,8 +58,8 @@ enum MonitorBench {
             let elapsed = (ContinuousClock.now - start).seconds
             let started = monitor.statistics.checksStarted
             let late = monitor.statistics.checksLate
-            let cpu = processCPUSeconds() - cpuBefore
-            let postgresCPU = postgresCPUSeconds() - postgresBefore
+            let cpu = HubBench.processCPUSeconds() - cpuBefore
+            let postgresCPU = HubBench.postgresCPUSeconds() - postgresBefore
             print(String(
                 format: "monitor: %d connections every 5 min for %.0f s: %d checks = %.1f/s (due: %.1f/s); %d started > 5 s late (%.3f %%); hub CPU %.1f s (%.0f %% of a core), PostgreSQL backends CPU %.1f s (%.0f %%); peak RSS +%.1f MiB",
                 count, elapsed, started, Double(started) / elapsed, Double(count) / 300, late, started == 0 ? 0 : 100 * Double(late) / Double(started),
@@ -71,32 +71,5 @@ enum MonitorBench {
     actor PeakResident {
         var value = 0
         func sample() { value = max(value, SyncBench.residentBytes()) }
-    }
-
-    static func processCPUSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
-            + Double(usage.ru_stime.tv_usec) / 1e6
-    }
-
-    /// User and system time of every process named postgres, with the time of its children that ended (the
-    /// postmaster's reaped backends and autovacuum workers), so that a process ending between two readings counts.
-    static func postgresCPUSeconds() -> Double {
-        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-        var total = 0.0
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int(entry) != nil {
-            guard let comm = try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8), comm.hasPrefix("postgres"),
-                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")")
-            else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 14, let user = Double(fields[11]), let system = Double(fields[12]), let children = Double(fields[13]),
-                let childrenSystem = Double(fields[14])
-            {
-                total += (user + system + children + childrenSystem) / ticks
-            }
-        }
-        return total
     }
 }

@@ -50,7 +50,7 @@ enum WebhookBench {
                 var plainConfiguration = HTTPClient.Configuration()
                 plainConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
                 let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: plainConfiguration)
-                let plainCPUBefore = MonitorBench.processCPUSeconds()
+                let plainCPUBefore = HubBench.processCPUSeconds()
                 let plainSeconds = try await HubBench.timed(total: total, concurrency: concurrency) { index in
                     var request = HTTPClientRequest(url: base + "/\(index % 100)")
                     request.method = .POST
@@ -61,7 +61,7 @@ enum WebhookBench {
                 }.0
                 try await client.shutdown()
                 plainRates.append(Double(total) / plainSeconds)
-                let plainCPU = MonitorBench.processCPUSeconds() - plainCPUBefore
+                let plainCPU = HubBench.processCPUSeconds() - plainCPUBefore
                 print(String(
                     format: "plain AsyncHTTPClient POSTs, %d connections per host: %d in %.2f s = %.0f/s (concurrency %d); CPU per POST (client and receiver) %.0f µs",
                     connections, total, plainSeconds, plainRates.last!, concurrency, 1e6 * plainCPU / Double(total)))
@@ -88,8 +88,8 @@ enum WebhookBench {
                 // the producer's work; the plain POSTs do not count making their requests either). Its latency counts
                 // from each event's creation, and the rate with the insert is printed beside.
                 let inserted = ContinuousClock.now
-                let cpuBefore = MonitorBench.processCPUSeconds()
-                let postgresBefore = MonitorBench.postgresCPUSeconds()
+                let cpuBefore = HubBench.processCPUSeconds()
+                let postgresBefore = HubBench.postgresCPUSeconds()
                 var configuration = WebhookDispatcherConfiguration()
                 configuration.concurrency = Int(ProcessInfo.processInfo.environment["HUB_BENCH_WEBHOOK_CONCURRENCY"] ?? "") ?? concurrency
                 var logger = Logger(label: "bench.dispatcher")
@@ -116,8 +116,8 @@ enum WebhookBench {
                     if succeeded >= expected { break }
                 }
                 let end = ContinuousClock.now
-                let cpu = (MonitorBench.processCPUSeconds() - cpuBefore) * 1e6 / Double(expected)
-                let postgresCPU = (MonitorBench.postgresCPUSeconds() - postgresBefore) * 1e6 / Double(expected)
+                let cpu = (HubBench.processCPUSeconds() - cpuBefore) * 1e6 / Double(expected)
+                let postgresCPU = (HubBench.postgresCPUSeconds() - postgresBefore) * 1e6 / Double(expected)
                 let seconds = (end - inserted).seconds
                 let withInsert = (end - start).seconds
                 let delivered = try await database.queryOne(

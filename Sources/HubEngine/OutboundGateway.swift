@@ -4,7 +4,6 @@ import HubCore
 import Logging
 import NIOCore
 import NIOHTTP1
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -84,12 +83,12 @@ public final class OutboundGateway: Sendable {
         // The exchange runs in a task of its own that a timer on the client's event loop cancels at the timeout (one
         // task and one scheduled callback; a task group with a sleeping child cost about 35 µs a request more, measured
         // in `hub-bench webhooks`). The caller's cancellation reaches it too.
-        let fired = TimeoutFlag()
+        let fired = SharedCounter()  // 1 once the timer fired
         let exchange = Task {
             await self.perform(method: method, url: url, headers: headers, body: body, timeout: timeout, bodyCap: bodyCap, start: start)
         }
         let timer = client.eventLoopGroup.any().scheduleTask(in: .nanoseconds(timeout.wholeNanoseconds)) {
-            fired.value.store(true, ordering: .releasing)
+            fired.value.store(1, ordering: .releasing)
             exchange.cancel()
         }
         let outcome = await withTaskCancellationHandler {
@@ -99,7 +98,7 @@ public final class OutboundGateway: Sendable {
         }
         timer.cancel()
         // An answer that was complete when the timer fired stands; anything the timer cut off timed out.
-        if fired.value.load(ordering: .acquiring) && outcome.statusCode == nil {
+        if fired.value.load(ordering: .acquiring) == 1 && outcome.statusCode == nil {
             return HTTPOutcome(
                 statusCode: nil, body: Data(), truncated: false, elapsedMilliseconds: (ContinuousClock.now - start).wholeMilliseconds,
                 error: "timed out after \(timeout)", timedOut: true)
@@ -271,11 +270,6 @@ actor PinnedClients {
         clients = [:]
         for client in all { try? await client.shutdown() }
     }
-}
-
-/// Whether a request's timer fired.
-final class TimeoutFlag: Sendable {
-    let value = Atomic<Bool>(false)
 }
 
 extension Duration {
