@@ -26,9 +26,12 @@ struct HubBench {
             let url = environment["HUB_BENCH_DATABASE_URL"] ?? environment["HUB_TEST_DATABASE_URL"]
             let sizes = counts.isEmpty ? [50_000, 200_000] : counts
             if let url {
+                // `HUB_BENCH_SYNC_BACKENDS=postgres` (or `sqlite`) runs one backend only.
+                let backends = environment["HUB_BENCH_SYNC_BACKENDS"] ?? "sqlite,postgres"
                 try await withOwnDatabase(url: url) { postgres, ownURL in
+                    let databases: [(String, any SQLDatabase)] = [("sqlite (file, WAL)", sqlite), ("postgres", postgres)]
                     try await SyncBench.run(
-                        counts: sizes, databases: [("sqlite (file, WAL)", sqlite), ("postgres", postgres)], postgresURL: ownURL)
+                        counts: sizes, databases: databases.filter { backends.contains($0.0.prefix(6)) }, postgresURL: ownURL)
                 }
             } else {
                 try await SyncBench.run(counts: sizes, databases: [("sqlite (file, WAL)", sqlite)], postgresURL: nil)

@@ -71,6 +71,7 @@ enum WebhookBench {
             // Bursts: every event of the scenario committed at once; then a steady flow of 1,000 events a second.
             for (endpoints, steady) in [(1, false), (100, false), (1, true)] {
                 // A fresh set of webhooks for the scenario (the previous ones are deleted with their messages).
+                _ = try await database.query("DELETE FROM webhook_attempts", [])
                 _ = try await database.query("DELETE FROM webhooks", [])
                 _ = try await database.query("DELETE FROM events", [])
                 for index in 0..<endpoints {

@@ -286,12 +286,7 @@ public struct WebhookDeliveryStore: Sendable {
         let now = clock.now()
         let postgres = database.dialect == .postgres
         return try await database.transaction { executor in
-            if postgres {
-                try await Self.indexScansOnly(executor)
-                try await Self.recordRowsPostgres(outcomes, owner: owner, now: now, into: executor)
-            } else {
-                for outcome in outcomes { try await Self.recordRow(outcome, owner: owner, now: now, into: executor) }
-            }
+            if postgres { try await Self.indexScansOnly(executor) }
             // Per webhook, in the order of the outcomes: statistics, the throttle and the failing clock.
             var byHook: [WebhookID: [Outcome]] = [:]
             for outcome in outcomes { byHook[outcome.webhookID, default: []].append(outcome) }
@@ -317,6 +312,13 @@ public struct WebhookDeliveryStore: Sendable {
                         last_triggered = $3 WHERE webhook_id = $4
                         """, [.int(Int64(successes)), .int(Int64(failures)), .timestamp(now), .uuid(hook.uuid)])
                 }
+            }
+            // The messages and their attempts after the statistics rows: a webhook being deleted locks its statistics row
+            // first, so the attempts below are either committed before its delete reads them or not written at all.
+            if postgres {
+                try await Self.recordRowsPostgres(outcomes, owner: owner, now: now, into: executor)
+            } else {
+                for outcome in outcomes { try await Self.recordRow(outcome, owner: owner, now: now, into: executor) }
             }
             // Webhooks whose last outcome here succeeded: their failing clocks stop.
             let recovered = order.filter { byHook[$0]!.last!.succeeded }

@@ -248,6 +248,15 @@ struct WebhookDeliveryTests {
                 let attempts = try await setup.delivery.attempts(of: messages.items[0].sequence, webhookID: everything.webhook.id)
                 #expect(attempts.count == 1 && attempts[0].statusCode == 200 && attempts[0].succeeded)
                 #expect(attempts[0].responseExcerpt == "answer 200")
+                // Deleting a webhook deletes its messages and their attempts (on PostgreSQL by its own statement, since
+                // attempts have no foreign key to their message there), and nothing of the other webhooks.
+                let database = setup.stores.database
+                let everythingID = SQLValue.uuid(everything.webhook.id.uuid)
+                #expect(try await count(database, "webhook_attempts", where: "webhook_id = $1", everythingID) == 3)
+                try await setup.stores.webhooks.delete(everything.webhook.id)
+                #expect(try await count(database, "webhook_messages", where: "webhook_id = $1", everythingID) == 0)
+                #expect(try await count(database, "webhook_attempts", where: "webhook_id = $1", everythingID) == 0)
+                #expect(try await count(database, "webhook_attempts", where: "webhook_id = $1", .uuid(syncHook.webhook.id.uuid)) == 1)
             }
         }
     }
