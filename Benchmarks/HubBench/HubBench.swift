@@ -89,6 +89,16 @@ struct HubBench {
         }
     }
 
+    /// With `HUB_BENCH_MONOTONIC` set, prints the window of a phase that just ended, `seconds` long, on the monotonic
+    /// clock, for `perf record -k CLOCK_MONOTONIC …` and then `perf report --time START,END` on that phase alone.
+    static func printWindow(_ phase: String, seconds: Double) {
+        guard ProcessInfo.processInfo.environment["HUB_BENCH_MONOTONIC"] != nil else { return }
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let end = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        print(String(format: "%@ window (CLOCK_MONOTONIC): %.6f,%.6f", phase, end - seconds, end))
+    }
+
     /// User and system time of this process (the hub's code and anything else the benchmark runs in it).
     static func processCPUSeconds() -> Double {
         var usage = rusage()

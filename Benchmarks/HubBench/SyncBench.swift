@@ -117,13 +117,7 @@ enum SyncBench {
         }
         let seconds = (ContinuousClock.now - start).seconds
         sampler.cancel()
-        if ProcessInfo.processInfo.environment["HUB_BENCH_MONOTONIC"] != nil {
-            // For `perf record -k CLOCK_MONOTONIC … ; perf report --time START,END`: the ingest's window.
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            let end = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-            print(String(format: "ingest window (CLOCK_MONOTONIC): %.6f,%.6f", end - seconds, end))
-        }
+        HubBench.printWindow("ingest", seconds: seconds)
         let grown = await peak.value - before
         print(String(format: "sync ingest on %@: %d records in %.2f s = %.0f records/s; peak resident memory +%.1f MiB over the %.1f MiB before",
                      name, count, seconds, Double(count) / seconds, Double(grown) / 1_048_576, Double(before) / 1_048_576))

@@ -59,6 +59,7 @@ enum WebhookBench {
                     let response = try await client.execute(request, timeout: .seconds(30))
                     _ = try await response.body.collect(upTo: 1 << 20)
                 }.0
+                HubBench.printWindow("plain, \(connections) connections", seconds: plainSeconds)
                 try await client.shutdown()
                 plainRates.append(Double(total) / plainSeconds)
                 let plainCPU = HubBench.processCPUSeconds() - plainCPUBefore
@@ -71,8 +72,9 @@ enum WebhookBench {
             // Bursts: every event of the scenario committed at once; then a steady flow of 1,000 events a second.
             for (endpoints, steady) in [(1, false), (100, false), (1, true)] {
                 // A fresh set of webhooks for the scenario (the previous ones are deleted with their messages).
-                _ = try await database.query("DELETE FROM webhook_attempts", [])
-                _ = try await database.query("DELETE FROM webhooks", [])
+                for table in ["webhook_attempts", "webhook_messages", "webhooks"] {
+                    _ = try await database.query("DELETE FROM \(table)", [])
+                }
                 _ = try await database.query("DELETE FROM events", [])
                 for index in 0..<endpoints {
                     _ = try await stores.webhooks.register(WebhookRegistration(webhookURL: base + "/\(index)", eventTypes: ["record.*"]))
@@ -120,6 +122,7 @@ enum WebhookBench {
                 let cpu = (HubBench.processCPUSeconds() - cpuBefore) * 1e6 / Double(expected)
                 let postgresCPU = (HubBench.postgresCPUSeconds() - postgresBefore) * 1e6 / Double(expected)
                 let seconds = (end - inserted).seconds
+                HubBench.printWindow("\(endpoints) endpoint(s)\(steady ? " steady" : "")", seconds: (ContinuousClock.now - inserted).seconds)
                 let withInsert = (end - start).seconds
                 let delivered = try await database.queryOne(
                     "SELECT count(*) AS n FROM webhook_messages WHERE status = 'succeeded'", [])!.int("n")

@@ -60,11 +60,11 @@ extension JSONValue {
             output += "]"
         case .object(let members):
             output += "{"
-            for (index, key) in members.keys.sorted().enumerated() {
+            for (index, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
                 if index > 0 { output += "," }
-                writeString(key, into: &output)
+                writeString(member.key, into: &output)
                 output += ":"
-                write(members[key]!, into: &output)
+                write(member.value, into: &output)
             }
             output += "}"
         }

@@ -3,8 +3,8 @@ import Foundation
 import Glibc
 #endif
 
-/// RFC 3339 timestamps in UTC with microseconds (the precision the stores keep): `2026-11-27T08:01:56.123456Z`.
-/// RFC 3339 timestamps as the API writes and reads them.
+/// RFC 3339 timestamps as the API writes and reads them: written in UTC with microseconds (the precision the stores
+/// keep), `2026-11-27T08:01:56.123456Z`.
 public enum RFC3339 {
     /// Parses an RFC 3339 time (with or without fractional seconds). - Throws: `validation(field)`.
     public static func parse(_ text: String, field: String) throws -> Date {
@@ -17,14 +17,32 @@ public enum RFC3339 {
         return date
     }
 
-    /// `date` in UTC with microseconds.
+    /// `date` in UTC with microseconds, written digit by digit (`String(format:)` cost about 5 µs a call, once per
+    /// webhook message body among others).
     public static func format(_ date: Date) -> String {
         let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
-        var seconds = time_t(micros / 1_000_000)
+        var seconds = time_t(micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(micros % 1_000_000))
+        let fraction = Int(micros - Int64(seconds) * 1_000_000)
+        let fields: [(value: Int, digits: Int, separator: UInt8)] = [
+            (Int(parts.tm_year) + 1900, 4, UInt8(ascii: "-")), (Int(parts.tm_mon) + 1, 2, UInt8(ascii: "-")),
+            (Int(parts.tm_mday), 2, UInt8(ascii: "T")), (Int(parts.tm_hour), 2, UInt8(ascii: ":")),
+            (Int(parts.tm_min), 2, UInt8(ascii: ":")), (Int(parts.tm_sec), 2, UInt8(ascii: ".")), (fraction, 6, UInt8(ascii: "Z")),
+        ]
+        return String(unsafeUninitializedCapacity: 27) { buffer in
+            var index = 0
+            for field in fields {
+                var value = field.value
+                for position in stride(from: index + field.digits - 1, through: index, by: -1) {
+                    buffer[position] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+                index += field.digits
+                buffer[index] = field.separator
+                index += 1
+            }
+            return index
+        }
     }
 }

@@ -21,7 +21,7 @@ public struct Migrator: Sendable {
     /// Every migration of this build, in order.
     public static let all: [Migration] = [
         Migration.designTables, Migration.apiKeys, Migration.syncEngine, Migration.webhookDelivery, Migration.healthMonitor,
-        Migration.webhookClaims, Migration.webhookAttemptsKey,
+        Migration.webhookClaims, Migration.webhookDeliveryKeys,
     ]
 
     let database: any SQLDatabase
@@ -819,16 +819,21 @@ extension Migration {
         ],
         sqlite: [])
 
-    /// Migration 7, for webhook outcomes on PostgreSQL: an attempt row no longer has a foreign key to its message. The
-    /// key's check locked the message row (`FOR KEY SHARE`, a write of the row and a WAL record) for every attempt, just
-    /// before the same transaction updated that row anyway: about a fifth of PostgreSQL's work per delivery in
-    /// `hub-bench webhooks`. What the key guaranteed is now kept by the two writers instead: an attempt is inserted only
-    /// for a message that exists, after its transaction has updated the webhook's statistics row (so a webhook deleted
-    /// meanwhile either waits for it or is seen gone); and deleting a webhook deletes its attempts in the same
-    /// transaction, after its messages (``WebhookStore/delete(_:)``). SQLite keeps its key: it has no such cost here.
-    static let webhookAttemptsKey = Migration(
-        version: 7, name: "webhook_attempts_key",
-        postgres: ["ALTER TABLE webhook_attempts DROP CONSTRAINT webhook_attempts_message_seq_fkey"],
+    /// Migration 7, for webhook delivery on PostgreSQL: messages and attempts no longer have foreign keys (to their
+    /// webhook and to their message). Each key's check ran per row: the attempt's locked its message row (`FOR KEY
+    /// SHARE`, a write of the row and a WAL record) just before the same transaction updated that row anyway, and the
+    /// message's locked a webhook row that the fan-out already holds `FOR SHARE`: together about a quarter of
+    /// PostgreSQL's work per delivery in `hub-bench webhooks`. What the keys guaranteed the writers now keep: the fan-out
+    /// writes messages only for the webhooks it holds; an outcome writes attempts only for messages that exist, after
+    /// its transaction has updated the webhook's statistics row; deleting a webhook locks that row and the webhook's
+    /// first, then deletes its attempts and messages in the same transaction (``WebhookStore/delete(_:)``).
+    /// SQLite keeps its keys: it has no such cost here.
+    static let webhookDeliveryKeys = Migration(
+        version: 7, name: "webhook_delivery_keys",
+        postgres: [
+            "ALTER TABLE webhook_attempts DROP CONSTRAINT webhook_attempts_message_seq_fkey",
+            "ALTER TABLE webhook_messages DROP CONSTRAINT webhook_messages_webhook_id_fkey",
+        ],
         sqlite: [])
 
     /// Migration 5: the connectivity monitor — when each connection is next due (spread over its interval), its retries

@@ -116,7 +116,7 @@ public struct WebhookDeliveryStore: Sendable {
             ).map(SyncEngineStore.decodeEvent)
             guard !events.isEmpty else { return 0 }
             let hooks = try await executor.query(
-                // FOR SHARE: a webhook deleted meanwhile waits for this fan-out instead of breaking its messages' key.
+                // FOR SHARE: a webhook deleted meanwhile waits for this fan-out, then deletes the messages it wrote.
                 "SELECT webhook_id, event_types FROM webhooks WHERE status <> 'disabled'\(database.dialect == .postgres ? " FOR SHARE" : "")", []
             ).map { (WebhookID(try $0.uuid("webhook_id")), try $0.stringArray("event_types")) }
             // Which webhooks get which event; each event's body is rendered once.

@@ -128,22 +128,24 @@ public struct WebhookStore: WebhookManagementDAO {
         return try await get(id)
     }
 
-    /// Deletes the webhook with its statistics, messages and their attempts, in one transaction. Its statistics row is
-    /// locked first: outcome transactions update it before they insert attempts, so one that began earlier has
-    /// committed its attempts by then and one that begins later finds the webhook gone (on PostgreSQL attempts have no
-    /// foreign key to their message since migration 7; this transaction deletes them by their messages, through indexes).
+    /// Deletes the webhook with its statistics, messages and their attempts, in one transaction. On PostgreSQL messages
+    /// and attempts have no foreign keys (migration 7), so this transaction takes the rows their writers take, in their
+    /// order: the statistics row (outcome transactions update it before they write attempts), then the webhook row
+    /// (the fan-out holds it while it writes messages). A writer that began earlier has committed by then, and one
+    /// that begins later finds the webhook gone.
     public func delete(_ id: WebhookID) async throws {
         try await database.transaction { executor in
             let forUpdate = database.dialect == .postgres ? " FOR UPDATE" : ""
-            guard try await executor.queryOne(
-                "SELECT webhook_id FROM webhook_statistics WHERE webhook_id = $1\(forUpdate)", [.uuid(id.uuid)]) != nil
+            guard
+                try await executor.queryOne(
+                    "SELECT webhook_id FROM webhook_statistics WHERE webhook_id = $1\(forUpdate)", [.uuid(id.uuid)]) != nil,
+                try await executor.queryOne("SELECT webhook_id FROM webhooks WHERE webhook_id = $1\(forUpdate)", [.uuid(id.uuid)]) != nil
             else { throw HubError.notFound(entity: "webhook", id: id.description) }
             _ = try await executor.query(
                 "DELETE FROM webhook_attempts WHERE message_seq IN (SELECT message_seq FROM webhook_messages WHERE webhook_id = $1)",
                 [.uuid(id.uuid)])
-            let row = try await executor.queryOne(
-                "DELETE FROM webhooks WHERE webhook_id = $1 RETURNING webhook_id", [.uuid(id.uuid)])
-            guard row != nil else { throw HubError.notFound(entity: "webhook", id: id.description) }
+            _ = try await executor.query("DELETE FROM webhook_messages WHERE webhook_id = $1", [.uuid(id.uuid)])
+            _ = try await executor.query("DELETE FROM webhooks WHERE webhook_id = $1", [.uuid(id.uuid)])
         }
     }
 

@@ -44,4 +44,21 @@ struct JSONParserTests {
         }
         #expect(JSONValue.object(["b": 1, "a": ["c": "\u{1}\"/"]]).jsonText == #"{"a":{"c":"\u0001\"/"},"b":1}"#)
     }
+
+    @Test("RFC 3339 times are written in UTC with microseconds, before and after 1970, and read back")
+    func rfc3339() throws {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let cases: [(Double, String)] = [
+            (0, "1970-01-01T00:00:00.000000Z"), (1_795_766_516.123456, "2026-11-27T08:01:56.123456Z"),
+            (951_825_600.5, "2000-02-29T12:00:00.500000Z"), (-0.25, "1969-12-31T23:59:59.750000Z"),
+            (-2_208_988_800, "1900-01-01T00:00:00.000000Z"), (253_402_300_799.5, "9999-12-31T23:59:59.500000Z"),
+        ]
+        for (seconds, expected) in cases {
+            let text = RFC3339.format(Date(timeIntervalSince1970: seconds))
+            #expect(text == expected)
+            #expect(abs(try RFC3339.parse(text, field: "t").timeIntervalSince1970 - seconds) < 0.001)
+            #expect(formatter.date(from: text) != nil)
+        }
+    }
 }

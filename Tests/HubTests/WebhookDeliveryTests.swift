@@ -248,14 +248,15 @@ struct WebhookDeliveryTests {
                 let attempts = try await setup.delivery.attempts(of: messages.items[0].sequence, webhookID: everything.webhook.id)
                 #expect(attempts.count == 1 && attempts[0].statusCode == 200 && attempts[0].succeeded)
                 #expect(attempts[0].responseExcerpt == "answer 200")
-                // Deleting a webhook deletes its messages and their attempts (on PostgreSQL by its own statement, since
-                // attempts have no foreign key to their message there), and nothing of the other webhooks.
+                // Deleting a webhook deletes its messages and their attempts (on PostgreSQL by statements of its own:
+                // they have no foreign keys there), and nothing of the other webhooks.
                 let database = setup.stores.database
                 let everythingID = SQLValue.uuid(everything.webhook.id.uuid)
                 #expect(try await count(database, "webhook_attempts", where: "webhook_id = $1", everythingID) == 3)
                 try await setup.stores.webhooks.delete(everything.webhook.id)
                 #expect(try await count(database, "webhook_messages", where: "webhook_id = $1", everythingID) == 0)
                 #expect(try await count(database, "webhook_attempts", where: "webhook_id = $1", everythingID) == 0)
+                #expect(try await count(database, "webhook_messages", where: "webhook_id = $1", .uuid(syncHook.webhook.id.uuid)) == 1)
                 #expect(try await count(database, "webhook_attempts", where: "webhook_id = $1", .uuid(syncHook.webhook.id.uuid)) == 1)
             }
         }
@@ -430,6 +431,43 @@ struct WebhookDeliveryTests {
                     // Any five consecutive deliveries span at least a second (less a little for scheduling).
                     #expect(times[index + 4] - times[index] >= .milliseconds(900), "deliveries \(index)…\(index + 4)")
                 }
+            }
+        }
+    }
+
+    @Test("a webhook deleted while its deliveries are in flight and events keep coming leaves no message or attempt", arguments: Backend.allCases)
+    func deleteDuringDelivery(backend: Backend) async throws {
+        try await Setup.with(backend) { setup in
+            try await Receiver.with { receiver, base in
+                let doomed = try await setup.register(base + "/doomed", events: ["record.*"])
+                let keeper = try await setup.register(base + "/keep", events: ["record.*"])
+                // The doomed endpoint answers slowly, so that its outcomes are recorded around and after the delete.
+                await receiver.setDefault("doomed", .sleep(.milliseconds(150)))
+                for index in 0..<20 { try await setup.delivery.emit("record.updated", payload: ["n": .int(Int64(index))]) }
+                try await setup.running([setup.dispatcher { $0.concurrency = 16 }]) {
+                    let producer = Task {
+                        for index in 20..<80 {
+                            try await setup.delivery.emit("record.updated", payload: ["n": .int(Int64(index))])
+                            try await Task.sleep(for: .milliseconds(5))
+                        }
+                    }
+                    try await Self.eventually { await receiver.received("doomed").count >= 8 }
+                    try await setup.stores.webhooks.delete(doomed.webhook.id)
+                    try await producer.value
+                    try await Self.eventually {
+                        let messages = try await setup.delivery.messages(of: keeper.webhook.id, page: PageRequest(limit: 100)).items
+                        return messages.count == 80 && messages.allSatisfy { $0.status == .succeeded }
+                    }
+                    // The doomed endpoint's last answers arrive 150 ms after their requests; their outcomes come after.
+                    try await Task.sleep(for: .milliseconds(600))
+                }
+                let database = setup.stores.database
+                let id = SQLValue.uuid(doomed.webhook.id.uuid)
+                #expect(try await count(database, "webhook_messages", where: "webhook_id = $1", id) == 0)
+                #expect(try await count(database, "webhook_attempts", where: "webhook_id = $1", id) == 0)
+                #expect(try await count(database, "webhook_statistics", where: "webhook_id = $1", id) == 0)
+                #expect(try await count(database, "webhook_attempts", where: "webhook_id = $1", .uuid(keeper.webhook.id.uuid)) == 80)
+                #expect(await receiver.received("doomed").count >= 8)
             }
         }
     }
