@@ -28,7 +28,8 @@ enum WebhookBench {
             return Response(status: .noContent)
         }
         let gateway = OutboundGateway(policy: try OutboundPolicy(allowlist: ["127.0.0.0/8"]))
-        let concurrency = 64
+        // The dispatcher's default (or HUB_BENCH_WEBHOOK_CONCURRENCY), for the dispatcher and the plain POSTs alike.
+        let concurrency = Int(ProcessInfo.processInfo.environment["HUB_BENCH_WEBHOOK_CONCURRENCY"] ?? "") ?? WebhookDispatcherConfiguration().concurrency
         try await HubBench.withLoopbackServer(router) { port in
             let base = "http://127.0.0.1:\(port)/hooks"
 
@@ -94,7 +95,7 @@ enum WebhookBench {
                 let cpuBefore = HubBench.processCPUSeconds()
                 let postgresBefore = HubBench.postgresCPUSeconds()
                 var configuration = WebhookDispatcherConfiguration()
-                configuration.concurrency = Int(ProcessInfo.processInfo.environment["HUB_BENCH_WEBHOOK_CONCURRENCY"] ?? "") ?? concurrency
+                configuration.concurrency = concurrency
                 var logger = Logger(label: "bench.dispatcher")
                 logger.logLevel = .critical
                 let dispatcher = WebhookDispatcher(

@@ -34,13 +34,13 @@ struct Settings {
         return configuration
     }
 
-    /// The webhook dispatcher's settings: `webhook_concurrency` (deliveries in flight, 1-1024, default 64),
+    /// The webhook dispatcher's settings: `webhook_concurrency` (deliveries in flight, 1-1024, default 128),
     /// `webhook_lease_seconds` (1-3600, default 90: keep it above every webhook's timeout_seconds, at most 60, or a slow
     /// delivery may be claimed again while it runs), and
     /// `webhook_disable_after_hours` (an endpoint failing this long with no success is disabled; 1-8760, default 120).
     func webhookDispatcher() throws -> WebhookDispatcherConfiguration {
         var configuration = WebhookDispatcherConfiguration()
-        configuration.concurrency = try int("webhook_concurrency", flag: nil) ?? 64
+        configuration.concurrency = try int("webhook_concurrency", flag: nil) ?? WebhookDispatcherConfiguration().concurrency
         try Validate.range(configuration.concurrency, 1...1024, field: "webhook_concurrency")
         let lease = try int("webhook_lease_seconds", flag: nil) ?? 90
         try Validate.range(lease, 1...3600, field: "webhook_lease_seconds")
