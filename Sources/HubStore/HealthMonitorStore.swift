@@ -124,7 +124,7 @@ public struct HealthMonitorStore: Sendable {
                     "previous_status": reported.map(JSONValue.string) ?? .null, "reason": outcome.reason.map(JSONValue.string) ?? .null,
                     "response_time_ms": outcome.responseTime.map(JSONValue.int) ?? .null,
                 ]
-                try await SyncEngineStore.insertEvents([(type, payload)], at: now, into: executor)
+                try await SyncEngineStore.insertEvents([(type, payload)], at: now, dialect: database.dialect, into: executor)
             }
             // Step 4: uptime and average response time from the daily rollups (every check ever made, without
             // maintenance; raw checks are pruned, rollups keep counting).

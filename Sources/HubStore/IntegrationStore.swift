@@ -40,7 +40,7 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
                         .timestamp(now), .json(auth.masked.jsonText),
                     ])
                 let integration = try decode(row!)
-                try await Self.emit("integration.created", integration, at: now, into: executor)
+                try await Self.emit("integration.created", integration, at: now, dialect: database.dialect, into: executor)
                 return integration
             }
         }
@@ -48,13 +48,15 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
 
     /// The event of a change to an integration, in the change's transaction: its identity and state, never its
     /// credentials.
-    static func emit(_ type: String, _ integration: Integration, at now: Date, into executor: any SQLExecutor) async throws {
+    static func emit(
+        _ type: String, _ integration: Integration, at now: Date, dialect: SQLDialect, into executor: any SQLExecutor
+    ) async throws {
         let payload: JSONValue = [
             "integration_id": .string(integration.id.description), "system_id": .string(integration.systemID),
             "integration_type": .string(integration.integrationType), "endpoint_url": .string(integration.endpointURL),
             "status": .string(integration.status.rawValue), "config_version": .string(integration.configVersion),
         ]
-        try await SyncEngineStore.insertEvents([(type, payload)], at: now, into: executor)
+        try await SyncEngineStore.insertEvents([(type, payload)], at: now, dialect: dialect, into: executor)
     }
 
     public func recordConnectivityTest(_ id: IntegrationID, reachable: Bool) async throws -> Integration {
@@ -123,7 +125,7 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
                     .optional(update.status) { .text($0.rawValue) }, .timestamp(now), .uuid(id.uuid),
                     .optional(auth) { .json($0.masked.jsonText) },
                 ])
-            if let updated { try await Self.emit("integration.updated", try decode(updated), at: now, into: executor) }
+            if let updated { try await Self.emit("integration.updated", try decode(updated), at: now, dialect: database.dialect, into: executor) }
             return updated
             }
         }
@@ -150,7 +152,7 @@ public struct IntegrationStore: ExternalSystemIntegrationDAO {
             // transaction; no job is running, so none is being written.
             _ = try await executor.query("DELETE FROM sync_records WHERE integration_id = $1", [.uuid(id.uuid)])
             _ = try await executor.query("DELETE FROM external_integrations WHERE integration_id = $1", [.uuid(id.uuid)])
-            try await Self.emit("integration.deleted", try decode(current), at: clock.now(), into: executor)
+            try await Self.emit("integration.deleted", try decode(current), at: clock.now(), dialect: database.dialect, into: executor)
         }
     }
 

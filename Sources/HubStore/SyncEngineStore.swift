@@ -421,7 +421,7 @@ public struct SyncEngineStore: Sendable {
             ]
             if let total = finished.summary.sourceTotal { payload["source_total"] = .int(total) }
             if let failureReason { payload["failure_reason"] = .string(failureReason) }
-            try await Self.insertEvents([(eventType, .object(payload))], at: now, into: executor)
+            try await Self.insertEvents([(eventType, .object(payload))], at: now, dialect: database.dialect, into: executor)
             return finished
         }
     }
@@ -432,16 +432,18 @@ public struct SyncEngineStore: Sendable {
         var externalID: String
     }
 
-    /// Inserts events with a payload, in order; returns their sequence numbers.
+    /// Inserts events with a payload, in order; returns their sequence numbers. The payload is kept as its canonical
+    /// text (PostgreSQL `json` from text, not `jsonb`, which would respace it), so that a webhook message's body takes
+    /// it as it is.
     @discardableResult
-    static func insertEvents(_ events: [(type: String, payload: JSONValue)], at now: Date, into executor: any SQLExecutor) async throws
-        -> [Int64]
-    {
+    static func insertEvents(
+        _ events: [(type: String, payload: JSONValue)], at now: Date, dialect: SQLDialect, into executor: any SQLExecutor
+    ) async throws -> [Int64] {
         var sequences: [Int64] = []
         for event in events {
             let row = try await executor.queryOne(
-                "INSERT INTO events (event_type, payload, created_at) VALUES ($1, $2, $3) RETURNING event_seq",
-                [.text(event.type), .json(event.payload.jsonText), .timestamp(now)])
+                "INSERT INTO events (event_type, payload, created_at) VALUES ($1, \(dialect == .postgres ? "$2::text::json" : "$2"), $3) RETURNING event_seq",
+                [.text(event.type), .text(event.payload.jsonText), .timestamp(now)])
             sequences.append(try row!.int("event_seq"))
         }
         return sequences

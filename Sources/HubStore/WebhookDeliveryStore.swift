@@ -87,7 +87,7 @@ public struct WebhookDeliveryStore: Sendable {
             throw HubError.validation(field: "event_type", reason: "is not an event type of the catalog")
         }
         try Validate.noNUL(payload, field: "payload")
-        return try await SyncEngineStore.insertEvents([(type, payload)], at: clock.now(), into: database)[0]
+        return try await SyncEngineStore.insertEvents([(type, payload)], at: clock.now(), dialect: database.dialect, into: database)[0]
     }
 
     // MARK: - Fan-out
@@ -113,7 +113,7 @@ public struct WebhookDeliveryStore: Sendable {
                     """
                     : "SELECT \(SyncEngineStore.eventColumns) WHERE e.dispatched = 0 ORDER BY e.event_seq LIMIT $1",
                 [.int(Int64(limit))]
-            ).map(SyncEngineStore.decodeEvent)
+            ).map(OutboxEvent.init)
             guard !events.isEmpty else { return 0 }
             let hooks = try await executor.query(
                 // FOR SHARE: a webhook deleted meanwhile waits for this fan-out, then deletes the messages it wrote.
@@ -124,7 +124,7 @@ public struct WebhookDeliveryStore: Sendable {
             var bodies: [Int: String] = [:]
             for (index, event) in events.enumerated() {
                 for (hook, patterns) in hooks where patterns.contains(where: { EventCatalog.matches($0, event.type) }) {
-                    if bodies[index] == nil { bodies[index] = Self.body(of: event) }
+                    if bodies[index] == nil { bodies[index] = try event.body() }
                     pairs.append((hook, index))
                 }
             }
@@ -183,12 +183,41 @@ public struct WebhookDeliveryStore: Sendable {
         }
     }
 
-    /// The body every attempt of an event's messages sends (Standard Webhooks' shape: type, timestamp, data).
-    static func body(of event: HubEvent) -> String {
-        JSONValue.object([
-            "id": .string(event.id), "type": .string(event.type), "timestamp": .string(RFC3339.format(event.createdAt)),
-            "data": event.payload,
-        ]).jsonText
+    /// An outbox row as the fan-out reads it (``SyncEngineStore/eventColumns``). Its body is written from the stored JSON
+    /// text as it is (payloads and records are stored canonical), never parsed and written again: the body that
+    /// ``SyncEngineStore/decodeEvent(_:)`` would give, canonical as well, for about 10 µs less a message.
+    struct OutboxEvent {
+        let sequence: Int64
+        let type: String
+        let createdAt: Date
+        let row: SQLRow
+
+        init(_ row: SQLRow) throws {
+            sequence = try row.int("event_seq")
+            type = try row.string("event_type")
+            createdAt = try row.date("created_at")
+            self.row = row
+        }
+
+        /// The body every attempt of the event's messages sends (Standard Webhooks' shape: type, timestamp, data), its
+        /// members in canonical order. A record event's data is its thin row with the record's data (none once the
+        /// record is deleted).
+        func body() throws -> String {
+            var text = #"{"data":"#
+            if !row.isNull("payload") {
+                text += try row.jsonText("payload")
+            } else {
+                text += "{"
+                if row.isNull("deleted_at"), !row.isNull("data") { text += #""data":"# + (try row.jsonText("data")) + "," }
+                text += #""entity_type":"# + JSONValue.quoted(try row.string("entity_type"))
+                text += #","external_id":"# + JSONValue.quoted(try row.string("external_id"))
+                text += #","integration_id":""# + (try row.uuid("integration_id")).uuidString.lowercased()
+                text += #"","sync_job_id":""# + (try row.uuid("sync_job_id")).uuidString.lowercased() + #""}"#
+            }
+            text += #","id":"evt_"# + String(sequence) + #"","timestamp":""# + RFC3339.format(createdAt) + #"","type":"#
+            text += JSONValue.quoted(type) + "}"
+            return text
+        }
     }
 
     // MARK: - Claims
@@ -369,7 +398,7 @@ public struct WebhookDeliveryStore: Sendable {
                     disabled.append(hook)
                     try await SyncEngineStore.insertEvents(
                         [("webhook.disabled", ["webhook_id": .string(hook.description), "reason": .string(reason)])],
-                        at: now, into: executor)
+                        at: now, dialect: database.dialect, into: executor)
                 }
             }
             return disabled

@@ -195,6 +195,23 @@ struct WebhookDeliveryTests {
         }
     }
 
+    /// Each body is, byte for byte, the canonical JSON of its event (id, type, timestamp, data) as the events API reads
+    /// it: the fan-out writes bodies from the stored text without parsing it.
+    static func expectCanonicalBodies(_ deliveries: [Receiver.Delivery], database: any SQLDatabase) async throws {
+        let events = try await SyncEngineStore(database: database).events(limit: 1000)
+        let byID = Dictionary(uniqueKeysWithValues: events.map { ($0.id, $0) })
+        #expect(!deliveries.isEmpty)
+        for delivery in deliveries {
+            let id = try #require(try JSONValue.parse(delivery.body, field: "body").objectValue?["id"]?.stringValue)
+            let event = try #require(byID[id])
+            let expected = JSONValue.object([
+                "id": .string(event.id), "type": .string(event.type), "timestamp": .string(RFC3339.format(event.createdAt)),
+                "data": event.payload,
+            ]).jsonText
+            #expect(delivery.body == expected)
+        }
+    }
+
     /// Waits until `condition` holds (checked every 20 ms, for at most `seconds`).
     static func eventually(_ seconds: Double = 20, _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
@@ -216,7 +233,9 @@ struct WebhookDeliveryTests {
                 await receiver.trust("records", secrets: [recordHook.secret])
                 await receiver.trust("all", secrets: [everything.secret])
                 try await setup.delivery.emit("sync.completed", payload: ["sync_job_id": "j-1", "records": 3])
-                try await setup.delivery.emit("record.created", payload: ["external_id": "u-1"])
+                try await setup.delivery.emit("record.created", payload: [
+                    "external_id": "u-1", "name": "Zoë \"Q\" \\ / 😀\n", "ratio": 1.5, "tags": ["b", .null, true], "nested": ["z": 1, "a": [:]],
+                ])
                 try await setup.delivery.emit("connection.down", payload: ["connection_id": "c-1"])
                 try await setup.running([setup.dispatcher()]) {
                     try await Self.eventually { await receiver.deliveries.count >= 5 }
@@ -238,6 +257,7 @@ struct WebhookDeliveryTests {
                     #expect(abs(delivery.timestamp - Int64(Date().timeIntervalSince1970)) < 30)
                     #expect(delivery.headers[.contentType] == "application/json")
                 }
+                try await Self.expectCanonicalBodies(all, database: setup.stores.database)
                 #expect(sync.first?.headers[HTTPField.Name("X-Team")!] == "platform")
                 #expect(sync.first?.headers[.authorization] == "Bearer r-1")
                 // Statistics and the message's state, in the same transaction as the attempt.
@@ -614,6 +634,7 @@ struct WebhookDeliveryTests {
                         let deleted = try #require(bodies.first { $0["type"] == "record.deleted" })
                         #expect(deleted["data"]?.objectValue?["external_id"] == .string(ids[7]))
                         #expect(await receiver.succeeded("sync").allSatisfy { $0.verifiedWith == [hook.secret] })
+                        try await Self.expectCanonicalBodies(await receiver.succeeded("sync"), database: setup.stores.database)
                     }
                 }
             }
