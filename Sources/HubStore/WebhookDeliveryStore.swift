@@ -97,10 +97,10 @@ public struct WebhookDeliveryStore: Sendable {
     /// (others return 0 at once), so messages are created in event order. Returns the number of events handled.
     public func fanOut(limit: Int = 500) async throws -> Int {
         let now = clock.now()
-        return try await database.transaction { executor in
+        let (handled, written) = try await database.transaction { executor -> (Int, Int) in
             if database.dialect == .postgres {
                 let locked = try await executor.queryOne("SELECT pg_try_advisory_xact_lock(7370019) AS locked", [])!
-                guard try locked.bool("locked") else { return 0 }
+                guard try locked.bool("locked") else { return (0, 0) }
             }
             let events = try await executor.query(
                 database.dialect == .postgres
@@ -114,7 +114,7 @@ public struct WebhookDeliveryStore: Sendable {
                     : "SELECT \(SyncEngineStore.eventColumns) WHERE e.dispatched = 0 ORDER BY e.event_seq LIMIT $1",
                 [.int(Int64(limit))]
             ).map(OutboxEvent.init)
-            guard !events.isEmpty else { return 0 }
+            guard !events.isEmpty else { return (0, 0) }
             let hooks = try await executor.query(
                 // FOR SHARE: a webhook deleted meanwhile waits for this fan-out, then deletes the messages it wrote.
                 "SELECT webhook_id, event_types FROM webhooks WHERE status <> 'disabled'\(database.dialect == .postgres ? " FOR SHARE" : "")", []
@@ -151,7 +151,7 @@ public struct WebhookDeliveryStore: Sendable {
                 _ = try await executor.query(
                     "UPDATE events SET dispatched = true WHERE event_seq = ANY($1::text[]::bigint[])",
                     [.textArray(events.map { String($0.sequence) })])
-                return events.count
+                return (events.count, pairs.count)
             }
             for start in stride(from: 0, to: pairs.count, by: 1000) {
                 let chunk = pairs[start..<min(start + 1000, pairs.count)]
@@ -179,7 +179,29 @@ public struct WebhookDeliveryStore: Sendable {
                 _ = try await executor.query(
                     "UPDATE events SET dispatched = 1 WHERE event_seq IN (\(placeholders))", chunk.map { .int($0.sequence) })
             }
-            return events.count
+            return (events.count, pairs.count)
+        }
+        if database.dialect == .postgres, written >= 500 { await refreshMessageStatistics(written: written) }
+        return handled
+    }
+
+    /// After a large fan-out, analyzes the messages table if its statistics count fewer rows than were just written.
+    /// That happens when a burst follows the table's emptying (autovacuum then records it empty): the planner, taking
+    /// it for empty, finds every index equally cheap and picks scans of a whole index per claimed or recorded message
+    /// (`hub-bench webhooks`, one run in ten: claims of 1–2 s, a 100-endpoint burst taking 62 s instead of 3).
+    /// Autoanalyze would come, but only after the burst. Best effort: a lock held elsewhere (autovacuum) is not waited
+    /// for long, and a role that does not own the table only gets a warning.
+    func refreshMessageStatistics(written: Int) async {
+        do {
+            let row = try await database.queryOne(
+                "SELECT reltuples < $1 AS stale FROM pg_class WHERE oid = 'webhook_messages'::regclass", [.int(Int64(written))])
+            guard let row, try row.bool("stale") else { return }
+            try await database.transaction { executor in
+                _ = try await executor.query("SELECT set_config('lock_timeout', '200ms', true)", [])
+                _ = try await executor.query("ANALYZE webhook_messages", [])
+            }
+        } catch {
+            // The next large fan-out tries again; autoanalyze comes anyway.
         }
     }
 

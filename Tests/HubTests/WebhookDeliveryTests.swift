@@ -492,6 +492,41 @@ struct WebhookDeliveryTests {
         }
     }
 
+    @Test("a large fan-out into a messages table whose statistics say empty analyzes it (PostgreSQL)")
+    func staleStatistics() async throws {
+        try await Setup.with(.postgres) { setup in
+            let database = setup.stores.database
+            // Statistics as autovacuum leaves them after the table was emptied: pages, no rows.
+            _ = try await database.query("ALTER TABLE webhook_messages SET (autovacuum_enabled = false)", [])
+            _ = try await database.query(
+                """
+                INSERT INTO webhook_messages (webhook_id, event_seq, event_type, body, event_created_at, created_at) \
+                SELECT gen_random_uuid(), g, 'record.updated', repeat('x', 300), now(), now() FROM generate_series(1, 3000) g
+                """, [])
+            _ = try await database.query("DELETE FROM webhook_messages", [])
+            _ = try await database.query("VACUUM (TRUNCATE false) webhook_messages", [])
+            let statistics = "SELECT relpages, reltuples::bigint AS tuples FROM pg_class WHERE oid = 'webhook_messages'::regclass"
+            let before = try #require(try await database.queryOne(statistics, []))
+            try #require(try before.int("relpages") > 0 && before.int("tuples") == 0)
+            for index in 0..<10 { _ = try await setup.register("http://127.0.0.1:9/\(index)", events: ["record.*"]) }
+            // The events in one transaction, so that one fan-out takes them all (a fan-out waits for transactions older
+            // than an event's, in any database of the cluster, which other tests may be running).
+            _ = try await database.query(
+                """
+                INSERT INTO events (event_type, payload, created_at) \
+                SELECT 'record.updated', json_build_object('n', g), now() FROM generate_series(1, 150) g
+                """, [])
+            var handled = 0
+            try await Self.eventually {
+                handled = try await setup.delivery.fanOut()
+                return handled > 0
+            }
+            #expect(handled == 150)
+            let after = try #require(try await database.queryOne(statistics, []))
+            #expect(try after.int("tuples") == 1500)
+        }
+    }
+
     @Test("a slow endpoint gets the dispatcher's concurrency at once; no delivery times out waiting for a connection", arguments: Backend.allCases)
     func slowEndpointConcurrency(backend: Backend) async throws {
         try await Setup.with(backend) { setup in
