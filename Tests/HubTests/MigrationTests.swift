@@ -38,7 +38,7 @@ struct MigrationTests {
         }
     }
 
-    @Test("webhook claims on PostgreSQL: half-free message pages and a claim-order index (migration 6); index scans and no JIT only inside a claim's transaction")
+    @Test("webhook claims on PostgreSQL: half-free message pages and a claim-order index (migration 6), no statistics of churning message columns (7); index scans and no JIT only inside a claim's transaction")
     func webhookClaimSettings() async throws {
         let database = try await TestEnvironment.database(.postgres)
         let row = try #require(
@@ -49,6 +49,13 @@ struct MigrationTests {
                 """, []))
         #expect(try row.string("options") == "fillfactor=50")
         #expect(try row.bool("claim_order"))
+        // Migration 7: the message columns every claim and outcome rewrites keep no statistics.
+        let unsampled = try await database.query(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'webhook_messages'::regclass AND attnum > 0 AND attstattarget = 0 ORDER BY attname", []
+        ).map { try $0.string("attname") }
+        #expect(unsampled == [
+            "attempts", "delivered_at", "last_error", "last_status_code", "lease_expires_at", "lease_owner", "next_attempt_at", "status",
+        ])
         let settings = "current_setting('enable_seqscan') || ',' || current_setting('enable_bitmapscan') || ',' || current_setting('jit') AS s"
         let inside = try await database.transaction { executor in
             try await WebhookDeliveryStore.indexScansOnly(executor)
