@@ -242,6 +242,55 @@ public struct WebhookDeliveryStore: Sendable {
         }
     }
 
+    // MARK: - Retention
+
+    /// Deletes finished messages (succeeded or failed) created before `cutoff` with their attempts, and dispatched events
+    /// created before it; pending messages and undispatched events stay however old. In batches of 5,000 messages, each
+    /// one transaction (its messages locked, so a replay waits or keeps its message), then 5,000 events a statement.
+    /// Returns how many messages and events went.
+    @discardableResult
+    public func prune(before cutoff: Date) async throws -> (messages: Int, events: Int) {
+        let postgres = database.dialect == .postgres
+        var messages = 0
+        while true {
+            let count = try await database.transaction { executor -> Int in
+                let sequences = try await executor.query(
+                    """
+                    SELECT message_seq FROM webhook_messages WHERE status <> 'pending' AND created_at < $1 \
+                    LIMIT 5000\(postgres ? " FOR UPDATE SKIP LOCKED" : "")
+                    """, [.timestamp(cutoff)]
+                ).map { try $0.int("message_seq") }
+                // Attempts first: on PostgreSQL they have no foreign key to their message (migration 7).
+                for table in ["webhook_attempts", "webhook_messages"] {
+                    if postgres {
+                        _ = try await executor.query(
+                            "DELETE FROM \(table) WHERE message_seq = ANY($1::text[]::bigint[])", [.textArray(sequences.map(String.init))])
+                        continue
+                    }
+                    for start in stride(from: 0, to: sequences.count, by: 500) {
+                        let chunk = sequences[start..<min(start + 500, sequences.count)]
+                        let placeholders = chunk.indices.map { "$\($0 - start + 1)" }.joined(separator: ", ")
+                        _ = try await executor.query("DELETE FROM \(table) WHERE message_seq IN (\(placeholders))", chunk.map { .int($0) })
+                    }
+                }
+                return sequences.count
+            }
+            messages += count
+            if count < 5000 { break }
+        }
+        var events = 0
+        while true {
+            let count = try await database.query(
+                """
+                DELETE FROM events WHERE event_seq IN (SELECT event_seq FROM events WHERE dispatched = \(postgres ? "true" : "1") \
+                AND created_at < $1 LIMIT 5000) RETURNING 1 AS gone
+                """, [.timestamp(cutoff)]).count
+            events += count
+            if count < 5000 { break }
+        }
+        return (messages, events)
+    }
+
     // MARK: - Claims
 
     /// Leases up to `limit` due messages for `owner` for `lease`, oldest first per webhook, over at most 100 webhooks

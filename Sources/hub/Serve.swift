@@ -91,6 +91,7 @@ struct Serve: AsyncParsableCommand {
             let redactedHeaders = try settings.redactedHeaders()
             let operationDays = try settings.int("operations_retention_days", flag: nil) ?? 30
             let statisticsDays = try settings.int("statistics_retention_days", flag: nil) ?? 400
+            let webhookDays = try settings.int("webhook_retention_days", flag: nil) ?? 30
             let syncLease = try settings.syncLease()
             let syncConcurrency = try settings.int("sync_concurrency", flag: nil) ?? 2
             let dispatcherConfiguration = try settings.webhookDispatcher()
@@ -147,7 +148,8 @@ struct Serve: AsyncParsableCommand {
                 }
                 // SIGTERM/SIGINT stop accepting and let in-flight requests finish, for at most 30 s; then they are cancelled.
                 let retention = try RetentionService(
-                    operations: stores.apiOperations, operationDays: operationDays, statisticsDays: statisticsDays, logger: logger)
+                    operations: stores.apiOperations, webhookDeliveries: WebhookDeliveryStore(database: database),
+                    operationDays: operationDays, statisticsDays: statisticsDays, webhookDays: webhookDays, logger: logger)
                 // The sync worker: scheduled jobs, and jobs started by the API; at shutdown running jobs stop after their
                 // current batch and release their leases.
                 let syncStore = SyncEngineStore(database: database)

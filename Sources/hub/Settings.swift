@@ -10,14 +10,14 @@ import Logging
 /// `migrate`, `key_file`, `sealing_keys`, `log_level`, `outbound_allowlist`, `require_https`,
 /// `operations_retention_days`, `statistics_retention_days`, `response_body_cap`, `redact_headers`, `journal_dir`,
 /// `sync_lease_seconds`, `sync_concurrency`, `webhook_concurrency`, `webhook_lease_seconds`, `webhook_disable_after_hours`,
-/// `monitor_concurrency`, `health_raw_retention_days`, `health_rollup_retention_days`. Each matches the environment variable `HUB_<KEY>`.
+/// `monitor_concurrency`, `health_raw_retention_days`, `health_rollup_retention_days`, `webhook_retention_days`. Each matches the environment variable `HUB_<KEY>`.
 struct Settings {
     static let keys: Set<String> = [
         "database_url", "data_dir", "host", "port", "body_limit", "migrate", "key_file", "sealing_keys", "log_level",
         "outbound_allowlist", "require_https", "operations_retention_days", "statistics_retention_days", "response_body_cap",
         "redact_headers", "journal_dir", "sync_lease_seconds", "sync_concurrency", "webhook_concurrency",
         "webhook_lease_seconds", "webhook_disable_after_hours", "monitor_concurrency", "health_raw_retention_days",
-        "health_rollup_retention_days",
+        "health_rollup_retention_days", "webhook_retention_days",
     ]
 
     /// The connectivity monitor's settings: `monitor_concurrency` (probes in flight, 1-1024, default 64),
