@@ -582,6 +582,27 @@ struct WebhookDeliveryTests {
         }
     }
 
+    @Test("a claim looks at webhooks a few at a time, past the first few, and leases each message once", arguments: Backend.allCases)
+    func claimAcrossWebhooks(backend: Backend) async throws {
+        try await Setup.with(backend) { setup in
+            var hooks: Set<WebhookID> = []
+            for index in 0..<30 { hooks.insert(try await setup.register("http://127.0.0.1:9/\(index)", events: ["record.*"]).webhook.id) }
+            for index in 0..<2 { try await setup.delivery.emit("record.updated", payload: ["n": .int(Int64(index))]) }
+            var fanned = 0
+            try await Self.eventually {
+                fanned += try await setup.delivery.fanOut()
+                return fanned == 2
+            }
+            // One message a webhook: the claim must look past its first few webhooks (8, then 16, then the rest).
+            let first = try await setup.delivery.claim(owner: "a", lease: .seconds(60), limit: 45, perWebhook: 1)
+            #expect(first.count == 30 && Set(first.map(\.webhookID)) == hooks)
+            let second = try await setup.delivery.claim(owner: "b", lease: .seconds(60), limit: 45, perWebhook: 1)
+            #expect(second.count == 30 && Set(second.map(\.webhookID)) == hooks)
+            #expect(Set(first.map(\.sequence)).isDisjoint(with: second.map(\.sequence)))
+            #expect(try await setup.delivery.claim(owner: "c", lease: .seconds(60), limit: 45).isEmpty)
+        }
+    }
+
     @Test("a slow endpoint gets the dispatcher's concurrency at once; no delivery times out waiting for a connection", arguments: Backend.allCases)
     func slowEndpointConcurrency(backend: Backend) async throws {
         try await Setup.with(backend) { setup in
