@@ -831,8 +831,8 @@ extension Migration {
     ///
     /// And an event's payload is `json`, which keeps the canonical text the stores write, instead of `jsonb`, which
     /// respaces it: a message body takes the payload's text as it is instead of parsing it and writing it again (about
-    /// 10 µs a message). SQLite stores that text already. Existing payloads keep `jsonb`'s spacing (still valid JSON);
-    /// the change rewrites the events table once.
+    /// 10 µs a message). SQLite stores that text already. Existing payloads keep `jsonb`'s rendering (other spacing and
+    /// key order; still valid JSON, and a body is signed as sent); the change rewrites the events table once.
     ///
     /// And the message columns that every claim and outcome rewrites (status, attempts, schedule, lease, last answer)
     /// keep no statistics: a sample of them describes a moment of the queue (analyzed while a burst was still unleased,

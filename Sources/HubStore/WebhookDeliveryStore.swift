@@ -130,8 +130,10 @@ public struct WebhookDeliveryStore: Sendable {
             }
             if database.dialect == .postgres {
                 // One statement: the events' bodies once, and the (webhook, event) pairs in order, each naming its event
-                // by position. The pairs alone are put in order, and each row takes its event's columns after that: a
-                // join and then a sort of every row with its body spilled to disk at 20,000 messages (200 ms).
+                // by position. The pairs alone are put in order, and each row then takes its event's columns by position
+                // (joining first and then sorting every row with its body spilled to disk at 20,000 messages: 200 ms).
+                // The rows reach the insert, which numbers the messages, in the subquery's order: nothing above it
+                // reorders them.
                 let used = bodies.keys.sorted()
                 let position = Dictionary(uniqueKeysWithValues: used.enumerated().map { ($0.element, $0.offset + 1) })
                 if !pairs.isEmpty {
@@ -246,10 +248,12 @@ public struct WebhookDeliveryStore: Sendable {
 
     // MARK: - Retention
 
-    /// Deletes finished messages (succeeded or failed) created before `cutoff` with their attempts, and dispatched events
-    /// created before it; pending messages and undispatched events stay however old. In batches of 5,000 messages, each
-    /// one transaction (its messages locked, so a replay waits or keeps its message), then 5,000 events a statement.
-    /// Returns how many messages and events went.
+    /// Deletes finished messages (succeeded or failed) created before `cutoff` and not attempted since (a replayed
+    /// message counts from its last attempt) with their attempts, and dispatched events created before it; pending
+    /// messages and undispatched events stay however old. In batches of 5,000 messages, each one transaction (its
+    /// messages locked, so a replay waits or keeps its message), then 5,000 events a statement. Rows are numbered in
+    /// creation order, so each scan walks the key from the start only up to the first row created since `cutoff`, not the
+    /// whole table. Returns how many messages and events went.
     @discardableResult
     public func prune(before cutoff: Date) async throws -> (messages: Int, events: Int) {
         let postgres = database.dialect == .postgres
@@ -258,8 +262,11 @@ public struct WebhookDeliveryStore: Sendable {
             let count = try await database.transaction { executor -> Int in
                 let sequences = try await executor.query(
                     """
-                    SELECT message_seq FROM webhook_messages WHERE status <> 'pending' AND created_at < $1 \
-                    LIMIT 5000\(postgres ? " FOR UPDATE SKIP LOCKED" : "")
+                    SELECT message_seq FROM webhook_messages m WHERE message_seq < COALESCE((SELECT message_seq \
+                    FROM webhook_messages WHERE created_at >= $1 ORDER BY message_seq LIMIT 1), 9223372036854775807) \
+                    AND status <> 'pending' AND created_at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_attempts a \
+                    WHERE a.message_seq = m.message_seq AND a.attempted_at >= $1) \
+                    ORDER BY message_seq LIMIT 5000\(postgres ? " FOR UPDATE SKIP LOCKED" : "")
                     """, [.timestamp(cutoff)]
                 ).map { try $0.int("message_seq") }
                 // Attempts first: on PostgreSQL they have no foreign key to their message (migration 7).
@@ -284,8 +291,9 @@ public struct WebhookDeliveryStore: Sendable {
         while true {
             let count = try await database.query(
                 """
-                DELETE FROM events WHERE event_seq IN (SELECT event_seq FROM events WHERE dispatched = \(postgres ? "true" : "1") \
-                AND created_at < $1 LIMIT 5000) RETURNING 1 AS gone
+                DELETE FROM events WHERE event_seq IN (SELECT event_seq FROM events WHERE event_seq < COALESCE((SELECT event_seq \
+                FROM events WHERE created_at >= $1 ORDER BY event_seq LIMIT 1), 9223372036854775807) \
+                AND dispatched = \(postgres ? "true" : "1") AND created_at < $1 ORDER BY event_seq LIMIT 5000) RETURNING 1 AS gone
                 """, [.timestamp(cutoff)]).count
             events += count
             if count < 5000 { break }

@@ -141,6 +141,12 @@ public struct WebhookStore: WebhookManagementDAO {
                     "SELECT webhook_id FROM webhook_statistics WHERE webhook_id = $1\(forUpdate)", [.uuid(id.uuid)]) != nil,
                 try await executor.queryOne("SELECT webhook_id FROM webhooks WHERE webhook_id = $1\(forUpdate)", [.uuid(id.uuid)]) != nil
             else { throw HubError.notFound(entity: "webhook", id: id.description) }
+            // Its messages next, in one order, before their attempts: retention locks messages before deleting attempts
+            // too (and skips locked ones), so the two never wait on each other in a cycle.
+            if database.dialect == .postgres {
+                _ = try await executor.query(
+                    "SELECT message_seq FROM webhook_messages WHERE webhook_id = $1 ORDER BY message_seq FOR UPDATE", [.uuid(id.uuid)])
+            }
             _ = try await executor.query(
                 "DELETE FROM webhook_attempts WHERE message_seq IN (SELECT message_seq FROM webhook_messages WHERE webhook_id = $1)",
                 [.uuid(id.uuid)])

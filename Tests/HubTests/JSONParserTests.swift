@@ -54,6 +54,9 @@ struct JSONParserTests {
             (951_825_600.5, "2000-02-29T12:00:00.500000Z"), (-0.25, "1969-12-31T23:59:59.750000Z"),
             (-2_208_988_800, "1900-01-01T00:00:00.000000Z"), (253_402_300_799.5, "9999-12-31T23:59:59.500000Z"),
         ]
+        // Past year 9999 (and before year 0) the year takes the digits it needs instead of losing some or trapping.
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 253_402_300_800.5)) == "10000-01-01T00:00:00.500000Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: -62_167_219_201)).hasPrefix("-001-12-31T23:59:59"))
         for (seconds, expected) in cases {
             let text = RFC3339.format(Date(timeIntervalSince1970: seconds))
             #expect(text == expected)
