@@ -240,6 +240,9 @@ struct WebhookDeliveryTests {
                 try await setup.running([setup.dispatcher()]) {
                     try await Self.eventually { await receiver.deliveries.count >= 5 }
                     try await Self.eventually { try await setup.stores.webhooks.get(everything.webhook.id).successCount == 3 }
+                    // Every outcome recorded (the writer commits them in groups after the receiver has answered).
+                    try await Self.eventually { try await setup.stores.webhooks.get(syncHook.webhook.id).successCount == 1 }
+                    try await Self.eventually { try await setup.stores.webhooks.get(recordHook.webhook.id).successCount == 1 }
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 let sync = await receiver.received("sync")
