@@ -825,8 +825,8 @@ extension Migration {
     /// message's locked a webhook row that the fan-out already holds `FOR SHARE`: together about a quarter of
     /// PostgreSQL's work per delivery in `hub-bench webhooks`. What the keys guaranteed the writers now keep: the fan-out
     /// writes messages only for the webhooks it holds; an outcome writes attempts only for messages that exist, after
-    /// its transaction has updated the webhook's statistics row; deleting a webhook locks that row and the webhook's
-    /// first, then deletes its attempts and messages in the same transaction (``WebhookStore/delete(_:)``).
+    /// its transaction has updated the webhook's statistics row; deleting a webhook locks that row, the webhook's and
+    /// its messages first, then deletes its attempts and messages in the same transaction (``WebhookStore/delete(_:)``).
     /// SQLite keeps its keys: it has no such cost here.
     ///
     /// And an event's payload is `json`, which keeps the canonical text the stores write, instead of `jsonb`, which

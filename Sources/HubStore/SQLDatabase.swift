@@ -10,6 +10,18 @@ public enum SQLDialect: Sendable, Hashable {
     case sqlite
 }
 
+extension SQLDialect {
+    /// The condition that `expression` is one of the strings bound as the text-array parameter `parameter` (`$n`),
+    /// compared as `type`: one statement however many values. PostgreSQL: `expression = ANY($n::text[]::type[])`;
+    /// SQLite, where a text array is bound as JSON text: `expression IN (SELECT value FROM json_each($n))`.
+    func isIn(_ expression: String, textArray parameter: String, as type: String) -> String {
+        switch self {
+        case .postgres: "\(expression) = ANY(\(parameter)::text[]::\(type)[])"
+        case .sqlite: "\(expression) IN (SELECT value FROM json_each(\(parameter)))"
+        }
+    }
+}
+
 /// A value bound to, or read from, a statement. Each backend maps it onto its own wire types.
 public enum SQLValue: Sendable, Hashable {
     /// SQL NULL.

@@ -270,17 +270,9 @@ public struct WebhookDeliveryStore: Sendable {
                     """, [.timestamp(cutoff)]
                 ).map { try $0.int("message_seq") }
                 // Attempts first: on PostgreSQL they have no foreign key to their message (migration 7).
+                let chosen = database.dialect.isIn("message_seq", textArray: "$1", as: "bigint")
                 for table in ["webhook_attempts", "webhook_messages"] {
-                    if postgres {
-                        _ = try await executor.query(
-                            "DELETE FROM \(table) WHERE message_seq = ANY($1::text[]::bigint[])", [.textArray(sequences.map(String.init))])
-                        continue
-                    }
-                    for start in stride(from: 0, to: sequences.count, by: 500) {
-                        let chunk = sequences[start..<min(start + 500, sequences.count)]
-                        let placeholders = chunk.indices.map { "$\($0 - start + 1)" }.joined(separator: ", ")
-                        _ = try await executor.query("DELETE FROM \(table) WHERE message_seq IN (\(placeholders))", chunk.map { .int($0) })
-                    }
+                    _ = try await executor.query("DELETE FROM \(table) WHERE \(chosen)", [.textArray(sequences.map(String.init))])
                 }
                 return sequences.count
             }
@@ -293,8 +285,8 @@ public struct WebhookDeliveryStore: Sendable {
                 """
                 DELETE FROM events WHERE event_seq IN (SELECT event_seq FROM events WHERE event_seq < COALESCE((SELECT event_seq \
                 FROM events WHERE created_at >= $1 ORDER BY event_seq LIMIT 1), 9223372036854775807) \
-                AND dispatched = \(postgres ? "true" : "1") AND created_at < $1 ORDER BY event_seq LIMIT 5000) RETURNING 1 AS gone
-                """, [.timestamp(cutoff)]).count
+                AND dispatched = $2 AND created_at < $1 ORDER BY event_seq LIMIT 5000) RETURNING 1 AS gone
+                """, [.timestamp(cutoff), .bool(true)]).count
             events += count
             if count < 5000 { break }
         }
@@ -319,8 +311,7 @@ public struct WebhookDeliveryStore: Sendable {
             // stepped over).
             let due = "m.webhook_id = w.webhook_id AND m.status = 'pending' AND m.next_attempt_at <= $1 AND \(free)"
             // Webhooks already looked at in this claim are left out of the next look.
-            let unseen = database.dialect == .postgres
-                ? "w.webhook_id <> ALL($3::text[]::uuid[])" : "w.webhook_id NOT IN (SELECT value FROM json_each($3))"
+            let unseen = "NOT (\(database.dialect.isIn("w.webhook_id", textArray: "$3", as: "uuid")))"
             let probe = database.dialect == .postgres
                 ? """
                 SELECT w.webhook_id, w.ordered, w.rate_limit, w.updated_at FROM webhooks w \

@@ -130,9 +130,9 @@ public struct WebhookStore: WebhookManagementDAO {
 
     /// Deletes the webhook with its statistics, messages and their attempts, in one transaction. On PostgreSQL messages
     /// and attempts have no foreign keys (migration 7), so this transaction takes the rows their writers take, in their
-    /// order: the statistics row (outcome transactions update it before they write attempts), then the webhook row
-    /// (the fan-out holds it while it writes messages). A writer that began earlier has committed by then, and one
-    /// that begins later finds the webhook gone.
+    /// order: the statistics row (outcome transactions update it before they write attempts), the webhook row (the
+    /// fan-out holds it while it writes messages), then its messages (retention locks them before their attempts). A
+    /// writer that began earlier has committed by then, and one that begins later finds the webhook gone.
     public func delete(_ id: WebhookID) async throws {
         try await database.transaction { executor in
             let forUpdate = database.dialect == .postgres ? " FOR UPDATE" : ""
@@ -141,8 +141,7 @@ public struct WebhookStore: WebhookManagementDAO {
                     "SELECT webhook_id FROM webhook_statistics WHERE webhook_id = $1\(forUpdate)", [.uuid(id.uuid)]) != nil,
                 try await executor.queryOne("SELECT webhook_id FROM webhooks WHERE webhook_id = $1\(forUpdate)", [.uuid(id.uuid)]) != nil
             else { throw HubError.notFound(entity: "webhook", id: id.description) }
-            // Its messages next, in one order, before their attempts: retention locks messages before deleting attempts
-            // too (and skips locked ones), so the two never wait on each other in a cycle.
+            // Messages before their attempts, as retention locks them (skipping locked ones): the two never wait in a cycle.
             if database.dialect == .postgres {
                 _ = try await executor.query(
                     "SELECT message_seq FROM webhook_messages WHERE webhook_id = $1 ORDER BY message_seq FOR UPDATE", [.uuid(id.uuid)])
