@@ -125,16 +125,24 @@ enum SyncBench {
                 try? await Task.sleep(for: .milliseconds(20))
             }
         }
+        let cpuBefore = HubBench.processCPUSeconds()
+        let postgresBefore = name == "postgres" ? HubBench.postgresCPUSeconds() : 0
         let start = ContinuousClock.now
         guard let finished = await runner.run(claim), finished.status == .completed, finished.summary.added == Int64(count) else {
             throw BenchError("the sync did not complete with \(count) added")
         }
         let seconds = (ContinuousClock.now - start).seconds
+        let cpu = HubBench.processCPUSeconds() - cpuBefore
+        let postgresCPU = name == "postgres" ? HubBench.postgresCPUSeconds() - postgresBefore : 0
         sampler.cancel()
         HubBench.printWindow("ingest", seconds: seconds)
         let grown = await peak.value - before
         print(String(format: "sync ingest on %@: %d records in %.2f s = %.0f records/s; peak resident memory +%.1f MiB over the %.1f MiB before",
                      name, count, seconds, Double(count) / seconds, Double(grown) / 1_048_576, Double(before) / 1_048_576))
+        // CPU a record: the benchmark's process (the hub with the source it reads) and, on PostgreSQL, every backend.
+        print(String(format: "  CPU per record: hub with source %.1f µs%@; idle %.0f %% of 2 cores", 1e6 * cpu / Double(count),
+                     name == "postgres" ? String(format: ", PostgreSQL %.1f µs", 1e6 * postgresCPU / Double(count)) : "",
+                     max(0, 100 * (1 - (cpu + postgresCPU) / (2 * seconds)))))
         await recorder.shutdown()
         try await gateway.shutdown()
     }

@@ -12,17 +12,19 @@ struct JSONParser {
 
     private init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
-    /// Parses a whole document. - Throws: ``Failure`` when `data` is not exactly one JSON value.
-    static func parse<Bytes: Collection>(_ data: Bytes) throws -> JSONValue where Bytes.Element == UInt8 {
-        let result: JSONValue? = try data.withContiguousStorageIfAvailable { buffer in try parseBuffer(buffer) }
+    /// Parses a whole document, keeping only what `projection` names (the rest is checked for syntax and skipped).
+    /// - Throws: ``Failure`` when `data` is not exactly one JSON value.
+    static func parse<Bytes: Collection>(_ data: Bytes, projection: JSONProjection = .whole) throws -> JSONValue
+    where Bytes.Element == UInt8 {
+        let result: JSONValue? = try data.withContiguousStorageIfAvailable { buffer in try parseBuffer(buffer, projection: projection) }
         if let result { return result }
-        return try Array(data).withUnsafeBufferPointer { try parseBuffer($0) }
+        return try Array(data).withUnsafeBufferPointer { try parseBuffer($0, projection: projection) }
     }
 
-    private static func parseBuffer(_ buffer: UnsafeBufferPointer<UInt8>) throws -> JSONValue {
+    private static func parseBuffer(_ buffer: UnsafeBufferPointer<UInt8>, projection: JSONProjection) throws -> JSONValue {
         var parser = JSONParser(buffer)
         parser.skipWhitespace()
-        let value = try parser.parseValue()
+        let value = try parser.parseValue(projection)
         parser.skipWhitespace()
         guard parser.index == buffer.count else { throw Failure() }
         return value
@@ -40,8 +42,8 @@ struct JSONParser {
     private mutating func parseValue() throws -> JSONValue {
         guard index < bytes.count else { throw Failure() }
         switch bytes[index] {
-        case UInt8(ascii: "{"): return try parseObject()
-        case UInt8(ascii: "["): return try parseArray()
+        case UInt8(ascii: "{"): return try parseObject(keeping: nil)
+        case UInt8(ascii: "["): return try parseArray(each: nil)
         case UInt8(ascii: "\""): return .string(try parseString())
         case UInt8(ascii: "t"): try expect("true"); return .bool(true)
         case UInt8(ascii: "f"): try expect("false"); return .bool(false)
@@ -58,7 +60,95 @@ struct JSONParser {
         index += count
     }
 
-    private mutating func parseObject() throws -> JSONValue {
+    /// A value as `projection` has it: whole, or an object of only the named members, or an array of projected
+    /// elements. A value of another kind than the projection expects is kept whole.
+    private mutating func parseValue(_ projection: JSONProjection) throws -> JSONValue {
+        guard index < bytes.count else { throw Failure() }
+        switch projection.kind {
+        case .whole: return try parseValue()
+        case .members: return bytes[index] == UInt8(ascii: "{") ? try parseObject(keeping: projection) : try parseValue()
+        case .elements: return bytes[index] == UInt8(ascii: "[") ? try parseArray(each: projection.element) : try parseValue()
+        }
+    }
+
+    /// Passes over one value, checking its syntax as ``parseValue()`` would, without building it. (A number too large
+    /// for a double, which parsing refuses, passes here.)
+    private mutating func skipValue() throws {
+        guard index < bytes.count else { throw Failure() }
+        switch bytes[index] {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let isObject = bytes[index] == UInt8(ascii: "{")
+            let close = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            depth += 1
+            guard depth <= 512 else { throw Failure() }
+            defer { depth -= 1 }
+            index += 1
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == close {
+                index += 1
+                return
+            }
+            while true {
+                skipWhitespace()
+                if isObject {
+                    guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw Failure() }
+                    try skipString()
+                    skipWhitespace()
+                    guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw Failure() }
+                    index += 1
+                    skipWhitespace()
+                }
+                try skipValue()
+                guard try another(before: close) else { return }
+            }
+        case UInt8(ascii: "\""): try skipString()
+        case UInt8(ascii: "t"): try expect("true")
+        case UInt8(ascii: "f"): try expect("false")
+        case UInt8(ascii: "n"): try expect("null")
+        default: _ = try scanNumber()
+        }
+    }
+
+    /// After a member or an element: true at a comma (another follows), false at `close` (passed).
+    private mutating func another(before close: UInt8) throws -> Bool {
+        skipWhitespace()
+        guard index < bytes.count else { throw Failure() }
+        if bytes[index] == UInt8(ascii: ",") {
+            index += 1
+            return true
+        }
+        guard bytes[index] == close else { throw Failure() }
+        index += 1
+        return false
+    }
+
+    /// Passes over a string (at its opening quote), checking its escapes and that it has no control characters.
+    private mutating func skipString() throws {
+        index += 1
+        while index < bytes.count {
+            let byte = bytes[index]
+            index += 1
+            if byte == UInt8(ascii: "\"") { return }
+            if byte == UInt8(ascii: "\\") {
+                guard index < bytes.count else { throw Failure() }
+                let escape = bytes[index]
+                index += 1
+                switch escape {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"),
+                    UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    continue
+                case UInt8(ascii: "u"): _ = try hex4()
+                default: throw Failure()
+                }
+            } else {
+                guard byte >= 0x20 else { throw Failure() }
+            }
+        }
+        throw Failure()
+    }
+
+    /// An object: every member, or (`wanted`) only the members it keeps, each projected in turn; others are skipped.
+    private mutating func parseObject(keeping wanted: JSONProjection?) throws -> JSONValue {
         depth += 1
         guard depth <= 512 else { throw Failure() }
         defer { depth -= 1 }
@@ -74,26 +164,40 @@ struct JSONParser {
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw Failure() }
-            let key = try parseString()
+            var key: String?
+            var found: Int?
+            if let wanted {
+                // Keys are compared as bytes; only a key with escapes is decoded first.
+                let keyStart = index + 1
+                try skipString()
+                let keyBytes = UnsafeBufferPointer(rebasing: bytes[keyStart..<(index - 1)])
+                if keyBytes.contains(UInt8(ascii: "\\")) {
+                    var decoder = JSONParser(UnsafeBufferPointer(rebasing: bytes[(keyStart - 1)..<index]))
+                    found = wanted.names.firstIndex(of: try decoder.parseString())
+                } else {
+                    found = wanted.member(keyBytes)
+                }
+            } else {
+                key = try parseString()
+            }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw Failure() }
             index += 1
             skipWhitespace()
-            members.append((key, try parseValue()))
-            skipWhitespace()
-            guard index < bytes.count else { throw Failure() }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
+            if let key {
+                members.append((key, try parseValue()))
+            } else if let wanted, let found {
+                members.append((wanted.names[found], try parseValue(wanted.children[found])))
+            } else {
+                try skipValue()
             }
-            guard bytes[index] == UInt8(ascii: "}") else { throw Failure() }
-            index += 1
             // The last of duplicate keys wins, as JSONDecoder has it.
-            return .object(Dictionary(members, uniquingKeysWith: { _, last in last }))
+            guard try another(before: UInt8(ascii: "}")) else { return .object(Dictionary(members, uniquingKeysWith: { _, last in last })) }
         }
     }
 
-    private mutating func parseArray() throws -> JSONValue {
+    /// An array: its elements whole, or each projected by `each`.
+    private mutating func parseArray(each: JSONProjection?) throws -> JSONValue {
         depth += 1
         guard depth <= 512 else { throw Failure() }
         defer { depth -= 1 }
@@ -106,16 +210,8 @@ struct JSONParser {
         }
         while true {
             skipWhitespace()
-            elements.append(try parseValue())
-            skipWhitespace()
-            guard index < bytes.count else { throw Failure() }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "]") else { throw Failure() }
-            index += 1
-            return .array(elements)
+            elements.append(try each.map { try parseValue($0) } ?? parseValue())
+            guard try another(before: UInt8(ascii: "]")) else { return .array(elements) }
         }
     }
 
@@ -208,6 +304,17 @@ struct JSONParser {
 
     private mutating func parseNumber() throws -> JSONValue {
         let start = index
+        let integral = try scanNumber()
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+        if integral, let value = Int64(text) { return .int(value) }
+        guard let value = Double(text), value.isFinite else { throw Failure() }
+        // As JSONDecoder reads `JSONValue`: a number with an exact integer value (`1.0`, `1e2`) is an integer.
+        if value.rounded() == value, abs(value) < 9.2e18 { return .int(Int64(value)) }
+        return .double(value)
+    }
+
+    /// Passes over a number's text (RFC 8259's grammar); returns whether it has neither fraction nor exponent.
+    private mutating func scanNumber() throws -> Bool {
         var integral = true
         if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
         guard index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) else { throw Failure() }
@@ -229,12 +336,89 @@ struct JSONParser {
             guard index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) else { throw Failure() }
             while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
         }
-        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-        if integral, let value = Int64(text) { return .int(value) }
-        guard let value = Double(text), value.isFinite else { throw Failure() }
-        // As JSONDecoder reads `JSONValue`: a number with an exact integer value (`1.0`, `1e2`) is an integer.
-        if value.rounded() == value, abs(value) < 9.2e18 { return .int(Int64(value)) }
-        return .double(value)
+        return integral
+    }
+}
+
+/// The parts of a JSON document a reader needs: parsing with a projection builds only those (a sync maps a handful of
+/// fields from records of dozens), and checks the rest for syntax without building it. Immutable; its member names
+/// are kept as one block of bytes, so matching a key costs no reference counting.
+public final class JSONProjection: @unchecked Sendable {
+    enum Kind { case whole, members, elements }
+
+    let kind: Kind
+    /// Of a member projection: the names, sorted, and each one's projection.
+    let names: [String]
+    let children: [JSONProjection]
+    /// Of an element projection: each element's.
+    let element: JSONProjection?
+    /// The names' UTF-8 bytes, one after the other, and where each one ends.
+    private let keyBytes: UnsafeMutableBufferPointer<UInt8>
+    private let keyEnds: UnsafeMutableBufferPointer<Int>
+
+    private init(kind: Kind, members: [(String, JSONProjection)] = [], element: JSONProjection? = nil) {
+        self.kind = kind
+        self.names = members.map(\.0)
+        self.children = members.map(\.1)
+        self.element = element
+        let bytes = members.flatMap { Array($0.0.utf8) }
+        keyBytes = .allocate(capacity: bytes.count)
+        _ = keyBytes.initialize(from: bytes)
+        keyEnds = .allocate(capacity: members.count)
+        var end = 0
+        for (index, member) in members.enumerated() {
+            end += member.0.utf8.count
+            keyEnds[index] = end
+        }
+    }
+
+    deinit {
+        keyBytes.deallocate()
+        keyEnds.deallocate()
+    }
+
+    /// The whole value.
+    public static let whole = JSONProjection(kind: .whole)
+
+    /// Of an object, only `members` (names with their projections); another kind of value is kept whole.
+    public static func object(_ members: [String: JSONProjection]) -> JSONProjection {
+        JSONProjection(kind: .members, members: members.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+    }
+
+    /// Of an array, every element projected by `each`; another kind of value is kept whole.
+    public static func elements(_ each: JSONProjection) -> JSONProjection {
+        JSONProjection(kind: .elements, element: each)
+    }
+
+    /// Whether this keeps the whole value.
+    public var isWhole: Bool { kind == .whole }
+
+    /// What both `self` and `other` keep. An object and an array projection of one value keep it whole.
+    public func merged(with other: JSONProjection) -> JSONProjection {
+        switch (kind, other.kind) {
+        case (.whole, _), (_, .whole): return .whole
+        case (.elements, .elements): return .elements(element!.merged(with: other.element!))
+        case (.members, .members):
+            var merged: [String: JSONProjection] = [:]
+            for (name, child) in zip(names + other.names, children + other.children) {
+                merged[name] = merged[name].map { $0.merged(with: child) } ?? child
+            }
+            return .object(merged)
+        default: return .whole
+        }
+    }
+
+    /// The index of the member whose name is `key` (unescaped UTF-8), if kept.
+    func member(_ key: UnsafeBufferPointer<UInt8>) -> Int? {
+        var start = 0
+        for index in 0..<keyEnds.count {
+            let end = keyEnds[index]
+            if end - start == key.count, key.count == 0 || memcmp(keyBytes.baseAddress! + start, key.baseAddress!, key.count) == 0 {
+                return index
+            }
+            start = end
+        }
+        return nil
     }
 }
 
@@ -242,5 +426,10 @@ extension JSONValue {
     /// Parses JSON bytes directly (see ``JSONParser``); nil when they are not exactly one JSON value.
     public static func parse(bytes: some Collection<UInt8>) -> JSONValue? {
         try? JSONParser.parse(bytes)
+    }
+
+    /// Parses JSON bytes keeping only what `projection` names; nil when they are not exactly one JSON value.
+    public static func parse(bytes: some Collection<UInt8>, projection: JSONProjection) -> JSONValue? {
+        try? JSONParser.parse(bytes, projection: projection)
     }
 }

@@ -78,6 +78,19 @@ public struct JSONPath: Sendable, Hashable, CustomStringConvertible {
         return current
     }
 
+    /// What a document must keep for this path to find the same value in it (``JSONProjection``), with `leaf` for the
+    /// value found.
+    public func projection(leaf: JSONProjection = .whole) -> JSONProjection {
+        steps.reversed().reduce(leaf) { inner, step in
+            switch step {
+            case .member(let name): JSONProjection.object([name: inner])
+            // An index counts every element, so every element is kept (projected as the rest of the path says).
+            case .index: JSONProjection.elements(inner)
+            case .match(let key, _): JSONProjection.elements(JSONProjection.object([key: .whole]).merged(with: inner))
+            }
+        }
+    }
+
     /// A scalar as text (`true`, `42`, `x`); nil for arrays, objects and null.
     static func text(of value: JSONValue) -> String? {
         switch value {
@@ -201,6 +214,15 @@ public struct RecordMapping: Sendable, Hashable {
             }
         }
         self.fields = fields
+    }
+
+    /// What of a source record mapping reads: the external id, the last-modified time and the fields' paths; the whole
+    /// record when no fields are named (the record is kept as it is).
+    public var projection: JSONProjection {
+        guard !fields.isEmpty else { return .whole }
+        var paths = [externalID] + fields.compactMap(\.path)
+        if let updatedField { paths.append(updatedField) }
+        return paths.dropFirst().reduce(paths[0].projection()) { $0.merged(with: $1.projection()) }
     }
 
     /// A mapped record: its data as canonical JSON text (written as the fields are mapped, in name order).

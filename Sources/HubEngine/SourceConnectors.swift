@@ -49,7 +49,8 @@ struct SourceClient: Sendable {
     /// Bytes of each page kept with its API operation (the records themselves go to the records store).
     static let storedCap = 4096
 
-    func get(_ endpoint: String) async throws -> (JSONValue, HTTPOutcome) {
+    /// The JSON body of `endpoint`, keeping what `projection` names.
+    func get(_ endpoint: String, projection: JSONProjection = .whole) async throws -> (JSONValue, HTTPOutcome) {
         var lastError = ""
         for attempt in 1...retry.maxAttempts {
             let (_, outcome) = try await executor.fetch(
@@ -59,7 +60,7 @@ struct SourceClient: Sendable {
             guard let outcome else { throw SyncFailure("the source's credentials could not be obtained") }
             if let status = outcome.statusCode, (200..<300).contains(status) {
                 guard !outcome.truncated else { throw SyncFailure("a page of \(endpoint) is larger than \(Self.readCap) bytes") }
-                guard let body = JSONValue.parse(bytes: outcome.body) else {
+                guard let body = JSONValue.parse(bytes: outcome.body, projection: projection) else {
                     throw SyncFailure("GET \(endpoint) did not answer JSON")
                 }
                 return (body, outcome)
@@ -94,7 +95,14 @@ struct SCIMConnector: SourceConnector {
     var maxCount: Int?
     /// Whether pages are asked sorted by `meta.lastModified` (then the high-water mark may move with them).
     var sorted = false
+    /// What of each resource is read (the mapping's projection); the resource's id is kept for the anchors.
+    var record: JSONProjection = .whole
     static let anchorCount = 5
+
+    /// What of a page is read.
+    var page: JSONProjection {
+        .object(["Resources": .elements(record.merged(with: .object(["id": .whole]))), "totalResults": .whole])
+    }
 
     func fetch(_ state: PageState) async throws -> SourcePage {
         var back = state.startIndex > 1 ? min(state.anchors.count, Self.anchorCount) : 0
@@ -105,7 +113,7 @@ struct SCIMConnector: SourceConnector {
                 query += "&filter=" + Self.encode("meta.lastModified ge \"\(since)\"")
             }
             if sorted { query += "&sortBy=meta.lastModified&sortOrder=ascending" }
-            let (body, _) = try await client.get("\(path)?\(query)")
+            let (body, _) = try await client.get("\(path)?\(query)", projection: page)
             let resources = body.objectValue?["Resources"]?.arrayValue ?? []
             let total = body.objectValue?["totalResults"]?.intValue
             var fresh = resources
@@ -165,6 +173,18 @@ struct RESTConnector: SourceConnector {
     let incremental: Bool
     /// The integration's endpoint URL, against which relative `Link` targets resolve.
     let baseURL: String
+    /// What of each record is read (the mapping's projection).
+    var record: JSONProjection = .whole
+
+    /// What of a page is read: the records, the total and the next cursor.
+    var page: JSONProjection {
+        // A page that is itself the list (no records path, or one the page lacks) is kept whole by a projection that
+        // expects an object, so the fallback to the page reads the same.
+        var kept = settings.recordsPath?.projection(leaf: .elements(record)) ?? .elements(record)
+        if let total = settings.totalPath { kept = kept.merged(with: total.projection()) }
+        if case .cursor(_, let nextPath, _) = settings.pagination { kept = kept.merged(with: nextPath.projection()) }
+        return kept
+    }
 
     func fetch(_ state: PageState) async throws -> SourcePage {
         var parameters: [(String, String)] = []
@@ -191,7 +211,7 @@ struct RESTConnector: SourceConnector {
         if !parameters.isEmpty {
             endpoint += "?" + parameters.map { "\(SCIMConnector.encode($0.0))=\(SCIMConnector.encode($0.1))" }.joined(separator: "&")
         }
-        let (body, outcome) = try await client.get(endpoint)
+        let (body, outcome) = try await client.get(endpoint, projection: page)
         let container = settings.recordsPath.flatMap { $0.value(in: body) } ?? body
         guard let records = container.arrayValue else {
             throw SyncFailure("GET \(endpoint): no list of records at \(settings.recordsPath?.description ?? "the top level")")

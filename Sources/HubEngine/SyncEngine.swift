@@ -111,23 +111,24 @@ public struct SyncRunner: Sendable {
                     ordered = limits.sorts
                     connector = SCIMConnector(
                         client: client, path: entity.path, pageSize: min(job.batchSize, limits.maxResults ?? job.batchSize),
-                        incremental: job.syncType == .incremental, maxCount: limits.maxResults, sorted: limits.sorts)
+                        incremental: job.syncType == .incremental, maxCount: limits.maxResults, sorted: limits.sorts,
+                        record: entity.mapping.projection)
                 case .restJSON(let settings):
                     // REST sources are taken to list changes since the mark in modification order only when asked
                     // incrementally; a full scan's order is unknown.
                     ordered = job.syncType == .incremental
                     connector = RESTConnector(
                         client: client, path: entity.path, settings: settings, pageSize: job.batchSize,
-                        incremental: job.syncType == .incremental, baseURL: integration.endpointURL)
+                        incremental: job.syncType == .incremental, baseURL: integration.endpointURL, record: entity.mapping.projection)
                 }
-                // A pipeline: while page N commits, page N+1 is mapped and page N+2 is read. Only committed pages move the
-                // checkpoint, so pages read ahead and lost are read again on resume.
+                // A pipeline: while page N commits, pages N+1 and N+2 are read and mapped, one after the other by one task at a
+                // time (the database's backend has the other core: reading and mapping in parallel took it from the
+                // commits and left cores idle between them). Only committed pages move the checkpoint, so pages read
+                // ahead and lost are read again on resume.
                 let mapping = entity.mapping
-                typealias Fetch = Task<SourcePage, any Error>
-                @Sendable func fetchAhead(_ state: PageState) -> Fetch { Task { try await connector.fetch(state) } }
-                @Sendable func prepare(_ fetching: Fetch) async throws -> (PreparedPage, Fetch?) {
-                    let page = try await withTaskCancellationHandler { try await fetching.value } onCancel: { fetching.cancel() }
-                    let next = page.isLast ? nil : fetchAhead(page.next)
+                typealias Preparation = Task<PreparedPage?, any Error>
+                @Sendable func prepare(_ state: PageState) async throws -> PreparedPage {
+                    let page = try await connector.fetch(state)
                     var prepared = PreparedPage(page: page)
                     prepared.records.reserveCapacity(page.records.count)
                     for record in page.records {
@@ -139,22 +140,33 @@ public struct SyncRunner: Sendable {
                             prepared.failures.append(error)
                         }
                     }
-                    if Task.isCancelled { next?.cancel() }
-                    return (prepared, next)
+                    return prepared
                 }
-                let firstFetch = fetchAhead(state)
-                var pending = Task { try await prepare(firstFetch) }
-                defer { pending.cancel() }
+                /// The page after `previous`'s, once `previous` is ready (nil after the last page).
+                @Sendable func following(_ previous: Preparation) -> Preparation {
+                    Task {
+                        let before = try await withTaskCancellationHandler { try await previous.value } onCancel: { previous.cancel() }
+                        guard let before, !before.page.isLast else { return nil }
+                        return try await prepare(before.page.next)
+                    }
+                }
+                let first = state
+                var pending: Preparation = Task { try await prepare(first) }
+                var ahead = following(pending)
+                defer {
+                    pending.cancel()
+                    ahead.cancel()
+                }
                 while true {
                     try Task.checkCancellation()
                     guard leaseLost.value.load(ordering: .relaxed) == 0 else { return nil }
                     let current = pending
-                    let (prepared, nextFetch) = try await withTaskCancellationHandler { try await current.value } onCancel: { current.cancel() }
+                    guard let prepared = try await withTaskCancellationHandler(operation: { try await current.value }, onCancel: { current.cancel() })
+                    else { break }
                     let page = prepared.page
-                    if let nextFetch {
-                        pending = Task {
-                            try await withTaskCancellationHandler { try await prepare(nextFetch) } onCancel: { nextFetch.cancel() }
-                        }
+                    if !page.isLast {
+                        pending = ahead
+                        ahead = following(ahead)
                     }
                     let mapped = prepared.records
                     let failures = prepared.failures

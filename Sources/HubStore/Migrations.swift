@@ -21,7 +21,7 @@ public struct Migrator: Sendable {
     /// Every migration of this build, in order.
     public static let all: [Migration] = [
         Migration.designTables, Migration.apiKeys, Migration.syncEngine, Migration.webhookDelivery, Migration.healthMonitor,
-        Migration.webhookClaims, Migration.deliveryWrites,
+        Migration.webhookClaims, Migration.deliveryWrites, Migration.bytewiseRecordKeys,
     ]
 
     let database: any SQLDatabase
@@ -851,6 +851,16 @@ extension Migration {
             ALTER COLUMN lease_expires_at SET STATISTICS 0, ALTER COLUMN last_status_code SET STATISTICS 0, \
             ALTER COLUMN last_error SET STATISTICS 0, ALTER COLUMN delivered_at SET STATISTICS 0
             """,
+        ],
+        sqlite: [])
+
+    /// Migration 8 (PostgreSQL): records' entity types and external ids compare byte by byte (`COLLATE "C"`), as SQLite
+    /// compares them. They are identifiers, not words: a locale's collation made every index step of the records'
+    /// upsert call `strcoll`. Under a UTF-8 database's usual default (`C.UTF-8`, code point order) the order is the same.
+    static let bytewiseRecordKeys = Migration(
+        version: 8, name: "bytewise_record_keys",
+        postgres: [
+            #"ALTER TABLE sync_records ALTER COLUMN entity_type TYPE text COLLATE "C", ALTER COLUMN external_id TYPE text COLLATE "C""#
         ],
         sqlite: [])
 

@@ -281,6 +281,41 @@ public struct SyncEngineStore: Sendable {
             """
     }
 
+    /// The page's rows from three array parameters (one plan however many rows), only under the lease.
+    private static let postgresRows = """
+            SELECT $1::uuid, $2::text, r.external_id, r.data::json, r.content_hash, 'created', $3::timestamptz, $3::timestamptz, \
+            NULL::timestamptz, $4::uuid, $4::uuid FROM unnest($6::text[], $7::text[], $8::text[]) AS r(external_id, data, content_hash) \
+            WHERE EXISTS (SELECT 1 FROM lease)
+            """
+
+    /// The batch statement (see ``commitBatchPostgres``).
+    private static let postgresBatch = """
+        WITH lease AS (SELECT sync_job_id, errors_count FROM sync_jobs WHERE sync_job_id = $4 AND status = 'running' \
+        AND lease_owner = $5 FOR UPDATE), \
+        up AS (\(recordsUpsert(from: postgresRows)) \
+        RETURNING external_id, last_change, updated_at), \
+        ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_id, sync_job_id, created_at) \
+        SELECT CASE WHEN last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, external_id, \
+        $4, $3 FROM up WHERE updated_at = $3 RETURNING 1), \
+        counts AS (SELECT count(*) FILTER (WHERE updated_at = $3 AND last_change = 'created') AS added, \
+        count(*) FILTER (WHERE updated_at = $3 AND last_change = 'updated') AS updated, count(*) AS total FROM up), \
+        job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
+        high_water_mark = COALESCE($11, high_water_mark), source_total = COALESCE($12, source_total), \
+        records_added = records_added + (SELECT added FROM counts), records_updated = records_updated + (SELECT updated FROM counts), \
+        records_unchanged = records_unchanged + (SELECT total - added - updated FROM counts) + $16, \
+        records_failed = records_failed + $13, errors_count = errors_count + $13, pages_done = $14, lease_expires_at = $15 \
+        WHERE sync_job_id IN (SELECT sync_job_id FROM lease) RETURNING records_processed, errors_count), \
+        errs AS (INSERT INTO sync_errors (sync_job_id, error_number, batch_number, external_id, reason, created_at) \
+        SELECT $4, lease.errors_count + e.position, $18, NULLIF(e.external_id, ''), e.reason, $3 \
+        FROM lease, unnest($19::text[], $20::text[]) WITH ORDINALITY AS e(external_id, reason, position) \
+        WHERE lease.errors_count + e.position <= $21 RETURNING 1), \
+        batch AS (INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, status, processed_at) \
+        SELECT $17, sync_job_id, $18, $9 + $13, 'completed', $3 FROM lease RETURNING 1), \
+        seen AS (UPDATE sync_records SET failed_job_id = $4 WHERE integration_id = $1 AND entity_type = $2 \
+        AND external_id = ANY($19::text[]) AND EXISTS (SELECT 1 FROM lease) RETURNING 1) \
+        SELECT job.records_processed, counts.added, counts.updated, counts.total FROM job, counts
+        """
+
     /// The batch as one PostgreSQL statement (atomic by itself, one round trip): the job row locked under the lease,
     /// the records upserted only if it was, their events, the counts, the job's progress, the first errors and the
     /// batch row. No row comes back but the totals.
@@ -297,41 +332,9 @@ public struct SyncEngineStore: Sendable {
             .int(Int64(batch.batchNumber)), .textArray(failures.map { $0.externalID ?? "" }),
             .textArray(failures.map { String($0.reason.prefix(1000)) }), .int(Int64(Self.keptErrors)),
         ]
-        // The page's rows from three array parameters (one plan however many rows), only under the lease.
-        let rows = """
-            SELECT $1::uuid, $2::text, r.external_id, r.data::json, r.content_hash, 'created', $3::timestamptz, $3::timestamptz, \
-            NULL::timestamptz, $4::uuid, $4::uuid FROM unnest($6::text[], $7::text[], $8::text[]) AS r(external_id, data, content_hash) \
-            WHERE EXISTS (SELECT 1 FROM lease)
-            """
         do {
             guard
-                let row = try await database.queryOne(
-                    """
-                    WITH lease AS (SELECT sync_job_id, errors_count FROM sync_jobs WHERE sync_job_id = $4 AND status = 'running' \
-                    AND lease_owner = $5 FOR UPDATE), \
-                    up AS (\(Self.recordsUpsert(from: rows)) \
-                    RETURNING external_id, last_change, updated_at), \
-                    ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_id, sync_job_id, created_at) \
-                    SELECT CASE WHEN last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, external_id, \
-                    $4, $3 FROM up WHERE updated_at = $3 RETURNING 1), \
-                    counts AS (SELECT count(*) FILTER (WHERE updated_at = $3 AND last_change = 'created') AS added, \
-                    count(*) FILTER (WHERE updated_at = $3 AND last_change = 'updated') AS updated, count(*) AS total FROM up), \
-                    job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
-                    high_water_mark = COALESCE($11, high_water_mark), source_total = COALESCE($12, source_total), \
-                    records_added = records_added + (SELECT added FROM counts), records_updated = records_updated + (SELECT updated FROM counts), \
-                    records_unchanged = records_unchanged + (SELECT total - added - updated FROM counts) + $16, \
-                    records_failed = records_failed + $13, errors_count = errors_count + $13, pages_done = $14, lease_expires_at = $15 \
-                    WHERE sync_job_id IN (SELECT sync_job_id FROM lease) RETURNING records_processed, errors_count), \
-                    errs AS (INSERT INTO sync_errors (sync_job_id, error_number, batch_number, external_id, reason, created_at) \
-                    SELECT $4, lease.errors_count + e.position, $18, NULLIF(e.external_id, ''), e.reason, $3 \
-                    FROM lease, unnest($19::text[], $20::text[]) WITH ORDINALITY AS e(external_id, reason, position) \
-                    WHERE lease.errors_count + e.position <= $21 RETURNING 1), \
-                    batch AS (INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, status, processed_at) \
-                    SELECT $17, sync_job_id, $18, $9 + $13, 'completed', $3 FROM lease RETURNING 1), \
-                    seen AS (UPDATE sync_records SET failed_job_id = $4 WHERE integration_id = $1 AND entity_type = $2 \
-                    AND external_id = ANY($19::text[]) AND EXISTS (SELECT 1 FROM lease) RETURNING 1) \
-                    SELECT job.records_processed, counts.added, counts.updated, counts.total FROM job, counts
-                    """, binds)
+                let row = try await database.queryOne(Self.postgresBatch, binds)
             else {
                 throw HubError.conflict(field: nil, reason: "the sync job is no longer running under this worker's lease")
             }

@@ -36,6 +36,78 @@ struct JSONParserTests {
         #expect(JSONValue.parse(bytes: Array(#""\uD83D\u0041""#.utf8)) == .string("\u{FFFD}A"))
     }
 
+    /// A mapping reading every kind of path: members, nested and quoted members, an index, a match, the updated field.
+    static let projectedMapping: JSONValue = [
+        "external_id": "id", "updated_field": "meta.lastModified",
+        "fields": [
+            "user": "userName", "given": "name.givenName", "email": ["path": "emails[primary=true].value", "transforms": ["lowercase"]],
+            "second": "emails[1].type", "number": "[\"urn:ext\"].employeeNumber", "whole_name": "name",
+        ],
+    ]
+    static let projectedRecords = [
+        #"{"id":"1","userName":"a","name":{"givenName":"G","familyName":"F","extra":[1,{"x":null}]},"meta":{"lastModified":"2026-01-01T00:00:00Z","resourceType":"User"},"emails":[{"value":"X@Y","primary":false,"type":"home"},{"value":"P@Q","primary":true,"type":"work","display":"d"}],"urn:ext":{"employeeNumber":7,"department":"R"},"groups":[{"value":"g1","$ref":"https://x/Groups/g1"}],"photos":"skip me \" \\ \u00e9"}"#,
+        // Escaped keys still match; the last of duplicate keys wins; kinds other than the path expects read as nothing.
+        #"{"\u0069d":"2","userName":"first","userName":"second","name":"not an object","emails":{"value":"no list"},"urn:ext":[1,2]}"#,
+        // Nothing the mapping needs but the id.
+        #"{"id":3,"unrelated":{"deep":[[[{"a":1e400}]]]}}"#,
+        // No id: the mapping fails the same way.
+        #"{"userName":"z","emails":[]}"#,
+    ]
+
+    @Test("a mapping's projection keeps what it reads: mapping the projected record gives what mapping the whole one gives")
+    func projection() throws {
+        let mapping = try RecordMapping(Self.projectedMapping, field: "mapping")
+        let projection = mapping.projection
+        for text in Self.projectedRecords {
+            let projected = JSONValue.parse(bytes: Array(text.utf8), projection: projection)
+            let whole = JSONValue.parse(bytes: Array(text.utf8))
+            if text.contains("1e400") {
+                // A number beyond a double is refused where it is read, and passed over where it is not.
+                #expect(whole == nil)
+                #expect(projected == ["id": 3])
+                continue
+            }
+            let full = try #require(whole)
+            let kept = try #require(projected)
+            func mapped(_ record: JSONValue) -> Result<RecordMapping.Mapped, MappingError> {
+                do throws(MappingError) { return .success(try mapping.apply(record)) } catch { return .failure(error) }
+            }
+            #expect(mapped(kept) == mapped(full), "\(text)")
+        }
+        // What no path reads is not built.
+        let first = try #require(JSONValue.parse(bytes: Array(Self.projectedRecords[0].utf8), projection: projection))
+        #expect(first.objectValue.map { Set($0.keys) } == ["id", "userName", "name", "meta", "emails", "urn:ext"])
+        #expect(first.objectValue?["meta"] == ["lastModified": "2026-01-01T00:00:00Z"])
+        #expect(first.objectValue?["urn:ext"] == ["employeeNumber": 7])
+        // The match keeps its key and the rest of its path in every element; the index keeps the same in every element.
+        #expect(first.objectValue?["emails"] == [["value": "X@Y", "primary": false, "type": "home"], ["value": "P@Q", "primary": true, "type": "work"]])
+        // A path to a whole object keeps it whole, though another path reads into it.
+        #expect(first.objectValue?["name"]?.objectValue?.count == 3)
+        // No fields: the record is kept whole.
+        #expect(try RecordMapping(["external_id": "id"], field: "mapping").projection.isWhole)
+    }
+
+    @Test("what a projection passes over is still checked: a malformed value anywhere refuses the document",
+          arguments: invalid.filter { !$0.isEmpty })
+    func projectionChecksSkipped(_ fragment: String) {
+        let keepNothing = JSONProjection.object(["kept": .whole])
+        #expect(JSONValue.parse(bytes: Array(#"{"skipped":\#(fragment),"kept":1}"#.utf8), projection: keepNothing) == nil)
+        #expect(JSONValue.parse(bytes: Array(#"[{"skipped":[\#(fragment)]}]"#.utf8), projection: .elements(keepNothing)) == nil)
+        #expect(JSONValue.parse(bytes: Array(#"{"kept":1} \#(fragment)"#.utf8), projection: keepNothing) == nil)
+    }
+
+    @Test("a projection that keeps everything it meets parses as the plain parser does", arguments: documents)
+    func projectionWhole(_ text: String) {
+        let expected = JSONValue.parse(bytes: Array(text.utf8))
+        #expect(JSONValue.parse(bytes: Array(text.utf8), projection: .whole) == expected)
+        // Objects and arrays projected onto nothing keep their kind; other values are kept whole.
+        let projected = JSONValue.parse(bytes: Array(text.utf8), projection: .object([:]))
+        switch expected {
+        case .object?: #expect(projected == .object([:]))
+        default: #expect(projected == expected)
+        }
+    }
+
     @Test("canonical text round-trips and sorts keys")
     func canonical() throws {
         for text in Self.documents {

@@ -76,6 +76,18 @@ struct MigrationTests {
         }
     }
 
+    @Test("records' entity types and external ids compare byte by byte on PostgreSQL (migration 8), as SQLite compares them")
+    func bytewiseRecordKeys() async throws {
+        let database = try await TestEnvironment.database(.postgres)
+        let collations = try await database.query(
+            """
+            SELECT a.attname, c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation \
+            WHERE a.attrelid = 'sync_records'::regclass AND a.attname IN ('entity_type', 'external_id') ORDER BY a.attname
+            """, []
+        ).map { "\(try $0.string("attname"))=\(try $0.string("collname"))" }
+        #expect(collations == ["entity_type=C", "external_id=C"])
+    }
+
     @Test("concurrent migrators on one PostgreSQL database apply each migration once")
     func concurrentPostgres() async throws {
         let url = try #require(TestEnvironment.postgresURL, "HUB_TEST_DATABASE_URL must be set (scripts/test.sh)")
