@@ -32,7 +32,8 @@ struct SourcePage: Sendable {
 }
 
 protocol SourceConnector: Sendable {
-    func fetch(_ state: PageState) async throws -> SourcePage
+    /// The page at `state`; parsing waits for `beforeParsing` (the request is already on its way).
+    func fetch(_ state: PageState, beforeParsing: @escaping @Sendable () async -> Void) async throws -> SourcePage
 }
 
 /// GETs JSON from an integration's source through the executor (gateway, auth, policy, API operation recording),
@@ -49,8 +50,10 @@ struct SourceClient: Sendable {
     /// Bytes of each page kept with its API operation (the records themselves go to the records store).
     static let storedCap = 4096
 
-    /// The JSON body of `endpoint`, keeping what `projection` names.
-    func get(_ endpoint: String, projection: JSONProjection = .whole) async throws -> (JSONValue, HTTPOutcome) {
+    /// The JSON body of `endpoint`, keeping what `projection` names; parsed once `beforeParsing` returns.
+    func get(
+        _ endpoint: String, projection: JSONProjection = .whole, beforeParsing: @Sendable () async -> Void = {}
+    ) async throws -> (JSONValue, HTTPOutcome) {
         var lastError = ""
         for attempt in 1...retry.maxAttempts {
             let (_, outcome) = try await executor.fetch(
@@ -60,6 +63,7 @@ struct SourceClient: Sendable {
             guard let outcome else { throw SyncFailure("the source's credentials could not be obtained") }
             if let status = outcome.statusCode, (200..<300).contains(status) {
                 guard !outcome.truncated else { throw SyncFailure("a page of \(endpoint) is larger than \(Self.readCap) bytes") }
+                await beforeParsing()
                 guard let body = JSONValue.parse(bytes: outcome.body, projection: projection) else {
                     throw SyncFailure("GET \(endpoint) did not answer JSON")
                 }
@@ -104,7 +108,7 @@ struct SCIMConnector: SourceConnector {
         .object(["Resources": .elements(record.merged(with: .object(["id": .whole]))), "totalResults": .whole])
     }
 
-    func fetch(_ state: PageState) async throws -> SourcePage {
+    func fetch(_ state: PageState, beforeParsing: @escaping @Sendable () async -> Void) async throws -> SourcePage {
         var back = state.startIndex > 1 ? min(state.anchors.count, Self.anchorCount) : 0
         while true {
             let start = max(1, state.startIndex - back)
@@ -113,7 +117,7 @@ struct SCIMConnector: SourceConnector {
                 query += "&filter=" + Self.encode("meta.lastModified ge \"\(since)\"")
             }
             if sorted { query += "&sortBy=meta.lastModified&sortOrder=ascending" }
-            let (body, _) = try await client.get("\(path)?\(query)", projection: page)
+            let (body, _) = try await client.get("\(path)?\(query)", projection: page, beforeParsing: beforeParsing)
             let resources = body.objectValue?["Resources"]?.arrayValue ?? []
             let total = body.objectValue?["totalResults"]?.intValue
             var fresh = resources
@@ -186,7 +190,7 @@ struct RESTConnector: SourceConnector {
         return kept
     }
 
-    func fetch(_ state: PageState) async throws -> SourcePage {
+    func fetch(_ state: PageState, beforeParsing: @escaping @Sendable () async -> Void) async throws -> SourcePage {
         var parameters: [(String, String)] = []
         var endpoint = path
         var next = state
@@ -211,7 +215,7 @@ struct RESTConnector: SourceConnector {
         if !parameters.isEmpty {
             endpoint += "?" + parameters.map { "\(SCIMConnector.encode($0.0))=\(SCIMConnector.encode($0.1))" }.joined(separator: "&")
         }
-        let (body, outcome) = try await client.get(endpoint, projection: page)
+        let (body, outcome) = try await client.get(endpoint, projection: page, beforeParsing: beforeParsing)
         let container = settings.recordsPath.flatMap { $0.value(in: body) } ?? body
         guard let records = container.arrayValue else {
             throw SyncFailure("GET \(endpoint): no list of records at \(settings.recordsPath?.description ?? "the top level")")

@@ -121,14 +121,23 @@ public struct SyncRunner: Sendable {
                         client: client, path: entity.path, settings: settings, pageSize: job.batchSize,
                         incremental: job.syncType == .incremental, baseURL: integration.endpointURL, record: entity.mapping.projection)
                 }
-                // A pipeline: while page N commits, pages N+1 and N+2 are read and mapped, one after the other by one task at a
-                // time (the database's backend has the other core: reading and mapping in parallel took it from the
-                // commits and left cores idle between them). Only committed pages move the checkpoint, so pages read
-                // ahead and lost are read again on resume.
+                // A pipeline: while page N commits, page N+1 is mapped and page N+2 is read. The hub's CPU work on them is
+                // done one step at a time: page N+2's request goes out as soon as page N+1 is parsed (a remote source's
+                // latency is hidden behind the mapping), but its answer is parsed only once page N+1 is mapped, so the
+                // database's backend keeps a core for the commits, the serial stage (parsing and mapping at once took
+                // it from them). Only committed pages move the checkpoint, so pages read ahead and lost are read again
+                // on resume.
                 let mapping = entity.mapping
-                typealias Preparation = Task<PreparedPage?, any Error>
-                @Sendable func prepare(_ state: PageState) async throws -> PreparedPage {
-                    let page = try await connector.fetch(state)
+                typealias Fetch = Task<SourcePage, any Error>
+                /// Reads the page at `state`, parsing it once `turn` finishes.
+                @Sendable func fetchAhead(_ state: PageState, after turn: AsyncStream<Void>) -> Fetch {
+                    Task { try await connector.fetch(state, beforeParsing: { for await _ in turn {} }) }
+                }
+                @Sendable func prepare(_ fetching: Fetch) async throws -> (PreparedPage, Fetch?) {
+                    let page = try await withTaskCancellationHandler { try await fetching.value } onCancel: { fetching.cancel() }
+                    let (mapped, mappingDone) = AsyncStream<Void>.makeStream()
+                    defer { mappingDone.finish() }
+                    let next = page.isLast ? nil : fetchAhead(page.next, after: mapped)
                     var prepared = PreparedPage(page: page)
                     prepared.records.reserveCapacity(page.records.count)
                     for record in page.records {
@@ -140,33 +149,24 @@ public struct SyncRunner: Sendable {
                             prepared.failures.append(error)
                         }
                     }
-                    return prepared
+                    if Task.isCancelled { next?.cancel() }
+                    return (prepared, next)
                 }
-                /// The page after `previous`'s, once `previous` is ready (nil after the last page).
-                @Sendable func following(_ previous: Preparation) -> Preparation {
-                    Task {
-                        let before = try await withTaskCancellationHandler { try await previous.value } onCancel: { previous.cancel() }
-                        guard let before, !before.page.isLast else { return nil }
-                        return try await prepare(before.page.next)
-                    }
-                }
-                let first = state
-                var pending: Preparation = Task { try await prepare(first) }
-                var ahead = following(pending)
-                defer {
-                    pending.cancel()
-                    ahead.cancel()
-                }
+                let (noWait, open) = AsyncStream<Void>.makeStream()
+                open.finish()
+                let firstFetch = fetchAhead(state, after: noWait)
+                var pending = Task { try await prepare(firstFetch) }
+                defer { pending.cancel() }
                 while true {
                     try Task.checkCancellation()
                     guard leaseLost.value.load(ordering: .relaxed) == 0 else { return nil }
                     let current = pending
-                    guard let prepared = try await withTaskCancellationHandler(operation: { try await current.value }, onCancel: { current.cancel() })
-                    else { break }
+                    let (prepared, nextFetch) = try await withTaskCancellationHandler { try await current.value } onCancel: { current.cancel() }
                     let page = prepared.page
-                    if !page.isLast {
-                        pending = ahead
-                        ahead = following(ahead)
+                    if let nextFetch {
+                        pending = Task {
+                            try await withTaskCancellationHandler { try await prepare(nextFetch) } onCancel: { nextFetch.cancel() }
+                        }
                     }
                     let mapped = prepared.records
                     let failures = prepared.failures
