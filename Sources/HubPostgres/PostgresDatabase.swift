@@ -93,6 +93,33 @@ public final class PostgresDatabase: SQLDatabase {
         }
     }
 
+    /// Runs `statement` as a named prepared statement of a pooled connection: PostgresNIO prepares it on the
+    /// connection's first use (parameter types from the binds, which the statement's casts fix), and later runs
+    /// skip PostgreSQL's parsing and analysis (and its planning, once it keeps a generic plan).
+    /// - Throws: ``SQLError``.
+    public func queryPrepared<Statement: PreparedSQL>(_ statement: Statement.Type, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        await awaitRunning()
+        do {
+            let rows = try await client.execute(Prepared<Statement>(binds: binds), logger: logger)
+            var result: [SQLRow] = []
+            for try await row in rows { result.append(try Self.row(row)) }
+            return result
+        } catch {
+            throw Self.map(error)
+        }
+    }
+
+    /// A ``PreparedSQL`` as PostgresNIO prepares statements.
+    private struct Prepared<Statement: PreparedSQL>: PostgresPreparedStatement {
+        static var name: String { Statement.name }
+        static var sql: String { Statement.sql }
+        typealias Row = PostgresRow
+        let binds: [SQLValue]
+
+        func makeBindings() throws -> PostgresBindings { PostgresDatabase.bindings(binds) }
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
     /// Runs `body` in a transaction on one leased connection: committed when it returns, rolled back when it throws.
     /// - Throws: `body`'s ``HubError`` or ``SQLError`` unchanged; anything else mapped onto ``SQLError``.
     public func transaction<T: Sendable>(_ body: (any SQLExecutor) async throws -> T) async throws -> T {
@@ -148,12 +175,14 @@ public final class PostgresDatabase: SQLDatabase {
 
     static func collect(_ rows: PostgresRowSequence) async throws -> [SQLRow] {
         var result: [SQLRow] = []
-        for try await row in rows {
-            var values: [String: SQLValue] = [:]
-            for cell in row { values[cell.columnName] = try decode(cell) }
-            result.append(SQLRow(values: values))
-        }
+        for try await row in rows { result.append(try Self.row(row)) }
         return result
+    }
+
+    static func row(_ row: PostgresRow) throws -> SQLRow {
+        var values: [String: SQLValue] = [:]
+        for cell in row { values[cell.columnName] = try decode(cell) }
+        return SQLRow(values: values)
     }
 
     private static func decode(_ cell: PostgresCell) throws -> SQLValue {

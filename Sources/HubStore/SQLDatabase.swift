@@ -228,12 +228,29 @@ public protocol SQLDatabase: SQLExecutor {
     /// The dialect the stores write statements in.
     var dialect: SQLDialect { get }
 
+    /// Runs `statement`, which the hub runs often and whose parsing and planning cost shows: a backend may prepare it
+    /// once per connection. The default runs its text with ``query(_:_:)``.
+    func queryPrepared<Statement: PreparedSQL>(_ statement: Statement.Type, _ binds: [SQLValue]) async throws -> [SQLRow]
+
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws. Statements of the
     /// transaction go through the executor passed to `body`, never through `self`.
     func transaction<T: Sendable>(_ body: (any SQLExecutor) async throws -> T) async throws -> T
 }
 
+/// A constant statement with a name of its own, for ``SQLDatabase/queryPrepared(_:_:)``. Every parameter's type must
+/// be fixed by the text (a cast where the context does not fix it), since a statement prepared with a null
+/// parameter keeps the type the server inferred for it.
+public protocol PreparedSQL {
+    /// A name unique among the hub's prepared statements.
+    static var name: String { get }
+    static var sql: String { get }
+}
+
 extension SQLDatabase {
+    public func queryPrepared<Statement: PreparedSQL>(_ statement: Statement.Type, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        try await query(Statement.sql, binds)
+    }
+
     /// Checks that the database answers `SELECT 1` within `timeout`.
     /// - Throws: ``SQLError/unavailable`` when it does not (a pool that keeps retrying a refused connection would
     ///   otherwise make the caller wait for minutes).

@@ -288,7 +288,13 @@ public struct SyncEngineStore: Sendable {
             WHERE EXISTS (SELECT 1 FROM lease)
             """
 
-    /// The batch statement (see ``commitBatchPostgres``).
+    /// The batch statement (see ``commitBatchPostgres``), prepared once per connection.
+    enum PostgresBatch: PreparedSQL {
+        static let name = "hub_sync_batch"
+        static let sql = SyncEngineStore.postgresBatch
+    }
+
+    /// The batch statement's text: every parameter's type is fixed by a cast or its column.
     private static let postgresBatch = """
         WITH lease AS (SELECT sync_job_id, errors_count FROM sync_jobs WHERE sync_job_id = $4 AND status = 'running' \
         AND lease_owner = $5 FOR UPDATE), \
@@ -300,7 +306,7 @@ public struct SyncEngineStore: Sendable {
         counts AS (SELECT count(*) FILTER (WHERE updated_at = $3 AND last_change = 'created') AS added, \
         count(*) FILTER (WHERE updated_at = $3 AND last_change = 'updated') AS updated, count(*) AS total FROM up), \
         job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
-        high_water_mark = COALESCE($11, high_water_mark), source_total = COALESCE($12, source_total), \
+        high_water_mark = COALESCE($11::text, high_water_mark), source_total = COALESCE($12::bigint, source_total), \
         records_added = records_added + (SELECT added FROM counts), records_updated = records_updated + (SELECT updated FROM counts), \
         records_unchanged = records_unchanged + (SELECT total - added - updated FROM counts) + $16, \
         records_failed = records_failed + $13, errors_count = errors_count + $13, pages_done = $14, lease_expires_at = $15 \
@@ -311,8 +317,9 @@ public struct SyncEngineStore: Sendable {
         WHERE lease.errors_count + e.position <= $21 RETURNING 1), \
         batch AS (INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, status, processed_at) \
         SELECT $17, sync_job_id, $18, $9 + $13, 'completed', $3 FROM lease RETURNING 1), \
-        seen AS (UPDATE sync_records SET failed_job_id = $4 WHERE integration_id = $1 AND entity_type = $2 \
-        AND external_id = ANY($19::text[]) AND EXISTS (SELECT 1 FROM lease) RETURNING 1) \
+        seen AS (UPDATE sync_records SET failed_job_id = $4 FROM unnest($19::text[]) AS f(external_id) \
+        WHERE sync_records.integration_id = $1 AND sync_records.entity_type = $2 AND sync_records.external_id = f.external_id \
+        AND EXISTS (SELECT 1 FROM lease) RETURNING 1) \
         SELECT job.records_processed, counts.added, counts.updated, counts.total FROM job, counts
         """
 
@@ -334,7 +341,7 @@ public struct SyncEngineStore: Sendable {
         ]
         do {
             guard
-                let row = try await database.queryOne(Self.postgresBatch, binds)
+                let row = try await database.queryPrepared(PostgresBatch.self, binds).first
             else {
                 throw HubError.conflict(field: nil, reason: "the sync job is no longer running under this worker's lease")
             }
