@@ -167,15 +167,16 @@ struct JSONParser {
             var key: String?
             var found: Int?
             if let wanted {
-                // Keys are compared as bytes; only a key with escapes is decoded first.
+                // Keys are compared as bytes. A key with escapes, or one that misses where text may be written in more
+                // than one way (non-ASCII: Swift strings, and so the full parse's dictionary keys, compare canonically
+                // equivalent text as equal), is decoded and compared as a string.
                 let keyStart = index + 1
                 try skipString()
                 let keyBytes = UnsafeBufferPointer(rebasing: bytes[keyStart..<(index - 1)])
-                if keyBytes.contains(UInt8(ascii: "\\")) {
+                found = keyBytes.contains(UInt8(ascii: "\\")) ? nil : wanted.member(keyBytes)
+                if found == nil, wanted.hasNonASCIIName || keyBytes.contains(UInt8(ascii: "\\")) || keyBytes.contains(where: { $0 >= 0x80 }) {
                     var decoder = JSONParser(UnsafeBufferPointer(rebasing: bytes[(keyStart - 1)..<index]))
                     found = wanted.names.firstIndex(of: try decoder.parseString())
-                } else {
-                    found = wanted.member(keyBytes)
                 }
             } else {
                 key = try parseString()
@@ -353,6 +354,8 @@ public final class JSONProjection: @unchecked Sendable {
     /// Of an element projection: each element's.
     let element: JSONProjection?
     /// The names' UTF-8 bytes, one after the other, and where each one ends.
+    /// Whether a name has a non-ASCII character (then an unmatched key is also compared as a string).
+    let hasNonASCIIName: Bool
     private let keyBytes: UnsafeMutableBufferPointer<UInt8>
     private let keyEnds: UnsafeMutableBufferPointer<Int>
 
@@ -361,6 +364,7 @@ public final class JSONProjection: @unchecked Sendable {
         self.names = members.map(\.0)
         self.children = members.map(\.1)
         self.element = element
+        self.hasNonASCIIName = names.contains { $0.utf8.contains { $0 >= 0x80 } }
         let bytes = members.flatMap { Array($0.0.utf8) }
         keyBytes = .allocate(capacity: bytes.count)
         _ = keyBytes.initialize(from: bytes)

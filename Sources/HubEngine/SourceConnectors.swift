@@ -64,6 +64,7 @@ struct SourceClient: Sendable {
             if let status = outcome.statusCode, (200..<300).contains(status) {
                 guard !outcome.truncated else { throw SyncFailure("a page of \(endpoint) is larger than \(Self.readCap) bytes") }
                 await beforeParsing()
+                try Task.checkCancellation()
                 guard let body = JSONValue.parse(bytes: outcome.body, projection: projection) else {
                     throw SyncFailure("GET \(endpoint) did not answer JSON")
                 }

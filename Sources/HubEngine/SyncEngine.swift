@@ -129,9 +129,13 @@ public struct SyncRunner: Sendable {
                 // on resume.
                 let mapping = entity.mapping
                 typealias Fetch = Task<SourcePage, any Error>
+                // The newest read started, cancelled with the job's pages (one read ahead may not have reached the loop).
+                let newestFetch = LatestTask<SourcePage>()
                 /// Reads the page at `state`, parsing it once `turn` finishes.
                 @Sendable func fetchAhead(_ state: PageState, after turn: AsyncStream<Void>) -> Fetch {
-                    Task { try await connector.fetch(state, beforeParsing: { for await _ in turn {} }) }
+                    let fetch = Task { try await connector.fetch(state, beforeParsing: { for await _ in turn {} }) }
+                    newestFetch.set(fetch)
+                    return fetch
                 }
                 @Sendable func prepare(_ fetching: Fetch) async throws -> (PreparedPage, Fetch?) {
                     let page = try await withTaskCancellationHandler { try await fetching.value } onCancel: { fetching.cancel() }
@@ -156,7 +160,10 @@ public struct SyncRunner: Sendable {
                 open.finish()
                 let firstFetch = fetchAhead(state, after: noWait)
                 var pending = Task { try await prepare(firstFetch) }
-                defer { pending.cancel() }
+                defer {
+                    pending.cancel()
+                    newestFetch.cancel()
+                }
                 while true {
                     try Task.checkCancellation()
                     guard leaseLost.value.load(ordering: .relaxed) == 0 else { return nil }
@@ -343,4 +350,12 @@ struct PreparedPage: Sendable {
 /// An atomic integer shared by tasks.
 final class SharedCounter: Sendable {
     let value = Atomic<Int>(0)
+}
+
+/// The newest of a series of tasks, to cancel it from elsewhere.
+final class LatestTask<Success: Sendable>: Sendable {
+    private let task = Mutex<Task<Success, any Error>?>(nil)
+
+    func set(_ newest: Task<Success, any Error>) { task.withLock { $0 = newest } }
+    func cancel() { task.withLock { $0?.cancel() } }
 }

@@ -95,7 +95,10 @@ public final class PostgresDatabase: SQLDatabase {
 
     /// Runs `statement` as a named prepared statement of a pooled connection: PostgresNIO prepares it on the
     /// connection's first use (parameter types from the binds, which the statement's casts fix), and later runs
-    /// skip PostgreSQL's parsing and analysis (and its planning, once it keeps a generic plan).
+    /// skip PostgreSQL's parsing and analysis (and its planning, once it keeps a generic plan). A server error other
+    /// than an integrity violation runs the text unprepared once more: PostgresNIO keeps a failed preparation (a
+    /// lock or statement timeout while a migration held the table) for the connection's life and answers every later
+    /// run on that connection with the same error, which would otherwise fail each batch that lands there.
     /// - Throws: ``SQLError``.
     public func queryPrepared<Statement: PreparedSQL>(_ statement: Statement.Type, _ binds: [SQLValue]) async throws -> [SQLRow] {
         await awaitRunning()
@@ -104,6 +107,8 @@ public final class PostgresDatabase: SQLDatabase {
             var result: [SQLRow] = []
             for try await row in rows { result.append(try Self.row(row)) }
             return result
+        } catch let error as PSQLError where error.code == .server && !(error.serverInfo?[.sqlState] ?? "").hasPrefix("23") {
+            return try await query(Statement.sql, binds)
         } catch {
             throw Self.map(error)
         }

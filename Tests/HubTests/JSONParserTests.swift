@@ -83,6 +83,14 @@ struct JSONParserTests {
         #expect(first.objectValue?["emails"] == [["value": "X@Y", "primary": false, "type": "home"], ["value": "P@Q", "primary": true, "type": "work"]])
         // A path to a whole object keeps it whole, though another path reads into it.
         #expect(first.objectValue?["name"]?.objectValue?.count == 3)
+        // Keys are matched as the full parse's dictionary matches them: canonically equivalent text is the same key
+        // (a precomposed 'é' for 'e' and a combining accent; the Kelvin sign for 'K').
+        let unicode = try RecordMapping(["external_id": "id", "fields": ["c": "cafe\u{301}", "k": "\u{212A}"]], field: "mapping")
+        let text = "{\"id\":\"1\",\"caf\u{E9}\":\"v\",\"K\":\"kelvin\",\"other\":1}"
+        let unicodeWhole = try #require(JSONValue.parse(bytes: Array(text.utf8)))
+        let unicodeKept = try #require(JSONValue.parse(bytes: Array(text.utf8), projection: unicode.projection))
+        #expect(try unicode.apply(unicodeKept) == unicode.apply(unicodeWhole))
+        #expect(try unicode.apply(unicodeKept).text == #"{"c":"v","k":"kelvin"}"#)
         // No fields: the record is kept whole.
         #expect(try RecordMapping(["external_id": "id"], field: "mapping").projection.isWhole)
     }

@@ -88,28 +88,61 @@ struct MigrationTests {
         #expect(collations == ["entity_type=C", "external_id=C"])
     }
 
-    @Test("concurrent migrators on one PostgreSQL database apply each migration once")
-    func concurrentPostgres() async throws {
+    @Test("a sync batch whose preparation failed on a connection (its tables not there yet) commits there once they are: PostgresNIO keeps a failed preparation, the database runs the text instead")
+    func failedPreparationIsNotKept() async throws {
+        // One connection: every statement below runs on it.
+        try await Self.withSchema("prep", connections: 1) { database in
+            await #expect(throws: SQLError.self) { _ = try await database.queryPrepared(SyncEngineStore.PostgresBatch.self, []) }
+            try await Migrator(database: database).migrate()
+            let stores = HubStores(database: database, sealer: try SecretSealer(keyRing: "1:\(SecretSealer.generateKey())"))
+            let integration = try await stores.integrations.register(IntegrationRegistration(
+                systemID: "prep", integrationType: "HR", endpointURL: "https://hr.example.com/scim/v2",
+                authConfig: ["type": "bearer", "token": "prep-token-0123456789"],
+                mappingConfig: ["connector": ["type": "scim"], "entities": ["users": ["external_id": "id"]]]))
+            let job = try await stores.syncJobs.start(SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "users"))
+            let engine = SyncEngineStore(database: database)
+            _ = try #require(try await engine.claim(owner: "prep", lease: .seconds(30), jobID: job.id))
+            let mapped = try RecordMapping(["external_id": "id"], field: "mapping").apply(["id": "u1", "name": "One"])
+            let result = try await engine.commitBatch(
+                SyncEngineStore.Batch(
+                    jobID: job.id, owner: "prep", lease: .seconds(30), batchNumber: 1, records: [SyncEngineStore.PreparedRecord(mapped)],
+                    failures: [], checkpoint: [:], highWaterMark: nil, sourceTotal: nil, pagesDone: true),
+                integrationID: integration.id, entityType: "users")
+            #expect(result.added == 1)
+        }
+    }
+
+    /// Runs `body` with a PostgreSQL database of a new schema on the test server (at most `connections` connections),
+    /// then drops the schema.
+    static func withSchema(_ prefix: String, connections: Int, _ body: @Sendable (PostgresDatabase) async throws -> Void) async throws {
         let url = try #require(TestEnvironment.postgresURL, "HUB_TEST_DATABASE_URL must be set (scripts/test.sh)")
         let shared = try await TestEnvironment.database(.postgres)
-        let schema = "mig_\(UUID().uuidString.prefix(8).lowercased())"
+        let schema = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
         _ = try await shared.query("CREATE SCHEMA \(schema)", [])
         var configuration = try PostgresDatabase.configuration(url: url)
         configuration.options.additionalStartupParameters.append(("search_path", schema))
-        configuration.options.maximumConnections = 4
+        configuration.options.maximumConnections = connections
         let database = PostgresDatabase(configuration: configuration)
-        try await withThrowingTaskGroup(of: Int.self) { group in
-            group.addTask { await database.run(); return -1 }
-            for _ in 0..<4 {
-                group.addTask { try await Migrator(database: database).migrate().count }
-            }
-            var applied = 0
-            for _ in 0..<4 { applied += try await group.next()! }
-            #expect(applied == Migrator.all.count)
-            try await Migrator(database: database).check()
-            group.cancelAll()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await database.run() }
+            defer { group.cancelAll() }
+            try await body(database)
         }
         _ = try await shared.query("DROP SCHEMA \(schema) CASCADE", [])
+    }
+
+    @Test("concurrent migrators on one PostgreSQL database apply each migration once")
+    func concurrentPostgres() async throws {
+        try await Self.withSchema("mig", connections: 4) { database in
+            let applied = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<4 {
+                    group.addTask { try await Migrator(database: database).migrate().count }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(applied == Migrator.all.count)
+            try await Migrator(database: database).check()
+        }
     }
 
     @Test("an SQLite file is migrated by one process and checked by another open")
