@@ -173,8 +173,9 @@ struct JSONParser {
                 let keyStart = index + 1
                 try skipString()
                 let keyBytes = UnsafeBufferPointer(rebasing: bytes[keyStart..<(index - 1)])
-                found = keyBytes.contains(UInt8(ascii: "\\")) ? nil : wanted.member(keyBytes)
-                if found == nil, wanted.hasNonASCIIName || keyBytes.contains(UInt8(ascii: "\\")) || keyBytes.contains(where: { $0 >= 0x80 }) {
+                let escaped = keyBytes.contains(UInt8(ascii: "\\"))
+                found = escaped ? nil : wanted.member(keyBytes)
+                if found == nil, escaped || wanted.hasNonASCIIName || keyBytes.contains(where: { $0 >= 0x80 }) {
                     var decoder = JSONParser(UnsafeBufferPointer(rebasing: bytes[(keyStart - 1)..<index]))
                     found = wanted.names.firstIndex(of: try decoder.parseString())
                 }
@@ -353,9 +354,9 @@ public final class JSONProjection: @unchecked Sendable {
     let children: [JSONProjection]
     /// Of an element projection: each element's.
     let element: JSONProjection?
-    /// The names' UTF-8 bytes, one after the other, and where each one ends.
     /// Whether a name has a non-ASCII character (then an unmatched key is also compared as a string).
     let hasNonASCIIName: Bool
+    /// The names' UTF-8 bytes, one after the other, and where each one ends.
     private let keyBytes: UnsafeMutableBufferPointer<UInt8>
     private let keyEnds: UnsafeMutableBufferPointer<Int>
 

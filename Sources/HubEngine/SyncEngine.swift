@@ -131,9 +131,9 @@ public struct SyncRunner: Sendable {
                 typealias Fetch = Task<SourcePage, any Error>
                 // The newest read started, cancelled with the job's pages (one read ahead may not have reached the loop).
                 let newestFetch = LatestTask<SourcePage>()
-                /// Reads the page at `state`, parsing it once `turn` finishes.
-                @Sendable func fetchAhead(_ state: PageState, after turn: AsyncStream<Void>) -> Fetch {
-                    let fetch = Task { try await connector.fetch(state, beforeParsing: { for await _ in turn {} }) }
+                /// Reads the page at `state`, parsing it once `turn` (if any) finishes.
+                @Sendable func fetchAhead(_ state: PageState, after turn: AsyncStream<Void>?) -> Fetch {
+                    let fetch = Task { try await connector.fetch(state, beforeParsing: { if let turn { for await _ in turn {} } }) }
                     newestFetch.set(fetch)
                     return fetch
                 }
@@ -156,9 +156,7 @@ public struct SyncRunner: Sendable {
                     if Task.isCancelled { next?.cancel() }
                     return (prepared, next)
                 }
-                let (noWait, open) = AsyncStream<Void>.makeStream()
-                open.finish()
-                let firstFetch = fetchAhead(state, after: noWait)
+                let firstFetch = fetchAhead(state, after: nil)
                 var pending = Task { try await prepare(firstFetch) }
                 defer {
                     pending.cancel()

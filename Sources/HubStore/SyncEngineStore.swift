@@ -242,12 +242,13 @@ public struct SyncEngineStore: Sendable {
             }
             // Records that failed to map are still in the source: a full sync must not take them for deleted.
             let failedIDs = batch.failures.compactMap(\.externalID)
-            for start in stride(from: 0, to: failedIDs.count, by: 500) {
-                let chunk = Array(failedIDs[start..<min(start + 500, failedIDs.count)])
-                let placeholders = chunk.indices.map { "$\($0 + 4)" }.joined(separator: ", ")
+            if !failedIDs.isEmpty {
                 _ = try await executor.query(
-                    "UPDATE sync_records SET failed_job_id = $1 WHERE integration_id = $2 AND entity_type = $3 AND external_id IN (\(placeholders))",
-                    [.uuid(batch.jobID.uuid), .uuid(integrationID.uuid), .text(entityType)] + chunk.map { .text($0) })
+                    """
+                    UPDATE sync_records SET failed_job_id = $1 WHERE integration_id = $2 AND entity_type = $3 \
+                    AND \(database.dialect.isIn("external_id", textArray: "$4", as: "text"))
+                    """,
+                    [.uuid(batch.jobID.uuid), .uuid(integrationID.uuid), .text(entityType), .textArray(failedIDs)])
             }
             // Step 2 of the design: the batch row (its records are the page's records, mapped or not).
             _ = try await executor.query(
@@ -288,40 +289,38 @@ public struct SyncEngineStore: Sendable {
             WHERE EXISTS (SELECT 1 FROM lease)
             """
 
-    /// The batch statement (see ``commitBatchPostgres``), prepared once per connection.
+    /// The batch statement (see ``commitBatchPostgres``), prepared once per connection: every parameter's type is
+    /// fixed by a cast or its column.
     enum PostgresBatch: PreparedSQL {
         static let name = "hub_sync_batch"
-        static let sql = SyncEngineStore.postgresBatch
+        static let sql = """
+            WITH lease AS (SELECT sync_job_id, errors_count FROM sync_jobs WHERE sync_job_id = $4 AND status = 'running' \
+            AND lease_owner = $5 FOR UPDATE), \
+            up AS (\(SyncEngineStore.recordsUpsert(from: SyncEngineStore.postgresRows)) \
+            RETURNING external_id, last_change, updated_at), \
+            ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_id, sync_job_id, created_at) \
+            SELECT CASE WHEN last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, external_id, \
+            $4, $3 FROM up WHERE updated_at = $3 RETURNING 1), \
+            counts AS (SELECT count(*) FILTER (WHERE updated_at = $3 AND last_change = 'created') AS added, \
+            count(*) FILTER (WHERE updated_at = $3 AND last_change = 'updated') AS updated, count(*) AS total FROM up), \
+            job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
+            high_water_mark = COALESCE($11::text, high_water_mark), source_total = COALESCE($12::bigint, source_total), \
+            records_added = records_added + (SELECT added FROM counts), records_updated = records_updated + (SELECT updated FROM counts), \
+            records_unchanged = records_unchanged + (SELECT total - added - updated FROM counts) + $16, \
+            records_failed = records_failed + $13, errors_count = errors_count + $13, pages_done = $14, lease_expires_at = $15 \
+            WHERE sync_job_id IN (SELECT sync_job_id FROM lease) RETURNING records_processed, errors_count), \
+            errs AS (INSERT INTO sync_errors (sync_job_id, error_number, batch_number, external_id, reason, created_at) \
+            SELECT $4, lease.errors_count + e.position, $18, NULLIF(e.external_id, ''), e.reason, $3 \
+            FROM lease, unnest($19::text[], $20::text[]) WITH ORDINALITY AS e(external_id, reason, position) \
+            WHERE lease.errors_count + e.position <= $21 RETURNING 1), \
+            batch AS (INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, status, processed_at) \
+            SELECT $17, sync_job_id, $18, $9 + $13, 'completed', $3 FROM lease RETURNING 1), \
+            seen AS (UPDATE sync_records SET failed_job_id = $4 FROM unnest($19::text[]) AS f(external_id) \
+            WHERE sync_records.integration_id = $1 AND sync_records.entity_type = $2 AND sync_records.external_id = f.external_id \
+            AND EXISTS (SELECT 1 FROM lease) RETURNING 1) \
+            SELECT job.records_processed, counts.added, counts.updated, counts.total FROM job, counts
+            """
     }
-
-    /// The batch statement's text: every parameter's type is fixed by a cast or its column.
-    private static let postgresBatch = """
-        WITH lease AS (SELECT sync_job_id, errors_count FROM sync_jobs WHERE sync_job_id = $4 AND status = 'running' \
-        AND lease_owner = $5 FOR UPDATE), \
-        up AS (\(recordsUpsert(from: postgresRows)) \
-        RETURNING external_id, last_change, updated_at), \
-        ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_id, sync_job_id, created_at) \
-        SELECT CASE WHEN last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, external_id, \
-        $4, $3 FROM up WHERE updated_at = $3 RETURNING 1), \
-        counts AS (SELECT count(*) FILTER (WHERE updated_at = $3 AND last_change = 'created') AS added, \
-        count(*) FILTER (WHERE updated_at = $3 AND last_change = 'updated') AS updated, count(*) AS total FROM up), \
-        job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
-        high_water_mark = COALESCE($11::text, high_water_mark), source_total = COALESCE($12::bigint, source_total), \
-        records_added = records_added + (SELECT added FROM counts), records_updated = records_updated + (SELECT updated FROM counts), \
-        records_unchanged = records_unchanged + (SELECT total - added - updated FROM counts) + $16, \
-        records_failed = records_failed + $13, errors_count = errors_count + $13, pages_done = $14, lease_expires_at = $15 \
-        WHERE sync_job_id IN (SELECT sync_job_id FROM lease) RETURNING records_processed, errors_count), \
-        errs AS (INSERT INTO sync_errors (sync_job_id, error_number, batch_number, external_id, reason, created_at) \
-        SELECT $4, lease.errors_count + e.position, $18, NULLIF(e.external_id, ''), e.reason, $3 \
-        FROM lease, unnest($19::text[], $20::text[]) WITH ORDINALITY AS e(external_id, reason, position) \
-        WHERE lease.errors_count + e.position <= $21 RETURNING 1), \
-        batch AS (INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, status, processed_at) \
-        SELECT $17, sync_job_id, $18, $9 + $13, 'completed', $3 FROM lease RETURNING 1), \
-        seen AS (UPDATE sync_records SET failed_job_id = $4 FROM unnest($19::text[]) AS f(external_id) \
-        WHERE sync_records.integration_id = $1 AND sync_records.entity_type = $2 AND sync_records.external_id = f.external_id \
-        AND EXISTS (SELECT 1 FROM lease) RETURNING 1) \
-        SELECT job.records_processed, counts.added, counts.updated, counts.total FROM job, counts
-        """
 
     /// The batch as one PostgreSQL statement (atomic by itself, one round trip): the job row locked under the lease,
     /// the records upserted only if it was, their events, the counts, the job's progress, the first errors and the
