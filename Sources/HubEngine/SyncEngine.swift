@@ -162,34 +162,58 @@ public struct SyncRunner: Sendable {
                     pending.cancel()
                     newestFetch.cancel()
                 }
-                while true {
-                    try Task.checkCancellation()
-                    guard leaseLost.value.load(ordering: .relaxed) == 0 else { return nil }
-                    let current = pending
-                    let (prepared, nextFetch) = try await withTaskCancellationHandler { try await current.value } onCancel: { current.cancel() }
-                    let page = prepared.page
-                    if let nextFetch {
-                        pending = Task {
-                            try await withTaskCancellationHandler { try await prepare(nextFetch) } onCancel: { nextFetch.cancel() }
-                        }
-                    }
-                    let mapped = prepared.records
-                    let failures = prepared.failures
-                    if ordered, let latest = prepared.latest, Self.isLater(latest, than: mark) { mark = latest }
-                    let checkpoint = try JSONValue.parse(
-                        String(decoding: try JSONEncoder().encode(page.next), as: UTF8.self), field: "checkpoint")
-                    let result = try await store.commitBatch(
-                        SyncEngineStore.Batch(
-                            jobID: job.id, owner: owner, lease: lease, batchNumber: batchNumber, records: mapped, failures: failures,
-                            checkpoint: checkpoint, highWaterMark: mark, sourceTotal: page.total, pagesDone: page.isLast),
-                        integrationID: job.integrationID, entityType: job.entityType)
-                    failedRecords += Int64(failures.count)
+                // A batch is sent as soon as its page is mapped; on PostgreSQL the one before it may still be committing
+                // (it waits on the job's row, so the database goes from one commit to the next without waiting for the
+                // hub: a third of each batch's time before). Results are taken in order; a batch that overtook the one
+                // before it wrote nothing and is sent again.
+                var unsettled: Task<SyncEngineStore.BatchResult, any Error>?
+                var unsettledBatch: SyncEngineStore.Batch?
+                func settle(_ task: Task<SyncEngineStore.BatchResult, any Error>, _ batch: SyncEngineStore.Batch) async throws {
+                    let result = try await outcome(of: task, batch, integrationID: job.integrationID, entityType: job.entityType)
+                    failedRecords += Int64(batch.failures.count)
                     progress(SyncProgress(
-                        job: job.id, batches: batchNumber, recordsProcessed: result.recordsProcessed, errors: failedRecords,
+                        job: job.id, batches: batch.batchNumber, recordsProcessed: result.recordsProcessed, errors: failedRecords,
                         elapsed: ContinuousClock.now - started))
-                    batchNumber += 1
-                    state = page.next
-                    if page.isLast { break }
+                }
+                do {
+                    while true {
+                        try Task.checkCancellation()
+                        guard leaseLost.value.load(ordering: .relaxed) == 0 else {
+                            _ = try? await unsettled?.value
+                            return nil
+                        }
+                        let current = pending
+                        let (prepared, nextFetch) = try await withTaskCancellationHandler { try await current.value } onCancel: { current.cancel() }
+                        let page = prepared.page
+                        if let nextFetch {
+                            pending = Task {
+                                try await withTaskCancellationHandler { try await prepare(nextFetch) } onCancel: { nextFetch.cancel() }
+                            }
+                        }
+                        if ordered, let latest = prepared.latest, Self.isLater(latest, than: mark) { mark = latest }
+                        let checkpoint = try JSONValue.parse(
+                            String(decoding: try JSONEncoder().encode(page.next), as: UTF8.self), field: "checkpoint")
+                        let batch = SyncEngineStore.Batch(
+                            jobID: job.id, owner: owner, lease: lease, batchNumber: batchNumber, records: prepared.records,
+                            failures: prepared.failures, checkpoint: checkpoint, highWaterMark: mark, sourceTotal: page.total,
+                            pagesDone: page.isLast)
+                        let sent = send(batch, integrationID: job.integrationID, entityType: job.entityType)
+                        let previous = unsettled
+                        let previousBatch = unsettledBatch
+                        (unsettled, unsettledBatch) = (sent, batch)
+                        if let previous, let previousBatch { try await settle(previous, previousBatch) }
+                        if !store.overlapsBatches || page.isLast {
+                            unsettled = nil
+                            try await settle(sent, batch)
+                        }
+                        batchNumber += 1
+                        state = page.next
+                        if page.isLast { break }
+                    }
+                } catch {
+                    // A batch still committing ends before the job does (it commits only after the ones before it).
+                    _ = try? await unsettled?.value
+                    throw error
                 }
             }
             let status: SyncJobStatus = failedRecords > 0 ? .completedWithErrors : .completed
@@ -218,6 +242,27 @@ public struct SyncRunner: Sendable {
             }
             logger.warning("sync job failed", metadata: ["sync_job_id": "\(job.id)", "reason": "\(reason)"])
             return try? await store.finish(job.id, owner: owner, status: .failed, failureReason: reason, markDeletions: false)
+        }
+    }
+
+    /// Starts committing `batch`.
+    private func send(
+        _ batch: SyncEngineStore.Batch, integrationID: IntegrationID, entityType: String
+    ) -> Task<SyncEngineStore.BatchResult, any Error> {
+        let store = self.store
+        return Task { try await store.commitBatch(batch, integrationID: integrationID, entityType: entityType) }
+    }
+
+    /// The result of committing `batch` (sent as `task`), sent again if it overtook the batch before it, which the
+    /// caller has settled: that one is committed now.
+    private func outcome(
+        of task: Task<SyncEngineStore.BatchResult, any Error>, _ batch: SyncEngineStore.Batch, integrationID: IntegrationID,
+        entityType: String
+    ) async throws -> SyncEngineStore.BatchResult {
+        do {
+            return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+        } catch is SyncEngineStore.BatchOutOfTurn {
+            return try await store.commitBatch(batch, integrationID: integrationID, entityType: entityType)
         }
     }
 

@@ -21,7 +21,7 @@ public struct Migrator: Sendable {
     /// Every migration of this build, in order.
     public static let all: [Migration] = [
         Migration.designTables, Migration.apiKeys, Migration.syncEngine, Migration.webhookDelivery, Migration.healthMonitor,
-        Migration.webhookClaims, Migration.deliveryWrites, Migration.bytewiseRecordKeys,
+        Migration.webhookClaims, Migration.deliveryWrites, Migration.bytewiseRecordKeys, Migration.batchTurns,
     ]
 
     let database: any SQLDatabase
@@ -863,6 +863,14 @@ extension Migration {
             #"ALTER TABLE sync_records ALTER COLUMN entity_type TYPE text COLLATE "C", ALTER COLUMN external_id TYPE text COLLATE "C""#
         ],
         sqlite: [])
+
+    /// Migration 9: each job keeps the number of its last committed batch, so that a batch commits only as the job's
+    /// next one (on PostgreSQL a job's next batch is sent while the one before it is still committing, and waits for it
+    /// on the job's row). A claim sets it from the job's `sync_batches` rows, so jobs begun before it resume in turn.
+    static let batchTurns = Migration(
+        version: 9, name: "sync_batch_turns",
+        postgres: ["ALTER TABLE sync_jobs ADD COLUMN last_batch_number bigint NOT NULL DEFAULT 0"],
+        sqlite: ["ALTER TABLE sync_jobs ADD COLUMN last_batch_number INTEGER NOT NULL DEFAULT 0"])
 
     /// Migration 5: the connectivity monitor — when each connection is next due (spread over its interval), its retries
     /// before down and the status last reported in an event; why each check ended as it did and whether it fell in a

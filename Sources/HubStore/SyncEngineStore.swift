@@ -16,6 +16,10 @@ public struct SyncEngineStore: Sendable {
         self.clock = clock
     }
 
+    /// Whether a runner sends a job's next batch while the one before it is still committing (PostgreSQL: each commit has
+    /// a connection and a backend of its own, and the next batch waits on the job's row; SQLite has one writer).
+    public var overlapsBatches: Bool { database.dialect == .postgres }
+
     /// A running job leased to one worker, with what it needs to resume.
     public struct Claim: Sendable {
         public var job: SyncJob
@@ -53,8 +57,12 @@ public struct SyncEngineStore: Sendable {
                     """, binds)
             else { return nil }
             let job = try SyncJobStore.decode(row)
+            // The job's last batch, as its batches say (the turn of the next one: see commitBatch).
             let next = try await executor.queryOne(
-                "SELECT COALESCE(MAX(batch_number), 0) AS n FROM sync_batches WHERE sync_job_id = $1", [.uuid(job.id.uuid)])!
+                """
+                UPDATE sync_jobs SET last_batch_number = (SELECT COALESCE(MAX(batch_number), 0) FROM sync_batches \
+                WHERE sync_job_id = $1) WHERE sync_job_id = $1 RETURNING last_batch_number AS n
+                """, [.uuid(job.id.uuid)])!
             return Claim(
                 job: job, checkpoint: try row.optionalJSON("checkpoint"), highWaterMark: try row.optionalString("high_water_mark"),
                 pagesDone: try row.bool("pages_done"), nextBatchNumber: Int(try next.int("n")) + 1)
@@ -136,6 +144,28 @@ public struct SyncEngineStore: Sendable {
         }
     }
 
+    /// A batch sent before the one before it was committed (see ``commitBatch(_:integrationID:entityType:)``): nothing
+    /// was written; it may be sent again once that one is.
+    public struct BatchOutOfTurn: Error, Sendable, Hashable {
+        public var batchNumber: Int
+        /// The job's last committed batch when this one was refused.
+        public var lastCommitted: Int
+
+        public init(batchNumber: Int, lastCommitted: Int) {
+            self.batchNumber = batchNumber
+            self.lastCommitted = lastCommitted
+        }
+    }
+
+    /// The error for batch `number` refused while `lastCommitted` is the job's last batch: a conflict when the batch is
+    /// already committed, else ``BatchOutOfTurn``.
+    static func outOfTurn(_ number: Int, lastCommitted: Int) -> any Error {
+        if lastCommitted >= number {
+            return HubError.conflict(field: "batch_number", reason: "batch \(number) of this job is already recorded")
+        }
+        return BatchOutOfTurn(batchNumber: number, lastCommitted: lastCommitted)
+    }
+
     /// What a committed batch changed.
     public struct BatchResult: Sendable, Hashable {
         public var added = 0
@@ -148,8 +178,11 @@ public struct SyncEngineStore: Sendable {
 
     /// Commits one batch: records upserted (added / updated / unchanged by content hash; a deleted record that returns
     /// is added again), `record.created` / `record.updated` events, the first errors, the job's progress, counts,
-    /// checkpoint and high-water mark, its lease renewed, and the `sync_batches` row — all or nothing.
-    /// - Throws: `conflict` when the job is no longer running or its lease is no longer `owner`'s (nothing is written).
+    /// checkpoint and high-water mark, its lease renewed, and the `sync_batches` row — all or nothing. A batch commits
+    /// only as the job's next one (its number one past the job's last batch): on PostgreSQL the job's row is locked
+    /// first, so a batch sent while the one before it is still committing waits for it (a runner overlaps them).
+    /// - Throws: `conflict` when the job is no longer running, its lease is no longer `owner`'s or the batch is already
+    ///   committed; ``BatchOutOfTurn`` when the batch before it is not committed. Nothing is written then.
     public func commitBatch(_ batch: Batch, integrationID: IntegrationID, entityType: String) async throws -> BatchResult {
         let now = clock.now()
         // The last occurrence of an external id in a page wins (one row may be written once per statement).
@@ -211,8 +244,8 @@ public struct SyncEngineStore: Sendable {
                     high_water_mark = COALESCE($4, high_water_mark), source_total = COALESCE($5, source_total), \
                     records_added = records_added + $6, records_updated = records_updated + $7, \
                     records_unchanged = records_unchanged + $8, records_failed = records_failed + $9, \
-                    errors_count = errors_count + $9, pages_done = $10, lease_expires_at = $11 \
-                    WHERE sync_job_id = $12 AND status = 'running' AND lease_owner = $13 \
+                    errors_count = errors_count + $9, pages_done = $10, lease_expires_at = $11, last_batch_number = $14 \
+                    WHERE sync_job_id = $12 AND status = 'running' AND lease_owner = $13 AND last_batch_number = $14 - 1 \
                     RETURNING records_processed, errors_count
                     """,
                     [
@@ -220,9 +253,16 @@ public struct SyncEngineStore: Sendable {
                         .optional(batch.highWaterMark) { .text($0) }, .optional(batch.sourceTotal) { .int($0) },
                         .int(Int64(result.added)), .int(Int64(result.updated)), .int(Int64(result.unchanged)), .int(Int64(result.failed)),
                         .bool(batch.pagesDone), .timestamp(now.addingTimeInterval(batch.lease.seconds)), .uuid(batch.jobID.uuid),
-                        .text(batch.owner),
+                        .text(batch.owner), .int(Int64(batch.batchNumber)),
                     ])
             else {
+                // Rolled back: either the lease is gone or the batch is not the next one.
+                if let current = try await executor.queryOne(
+                    "SELECT last_batch_number FROM sync_jobs WHERE sync_job_id = $1 AND status = 'running' AND lease_owner = $2",
+                    [.uuid(batch.jobID.uuid), .text(batch.owner)])
+                {
+                    throw Self.outOfTurn(batch.batchNumber, lastCommitted: Int(try current.int("last_batch_number")))
+                }
                 throw HubError.conflict(field: nil, reason: "the sync job is no longer running under this worker's lease")
             }
             result.recordsProcessed = try job.int("records_processed")
@@ -294,8 +334,10 @@ public struct SyncEngineStore: Sendable {
     enum PostgresBatch: PreparedSQL {
         static let name = "hub_sync_batch"
         static let sql = """
-            WITH lease AS (SELECT sync_job_id, errors_count FROM sync_jobs WHERE sync_job_id = $4 AND status = 'running' \
-            AND lease_owner = $5 FOR UPDATE), \
+            WITH job_row AS (SELECT sync_job_id, errors_count, status, lease_owner, last_batch_number FROM sync_jobs \
+            WHERE sync_job_id = $4 FOR UPDATE), \
+            lease AS (SELECT sync_job_id, errors_count FROM job_row WHERE status = 'running' AND lease_owner = $5 \
+            AND last_batch_number = $18 - 1), \
             up AS (\(SyncEngineStore.recordsUpsert(from: SyncEngineStore.postgresRows)) \
             RETURNING external_id, last_change, updated_at), \
             ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_id, sync_job_id, created_at) \
@@ -307,8 +349,8 @@ public struct SyncEngineStore: Sendable {
             high_water_mark = COALESCE($11::text, high_water_mark), source_total = COALESCE($12::bigint, source_total), \
             records_added = records_added + (SELECT added FROM counts), records_updated = records_updated + (SELECT updated FROM counts), \
             records_unchanged = records_unchanged + (SELECT total - added - updated FROM counts) + $16, \
-            records_failed = records_failed + $13, errors_count = errors_count + $13, pages_done = $14, lease_expires_at = $15 \
-            WHERE sync_job_id IN (SELECT sync_job_id FROM lease) RETURNING records_processed, errors_count), \
+            records_failed = records_failed + $13, errors_count = errors_count + $13, pages_done = $14, lease_expires_at = $15, \
+            last_batch_number = $18 WHERE sync_job_id IN (SELECT sync_job_id FROM lease) RETURNING records_processed, errors_count), \
             errs AS (INSERT INTO sync_errors (sync_job_id, error_number, batch_number, external_id, reason, created_at) \
             SELECT $4, lease.errors_count + e.position, $18, NULLIF(e.external_id, ''), e.reason, $3 \
             FROM lease, unnest($19::text[], $20::text[]) WITH ORDINALITY AS e(external_id, reason, position) \
@@ -318,7 +360,8 @@ public struct SyncEngineStore: Sendable {
             seen AS (UPDATE sync_records SET failed_job_id = $4 FROM unnest($19::text[]) AS f(external_id) \
             WHERE sync_records.integration_id = $1 AND sync_records.entity_type = $2 AND sync_records.external_id = f.external_id \
             AND EXISTS (SELECT 1 FROM lease) RETURNING 1) \
-            SELECT job.records_processed, counts.added, counts.updated, counts.total FROM job, counts
+            SELECT job_row.status = 'running' AND job_row.lease_owner = $5 AS ours, job_row.last_batch_number, \
+            job.records_processed, counts.added, counts.updated, counts.total FROM job_row LEFT JOIN job ON true, counts
             """
     }
 
@@ -339,10 +382,11 @@ public struct SyncEngineStore: Sendable {
             .textArray(failures.map { String($0.reason.prefix(1000)) }), .int(Int64(Self.keptErrors)),
         ]
         do {
-            guard
-                let row = try await database.queryPrepared(PostgresBatch.self, binds).first
-            else {
+            guard let row = try await database.queryPrepared(PostgresBatch.self, binds).first, try row.bool("ours") else {
                 throw HubError.conflict(field: nil, reason: "the sync job is no longer running under this worker's lease")
+            }
+            guard !row.isNull("records_processed") else {
+                throw Self.outOfTurn(batch.batchNumber, lastCommitted: Int(try row.int("last_batch_number")))
             }
             var result = BatchResult()
             result.added = Int(try row.int("added"))
