@@ -234,8 +234,10 @@ public struct SyncEngineStore: Sendable {
             }
             result.unchanged += duplicates
             result.failed = batch.failures.count
+            // One row per kind, as on PostgreSQL: the created ones, then the updated ones.
             try await Self.insertRecordEvents(
-                events, integrationID: integrationID, entityType: entityType, jobID: batch.jobID, at: now, into: executor)
+                events.filter { $0.type == "record.created" } + events.filter { $0.type != "record.created" },
+                integrationID: integrationID, entityType: entityType, jobID: batch.jobID, at: now, dialect: .sqlite, into: executor)
             let processed = records.count + duplicates
             guard
                 let job = try await executor.queryOne(
@@ -340,9 +342,9 @@ public struct SyncEngineStore: Sendable {
             AND last_batch_number = $18 - 1), \
             up AS (\(SyncEngineStore.recordsUpsert(from: SyncEngineStore.postgresRows)) \
             RETURNING external_id, last_change, updated_at), \
-            ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_id, sync_job_id, created_at) \
-            SELECT CASE WHEN last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, external_id, \
-            $4, $3 FROM up WHERE updated_at = $3 RETURNING 1), \
+            ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_ids, sync_job_id, created_at) \
+            SELECT CASE WHEN last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, \
+            array_agg(external_id), $4, $3 FROM up WHERE updated_at = $3 GROUP BY last_change ORDER BY last_change RETURNING 1), \
             counts AS (SELECT count(*) FILTER (WHERE updated_at = $3 AND last_change = 'created') AS added, \
             count(*) FILTER (WHERE updated_at = $3 AND last_change = 'updated') AS updated, count(*) AS total FROM up), \
             job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
@@ -445,7 +447,8 @@ public struct SyncEngineStore: Sendable {
                 deleted = rows.count
                 try await Self.insertRecordEvents(
                     try rows.map { RecordEvent(type: "record.deleted", externalID: try $0.string("external_id")) },
-                    integrationID: job.integrationID, entityType: job.entityType, jobID: jobID, at: now, into: executor)
+                    integrationID: job.integrationID, entityType: job.entityType, jobID: jobID, at: now, dialect: database.dialect,
+                    into: executor)
                 // A full sync stores each record it saw once, however often pages overlapped.
                 stored = try await executor.queryOne(
                     "SELECT COUNT(*) AS n FROM sync_records WHERE integration_id = $1 AND entity_type = $2 AND seen_job_id = $3",
@@ -502,23 +505,33 @@ public struct SyncEngineStore: Sendable {
         return sequences
     }
 
-    /// Inserts record events in order, 5,000 per statement.
+    /// The most record events one outbox row holds (below the 16,384 numbers a PostgreSQL row takes: migration 10).
+    public static let idsPerEventRow = 10_000
+
+    /// Inserts record events in order: each run of one type in rows of at most ``idsPerEventRow`` external ids, the
+    /// events of a row numbered from its `event_seq` on (SQLite's sequence is moved past a row's last one; PostgreSQL
+    /// leaves room for them).
     static func insertRecordEvents(
-        _ events: [RecordEvent], integrationID: IntegrationID, entityType: String, jobID: SyncJobID, at now: Date, into executor: any SQLExecutor
+        _ events: [RecordEvent], integrationID: IntegrationID, entityType: String, jobID: SyncJobID, at now: Date,
+        dialect: SQLDialect, into executor: any SQLExecutor
     ) async throws {
-        for start in stride(from: 0, to: events.count, by: 5000) {
-            let chunk = events[start..<min(start + 5000, events.count)]
-            var binds: [SQLValue] = [.uuid(integrationID.uuid), .text(entityType), .uuid(jobID.uuid), .timestamp(now)]
-            var tuples: [String] = []
-            for event in chunk {
-                binds += [.text(event.type), .text(event.externalID)]
-                tuples.append("($\(binds.count - 1), $1, $2, $\(binds.count), $3, $4)")
-            }
+        var start = 0
+        while start < events.count {
+            let type = events[start].type
+            var end = start
+            while end < events.count, end - start < idsPerEventRow, events[end].type == type { end += 1 }
+            let ids = events[start..<end].map(\.externalID)
             _ = try await executor.query(
                 """
-                INSERT INTO events (event_type, integration_id, entity_type, external_id, sync_job_id, created_at) \
-                VALUES \(tuples.joined(separator: ", "))
-                """, binds)
+                INSERT INTO events (event_type, integration_id, entity_type, external_ids, sync_job_id, created_at) \
+                VALUES ($1, $2, $3, \(dialect == .postgres ? "$4::text[]" : "$4"), $5, $6)
+                """,
+                [.text(type), .uuid(integrationID.uuid), .text(entityType), .textArray(ids), .uuid(jobID.uuid), .timestamp(now)])
+            if dialect == .sqlite, ids.count > 1 {
+                _ = try await executor.query(
+                    "UPDATE sqlite_sequence SET seq = seq + $1 WHERE name = 'events'", [.int(Int64(ids.count - 1))])
+            }
+            start = end
         }
     }
 
@@ -598,30 +611,58 @@ public struct SyncEngineStore: Sendable {
 
     /// The sequence number of the newest event (0 when there is none).
     public func lastEventSequence() async throws -> Int64 {
-        try await database.queryOne("SELECT COALESCE(MAX(event_seq), 0) AS n FROM events", [])!.int("n")
+        try await database.queryOne(
+            "SELECT \(Self.lastOfRow(database.dialect)) AS n FROM events e ORDER BY e.event_seq DESC LIMIT 1", []
+        )?.int("n") ?? 0
     }
 
     /// Events after `sequence` in outbox order, at most `limit`, optionally of one type. A record event's payload is
     /// `{integration_id, entity_type, external_id, sync_job_id, data}` with the record's data as stored now (none once
     /// it is deleted).
     public func events(after sequence: Int64 = 0, type: String? = nil, limit: Int = 1000) async throws -> [HubEvent] {
-        var binds: [SQLValue] = [.int(sequence), .int(Int64(limit))]
+        var binds: [SQLValue] = [.int(sequence), .int(Int64(limit)), .int(sequence - 16384)]
         var typeCondition = ""
         if let type {
             binds.append(.text(type))
-            typeCondition = " AND e.event_type = $3"
+            typeCondition = " AND e.event_type = $4"
         }
+        // A row's events are numbered below the next row's and are fewer than 16,384: rows from there on are read.
+        let dialect = database.dialect
         return try await database.query(
-            "SELECT \(Self.eventColumns) WHERE e.event_seq > $1\(typeCondition) ORDER BY e.event_seq LIMIT $2", binds
+            """
+            SELECT \(Self.eventColumns(dialect)) WHERE e.event_seq > $3 AND \(Self.eventSequence(dialect)) > $1\(typeCondition) \
+            ORDER BY seq LIMIT $2
+            """, binds
         ).map(Self.decodeEvent)
     }
 
-    /// The columns and joins that ``decodeEvent(_:)`` reads (alias `e` for events); a WHERE clause follows.
-    static let eventColumns = """
-        e.event_seq, e.event_type, e.payload, e.integration_id, e.entity_type, e.external_id, e.sync_job_id, e.created_at, \
-        r.data, r.deleted_at FROM events e LEFT JOIN sync_records r ON e.external_id IS NOT NULL \
-        AND r.integration_id = e.integration_id AND r.entity_type = e.entity_type AND r.external_id = e.external_id
-        """
+    /// The number of one event of an outbox row `e` (a record event row holds many, numbered from its `event_seq` on;
+    /// see ``eventColumns(_:)``).
+    static func eventSequence(_ dialect: SQLDialect) -> String {
+        dialect == .postgres ? "e.event_seq + COALESCE(x.position, 1) - 1" : "e.event_seq + COALESCE(x.key, 0)"
+    }
+
+    /// The number of the last event of outbox row `e`.
+    static func lastOfRow(_ dialect: SQLDialect) -> String {
+        dialect == .postgres
+            ? "e.event_seq + COALESCE(cardinality(e.external_ids), 1) - 1"
+            : "e.event_seq + COALESCE(json_array_length(e.external_ids), 1) - 1"
+    }
+
+    /// The columns and joins that ``decodeEvent(_:)`` reads, one row an event: outbox rows (alias `e`) with their
+    /// record events' external ids unnested (`x`), and each record (`r`). `seq` is the event's number, `row_seq` its
+    /// row's. A WHERE clause follows.
+    static func eventColumns(_ dialect: SQLDialect) -> String {
+        let (ids, id) = dialect == .postgres
+            ? ("LEFT JOIN LATERAL unnest(e.external_ids) WITH ORDINALITY AS x(external_id, position) ON true", "x.external_id")
+            : ("LEFT JOIN json_each(e.external_ids) AS x", "x.value")
+        return """
+            \(eventSequence(dialect)) AS seq, e.event_seq AS row_seq, e.event_type, e.payload, e.integration_id, e.entity_type, \
+            COALESCE(\(id), e.external_id) AS external_id, e.sync_job_id, e.created_at, r.data, r.deleted_at FROM events e \(ids) \
+            LEFT JOIN sync_records r ON COALESCE(\(id), e.external_id) IS NOT NULL AND r.integration_id = e.integration_id \
+            AND r.entity_type = e.entity_type AND r.external_id = COALESCE(\(id), e.external_id)
+            """
+    }
 
     /// An event row of ``eventColumns``: a record event's payload is assembled from its thin row and the record.
     static func decodeEvent(_ row: SQLRow) throws -> HubEvent {
@@ -637,7 +678,7 @@ public struct SyncEngineStore: Sendable {
             if row.isNull("deleted_at"), !row.isNull("data") { members["data"] = try row.json("data") }
             payload = .object(members)
         }
-        let sequence = try row.int("event_seq")
+        let sequence = try row.int("seq")
         return HubEvent(
             sequence: sequence, id: "evt_\(sequence)", type: try row.string("event_type"), payload: payload,
             createdAt: try row.date("created_at"))

@@ -92,7 +92,8 @@ public struct WebhookDeliveryStore: Sendable {
 
     // MARK: - Fan-out
 
-    /// Turns up to `limit` undispatched events, in outbox order, into messages for every webhook (not disabled) whose
+    /// Turns up to `limit` undispatched events (whole outbox rows: one row of a batch's record events may hold more),
+    /// in outbox order, into messages for every webhook (not disabled) whose
     /// subscriptions match, and marks them dispatched, in one transaction. One fan-out runs at a time per database
     /// (others return 0 at once), so messages are created in event order. Returns the number of events handled.
     public func fanOut(limit: Int = 500) async throws -> Int {
@@ -102,17 +103,39 @@ public struct WebhookDeliveryStore: Sendable {
                 let locked = try await executor.queryOne("SELECT pg_try_advisory_xact_lock(7370019) AS locked", [])!
                 guard try locked.bool("locked") else { return (0, 0) }
             }
-            let events = try await executor.query(
-                database.dialect == .postgres
+            // Whole outbox rows, in order, as many as hold `limit` events (at least one: a record event row holds a
+            // batch's events of one kind).
+            let dialect = database.dialect
+            let candidates = try await executor.query(
+                dialect == .postgres
                     // Events are numbered when inserted, not when committed: only events of transactions older than
                     // every running one are taken (a running one may still commit an earlier-numbered event), in
                     // (transaction, sequence) order. SQLite has one writer: its order is the commit order.
                     ? """
-                    SELECT \(SyncEngineStore.eventColumns) WHERE NOT e.dispatched \
-                    AND e.xact_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY e.xact_id, e.event_seq LIMIT $1
+                    SELECT e.event_seq, \(SyncEngineStore.lastOfRow(dialect)) - e.event_seq + 1 AS n FROM events e \
+                    WHERE NOT e.dispatched AND e.xact_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY e.xact_id, e.event_seq LIMIT $1
                     """
-                    : "SELECT \(SyncEngineStore.eventColumns) WHERE e.dispatched = 0 ORDER BY e.event_seq LIMIT $1",
-                [.int(Int64(limit))]
+                    : """
+                    SELECT e.event_seq, \(SyncEngineStore.lastOfRow(dialect)) - e.event_seq + 1 AS n FROM events e \
+                    WHERE e.dispatched = 0 ORDER BY e.event_seq LIMIT $1
+                    """,
+                [.int(Int64(limit))])
+            var rows: [Int64] = []
+            var count = 0
+            for candidate in candidates {
+                let size = Int(try candidate.int("n"))
+                if !rows.isEmpty, count + size > limit { break }
+                rows.append(try candidate.int("event_seq"))
+                count += size
+            }
+            guard !rows.isEmpty else { return (0, 0) }
+            let chosen = dialect.isIn("e.event_seq", textArray: "$1", as: "bigint")
+            let events = try await executor.query(
+                """
+                SELECT \(SyncEngineStore.eventColumns(dialect)) WHERE \(chosen) \
+                ORDER BY \(dialect == .postgres ? "e.xact_id, " : "")seq
+                """,
+                [.textArray(rows.map(String.init))]
             ).map(OutboxEvent.init)
             guard !events.isEmpty else { return (0, 0) }
             let hooks = try await executor.query(
@@ -153,8 +176,7 @@ public struct WebhookDeliveryStore: Sendable {
                         ])
                 }
                 _ = try await executor.query(
-                    "UPDATE events SET dispatched = true WHERE event_seq = ANY($1::text[]::bigint[])",
-                    [.textArray(events.map { String($0.sequence) })])
+                    "UPDATE events SET dispatched = true WHERE event_seq = ANY($1::text[]::bigint[])", [.textArray(rows.map(String.init))])
                 return (events.count, pairs.count)
             }
             for start in stride(from: 0, to: pairs.count, by: 1000) {
@@ -177,12 +199,9 @@ public struct WebhookDeliveryStore: Sendable {
                     event_created_at, created_at) VALUES \(tuples.joined(separator: ", "))
                     """, binds)
             }
-            for start in stride(from: 0, to: events.count, by: 500) {
-                let chunk = events[start..<min(start + 500, events.count)]
-                let placeholders = chunk.indices.map { "$\($0 - start + 1)" }.joined(separator: ", ")
-                _ = try await executor.query(
-                    "UPDATE events SET dispatched = 1 WHERE event_seq IN (\(placeholders))", chunk.map { .int($0.sequence) })
-            }
+            _ = try await executor.query(
+                "UPDATE events SET dispatched = 1 WHERE \(dialect.isIn("event_seq", textArray: "$1", as: "bigint"))",
+                [.textArray(rows.map(String.init))])
             return (events.count, pairs.count)
         }
         if database.dialect == .postgres, written >= 500 { await refreshMessageStatistics(written: written) }
@@ -209,7 +228,7 @@ public struct WebhookDeliveryStore: Sendable {
         }
     }
 
-    /// An outbox row as the fan-out reads it (``SyncEngineStore/eventColumns``). Its body is written from the stored JSON
+    /// An event as the fan-out reads it (``SyncEngineStore/eventColumns(_:)``). Its body is written from the stored JSON
     /// text as it is (payloads and records are stored canonical), never parsed and written again: the body that
     /// ``SyncEngineStore/decodeEvent(_:)`` would give, canonical as well, for about 10 µs less a message.
     struct OutboxEvent {
@@ -219,7 +238,7 @@ public struct WebhookDeliveryStore: Sendable {
         let row: SQLRow
 
         init(_ row: SQLRow) throws {
-            sequence = try row.int("event_seq")
+            sequence = try row.int("seq")
             type = try row.string("event_type")
             createdAt = try row.date("created_at")
             self.row = row

@@ -396,6 +396,71 @@ struct WebhookDeliveryTests {
         }
     }
 
+    @Test("a batch's record events share an outbox row per kind, yet each is an event of its own: numbered, read, paged and fanned out one by one, in order", arguments: Backend.allCases)
+    func recordEventRows(backend: Backend) async throws {
+        try await Setup.with(backend) { setup in
+            let database = setup.stores.database
+            let hook = try await setup.register("http://127.0.0.1:9/records", events: ["record.*", "sync.completed"])
+            let integration = try await setup.stores.integrations.register(IntegrationRegistration(
+                systemID: unique("hr"), integrationType: "HR", endpointURL: "http://127.0.0.1:9/scim/v2",
+                authConfig: ["type": "bearer", "token": "rows-token-0123456789"],
+                mappingConfig: ["connector": ["type": "scim"], "entities": ["users": ["external_id": "id"]]]))
+            let job = try await setup.stores.syncJobs.start(SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "users"))
+            let engine = SyncEngineStore(database: database)
+            _ = try #require(try await engine.claim(owner: "rows", lease: .seconds(30), jobID: job.id))
+            let mapping = try RecordMapping(["external_id": "id"], field: "mapping")
+            func commit(_ number: Int, _ records: [(String, Int64)]) async throws -> SyncEngineStore.BatchResult {
+                let prepared = try records.map { SyncEngineStore.PreparedRecord(try mapping.apply(["id": .string($0.0), "v": .int($0.1)])) }
+                return try await engine.commitBatch(
+                    SyncEngineStore.Batch(
+                        jobID: job.id, owner: "rows", lease: .seconds(30), batchNumber: number, records: prepared, failures: [],
+                        checkpoint: [:], highWaterMark: nil, sourceTotal: nil, pagesDone: false),
+                    integrationID: integration.id, entityType: "users")
+            }
+            // After the integration's own event: batch 1 adds five; an event of its own; batch 2 adds one and changes two.
+            let start = try await engine.lastEventSequence()
+            #expect(try await commit(1, (1...5).map { ("u\($0)", 1) }).added == 5)
+            try await setup.delivery.emit("sync.completed", payload: ["between": true])
+            let second = try await commit(2, [("u6", 1), ("u2", 2), ("u4", 2)])
+            #expect(second.added == 1 && second.updated == 2)
+            let rows = try #require(try await database.queryOne("SELECT COUNT(*) AS n FROM events WHERE event_seq > $1", [.int(start)])).int("n")
+            #expect(rows == 4)
+            let events = try await engine.events(after: start)
+            #expect(events.map(\.type) == Array(repeating: "record.created", count: 5) + ["sync.completed", "record.created", "record.updated", "record.updated"])
+            #expect(events.compactMap { $0.payload.objectValue?["external_id"]?.stringValue } == ["u1", "u2", "u3", "u4", "u5", "u6", "u2", "u4"])
+            #expect(events[7].payload.objectValue?["data"] == ["id": "u2", "v": 2])
+            #expect(zip(events, events.dropFirst()).allSatisfy { $0.sequence < $1.sequence })
+            #expect(Set(events.map(\.id)).count == 9 && events.allSatisfy { $0.id == "evt_\($0.sequence)" })
+            #expect(try await engine.lastEventSequence() == events.last?.sequence)
+            // Paged two at a time, from inside a row on.
+            var paged: [HubEvent] = []
+            while true {
+                let page = try await engine.events(after: paged.last?.sequence ?? start, limit: 2)
+                if page.isEmpty { break }
+                paged += page
+            }
+            #expect(paged == events)
+            #expect(try await engine.events(after: events[2].sequence, type: "record.updated") == Array(events[7...]))
+            // The fan-out takes whole rows up to its limit (at least one): the integration's event, then 5, then 1 + 1,
+            // then 2. (PostgreSQL may take fewer rows at a time while other transactions of the cluster are running.)
+            var handled: [Int] = []
+            try await Self.eventually {
+                let count = try await setup.delivery.fanOut(limit: 3)
+                if count > 0 { handled.append(count) }
+                return handled.reduce(0, +) == 10
+            }
+            #expect(handled.contains(5) && handled.allSatisfy { $0 <= 3 || $0 == 5 }, "\(handled)")
+            if backend == .sqlite { #expect(handled == [1, 5, 2, 2]) }
+            let messages = try await setup.delivery.messages(of: hook.webhook.id, page: PageRequest(limit: 100)).items
+                .sorted { $0.sequence < $1.sequence }
+            #expect(messages.map(\.eventSequence) == events.map(\.sequence))
+            for (message, event) in zip(messages, events) {
+                let body = try #require(try JSONValue.parse(message.body, field: "body").objectValue)
+                #expect(body["id"]?.stringValue == event.id && body["data"] == event.payload)
+            }
+        }
+    }
+
     @Test("loopback targets are refused unless allowlisted", arguments: [Backend.sqlite])
     func loopbackRefused(backend: Backend) async throws {
         try await Setup.with(backend, allowLoopback: false) { setup in
