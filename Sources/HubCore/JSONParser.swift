@@ -9,8 +9,23 @@ struct JSONParser {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
     private var depth = 0
+    /// Records read into slots (a ``JSONProjection/record(_:)`` projection), in the order met.
+    private var records: [ParsedRecord] = []
 
     private init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+    /// Parses a whole document as ``parse(_:projection:)`` does; each value under a record projection is read into
+    /// slots (an object) and stands in the document as its ``ParsedRecords`` placeholder.
+    static func parseRecords<Bytes: Collection>(_ data: Bytes, projection: JSONProjection) throws -> (JSONValue, ParsedRecords)
+    where Bytes.Element == UInt8 {
+        func run(_ buffer: UnsafeBufferPointer<UInt8>) throws -> (JSONValue, ParsedRecords) {
+            var parser = JSONParser(buffer)
+            let value = try parser.parseDocument(projection)
+            return (value, ParsedRecords(records: parser.records))
+        }
+        if let result = try data.withContiguousStorageIfAvailable(run) { return result }
+        return try Array(data).withUnsafeBufferPointer(run)
+    }
 
     /// Parses a whole document, keeping only what `projection` names (the rest is checked for syntax and skipped).
     /// - Throws: ``Failure`` when `data` is not exactly one JSON value.
@@ -23,10 +38,14 @@ struct JSONParser {
 
     private static func parseBuffer(_ buffer: UnsafeBufferPointer<UInt8>, projection: JSONProjection) throws -> JSONValue {
         var parser = JSONParser(buffer)
-        parser.skipWhitespace()
-        let value = try parser.parseValue(projection)
-        parser.skipWhitespace()
-        guard parser.index == buffer.count else { throw Failure() }
+        return try parser.parseDocument(projection)
+    }
+
+    private mutating func parseDocument(_ projection: JSONProjection) throws -> JSONValue {
+        skipWhitespace()
+        let value = try parseValue(projection)
+        skipWhitespace()
+        guard index == bytes.count else { throw Failure() }
         return value
     }
 
@@ -68,7 +87,71 @@ struct JSONParser {
         case .whole: return try parseValue()
         case .members: return bytes[index] == UInt8(ascii: "{") ? try parseObject(keeping: projection) : try parseValue()
         case .elements: return bytes[index] == UInt8(ascii: "[") ? try parseArray(each: projection.element) : try parseValue()
+        case .record:
+            if bytes[index] == UInt8(ascii: "{") {
+                var slots = [JSONValue?](repeating: nil, count: projection.slotRange.count)
+                try parseSlots(projection, into: &slots)
+                records.append(.slots(slots))
+            } else {
+                records.append(.value(try parseValue()))
+            }
+            return ParsedRecords.placeholder(records.count - 1)
         }
+    }
+
+    /// An object's kept members into `slots`: a member projected as an object (a container) into its own members'
+    /// slots, any other kept member into its slot, others skipped. As in a parsed object, the last of duplicate keys
+    /// wins: a container met again is read afresh.
+    private mutating func parseSlots(_ node: JSONProjection, into slots: inout [JSONValue?]) throws {
+        depth += 1
+        guard depth <= 512 else { throw Failure() }
+        defer { depth -= 1 }
+        index += 1
+        skipWhitespace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            let found = try member(of: node)
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw Failure() }
+            index += 1
+            skipWhitespace()
+            if let found {
+                let child = node.children[found]
+                let slot = node.slots[found]
+                if slot >= 0 {
+                    slots[slot] = try parseValue(child)
+                } else {
+                    for cleared in child.slotRange { slots[cleared] = nil }
+                    guard index < bytes.count else { throw Failure() }
+                    if bytes[index] == UInt8(ascii: "{") { try parseSlots(child, into: &slots) } else { try skipValue() }
+                }
+            } else {
+                try skipValue()
+            }
+            guard try another(before: UInt8(ascii: "}")) else { return }
+        }
+    }
+
+    /// Reads a member's key (at its opening quote) and gives the index of the member of `wanted` it names, if any.
+    /// Keys are compared as bytes. A key with escapes, or one that misses where text may be written in more than one
+    /// way (non-ASCII: Swift strings, and so the full parse's dictionary keys, compare canonically equivalent text as
+    /// equal), is decoded and compared as a string.
+    private mutating func member(of wanted: JSONProjection) throws -> Int? {
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw Failure() }
+        let keyStart = index + 1
+        try skipString()
+        let keyBytes = UnsafeBufferPointer(rebasing: bytes[keyStart..<(index - 1)])
+        let escaped = keyBytes.contains(UInt8(ascii: "\\"))
+        var found = escaped ? nil : wanted.member(keyBytes)
+        if found == nil, escaped || wanted.hasNonASCIIName || keyBytes.contains(where: { $0 >= 0x80 }) {
+            var decoder = JSONParser(UnsafeBufferPointer(rebasing: bytes[(keyStart - 1)..<index]))
+            found = wanted.names.firstIndex(of: try decoder.parseString())
+        }
+        return found
     }
 
     /// Passes over one value, checking its syntax as ``parseValue()`` would, without building it. (A number too large
@@ -167,18 +250,7 @@ struct JSONParser {
             var key: String?
             var found: Int?
             if let wanted {
-                // Keys are compared as bytes. A key with escapes, or one that misses where text may be written in more
-                // than one way (non-ASCII: Swift strings, and so the full parse's dictionary keys, compare canonically
-                // equivalent text as equal), is decoded and compared as a string.
-                let keyStart = index + 1
-                try skipString()
-                let keyBytes = UnsafeBufferPointer(rebasing: bytes[keyStart..<(index - 1)])
-                let escaped = keyBytes.contains(UInt8(ascii: "\\"))
-                found = escaped ? nil : wanted.member(keyBytes)
-                if found == nil, escaped || wanted.hasNonASCIIName || keyBytes.contains(where: { $0 >= 0x80 }) {
-                    var decoder = JSONParser(UnsafeBufferPointer(rebasing: bytes[(keyStart - 1)..<index]))
-                    found = wanted.names.firstIndex(of: try decoder.parseString())
-                }
+                found = try member(of: wanted)
             } else {
                 key = try parseString()
             }
@@ -346,7 +418,8 @@ struct JSONParser {
 /// fields from records of dozens), and checks the rest for syntax without building it. Immutable; its member names
 /// are kept as one block of bytes, so matching a key costs no reference counting.
 public final class JSONProjection: @unchecked Sendable {
-    enum Kind { case whole, members, elements }
+    /// `record`: a member projection whose object is read into slots (``record(_:)``).
+    enum Kind { case whole, members, elements, record }
 
     let kind: Kind
     /// Of a member projection: the names, sorted, and each one's projection.
@@ -354,17 +427,26 @@ public final class JSONProjection: @unchecked Sendable {
     let children: [JSONProjection]
     /// Of an element projection: each element's.
     let element: JSONProjection?
+    /// Of a record and its containers (``record(_:)``): each member's slot, or -1 for a container (a member projected
+    /// as an object, whose members have slots of their own); and the slots of all of this object's members.
+    let slots: [Int]
+    let slotRange: Range<Int>
     /// Whether a name has a non-ASCII character (then an unmatched key is also compared as a string).
     let hasNonASCIIName: Bool
     /// The names' UTF-8 bytes, one after the other, and where each one ends.
     private let keyBytes: UnsafeMutableBufferPointer<UInt8>
     private let keyEnds: UnsafeMutableBufferPointer<Int>
 
-    private init(kind: Kind, members: [(String, JSONProjection)] = [], element: JSONProjection? = nil) {
+    private init(
+        kind: Kind, members: [(String, JSONProjection)] = [], element: JSONProjection? = nil, slots: [Int] = [],
+        slotRange: Range<Int> = 0..<0
+    ) {
         self.kind = kind
         self.names = members.map(\.0)
         self.children = members.map(\.1)
         self.element = element
+        self.slots = slots
+        self.slotRange = slotRange
         self.hasNonASCIIName = names.contains { $0.utf8.contains { $0 >= 0x80 } }
         let bytes = members.flatMap { Array($0.0.utf8) }
         keyBytes = .allocate(capacity: bytes.count)
@@ -398,6 +480,43 @@ public final class JSONProjection: @unchecked Sendable {
     /// Whether this keeps the whole value.
     public var isWhole: Bool { kind == .whole }
 
+    /// `members` (an object's projection) read into slots instead of built: each kept member that is not itself
+    /// projected as an object gets a slot (numbered in name order, depth first); nil for another kind of projection.
+    /// A record parsed so (``JSONValue/parseRecords(bytes:projection:)``) is a ``ParsedRecord/slots(_:)``.
+    public static func record(_ members: JSONProjection) -> JSONProjection? {
+        guard members.kind == .members else { return nil }
+        var next = 0
+        func slotted(_ node: JSONProjection, kind: Kind) -> JSONProjection {
+            let start = next
+            var children: [JSONProjection] = []
+            var slots: [Int] = []
+            for child in node.children {
+                if child.kind == .members {
+                    children.append(slotted(child, kind: .members))
+                    slots.append(-1)
+                } else {
+                    children.append(child)
+                    slots.append(next)
+                    next += 1
+                }
+            }
+            return JSONProjection(kind: kind, members: Array(zip(node.names, children)), slots: slots, slotRange: start..<next)
+        }
+        return slotted(members, kind: .record)
+    }
+
+    /// The slot of the value at the member path `names` of a record projection, with how many names lead to it (the
+    /// rest are read from the slot's value); nil when the path does not end in or pass through a slot.
+    func slot(of names: [String]) -> (slot: Int, depth: Int)? {
+        var node = self
+        for (depth, name) in names.enumerated() {
+            guard !node.slots.isEmpty, let position = node.names.firstIndex(of: name) else { return nil }
+            if node.slots[position] >= 0 { return (node.slots[position], depth + 1) }
+            node = node.children[position]
+        }
+        return nil
+    }
+
     /// What both `self` and `other` keep. An object and an array projection of one value keep it whole.
     public func merged(with other: JSONProjection) -> JSONProjection {
         switch (kind, other.kind) {
@@ -427,7 +546,39 @@ public final class JSONProjection: @unchecked Sendable {
     }
 }
 
+/// A source record as read under a record projection: its slots, or the value itself when it is not an object.
+public enum ParsedRecord: Sendable, Hashable {
+    case slots([JSONValue?])
+    case value(JSONValue)
+}
+
+/// The records read from one document under record projections. In the document each stands as a placeholder: a
+/// `.double` NaN carrying its position (parsing never makes a NaN).
+public struct ParsedRecords: Sendable {
+    let records: [ParsedRecord]
+
+    static func placeholder(_ position: Int) -> JSONValue {
+        .double(Double(bitPattern: 0x7FF8_0000_0000_0000 | UInt64(position)))
+    }
+
+    /// The record `element` stands for, or `element` itself when it is not a placeholder (a value that was not under
+    /// a record projection).
+    public func record(_ element: JSONValue) -> ParsedRecord {
+        if case .double(let number) = element, number.isNaN {
+            let position = Int(number.bitPattern & 0x0007_FFFF_FFFF_FFFF)
+            if position < records.count { return records[position] }
+        }
+        return .value(element)
+    }
+}
+
 extension JSONValue {
+    /// Parses JSON bytes as ``parse(bytes:projection:)`` does, each value under a record projection read into slots
+    /// (see ``ParsedRecords``); nil when they are not exactly one JSON value.
+    public static func parseRecords(bytes: some Collection<UInt8>, projection: JSONProjection) -> (JSONValue, ParsedRecords)? {
+        try? JSONParser.parseRecords(bytes, projection: projection)
+    }
+
     /// Parses JSON bytes directly (see ``JSONParser``); nil when they are not exactly one JSON value.
     public static func parse(bytes: some Collection<UInt8>) -> JSONValue? {
         try? JSONParser.parse(bytes)

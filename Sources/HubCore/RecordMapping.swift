@@ -54,6 +54,21 @@ public struct JSONPath: Sendable, Hashable, CustomStringConvertible {
         self.steps = steps
     }
 
+    private init(steps: [Step], description: String) {
+        self.steps = steps
+        self.description = description
+    }
+
+    /// The names of the path's leading member steps.
+    var leadingNames: [String] {
+        var names: [String] = []
+        for case .member(let name) in steps.prefix(while: { if case .member = $0 { true } else { false } }) { names.append(name) }
+        return names
+    }
+
+    /// The path without its first `count` steps.
+    func dropping(_ count: Int) -> JSONPath { JSONPath(steps: Array(steps.dropFirst(count)), description: description) }
+
     /// The value at this path in `document`, or nil when any step is missing.
     public func value(in document: JSONValue) -> JSONValue? {
         var current = document
@@ -236,14 +251,39 @@ public struct RecordMapping: Sendable, Hashable {
 
     /// Maps one source record. - Throws: ``MappingError`` with the reason (the record is counted as an error).
     public func apply(_ record: JSONValue) throws(MappingError) -> Mapped {
-        guard let idValue = externalID.value(in: record), let id = JSONPath.text(of: idValue), !id.isEmpty else {
+        try apply(whole: record) { path in
+            switch path {
+            case .externalID: externalID.value(in: record)
+            case .updated: updatedField?.value(in: record)
+            case .field(let index): fields[index].path?.value(in: record)
+            }
+        }
+    }
+
+    /// Maps one record read by `reader` (built from this mapping; slots come only from one). - Throws: ``MappingError``.
+    public func apply(_ record: ParsedRecord, reader: RecordReader?) throws(MappingError) -> Mapped {
+        switch record {
+        case .value(let value): try apply(value)
+        case .slots(let slots): try apply(whole: nil) { reader!.value(of: $0, in: slots) }
+        }
+    }
+
+    /// A path of the mapping.
+    public enum Path: Sendable, Hashable {
+        case externalID, updated
+        case field(Int)
+    }
+
+    /// Maps the record whose paths have the values `value` gives (`whole` is the record, kept when there are no fields).
+    private func apply(whole record: JSONValue?, _ value: (Path) -> JSONValue?) throws(MappingError) -> Mapped {
+        guard let idValue = value(.externalID), let id = JSONPath.text(of: idValue), !id.isEmpty else {
             throw MappingError(externalID: nil, reason: "external_id: nothing at '\(externalID)'")
         }
         guard id.count <= 255, !id.unicodeScalars.contains("\u{0}") else {
             throw MappingError(externalID: nil, reason: "external_id: longer than 255 characters or contains NUL")
         }
-        let updated = updatedField.flatMap { $0.value(in: record) }.flatMap(JSONPath.text(of:))
-        guard !fields.isEmpty else { return Mapped(externalID: id, text: record.replacingNUL.jsonText, updated: updated) }
+        let updated = value(.updated).flatMap(JSONPath.text(of:))
+        guard !fields.isEmpty else { return Mapped(externalID: id, text: (record ?? .null).replacingNUL.jsonText, updated: updated) }
         // Fields are sorted by name, as canonical text orders keys: the text is written directly.
         var text = "{"
         text.reserveCapacity(256)
@@ -255,7 +295,7 @@ public struct RecordMapping: Sendable, Hashable {
                 constant.writeCanonical(into: &text)
                 continue
             }
-            var value = field.path!.value(in: record)
+            var value = value(.field(index))
             if value == .null { value = nil }
             if var present = value {
                 for transform in field.transforms {
@@ -350,6 +390,81 @@ public struct RecordMapping: Sendable, Hashable {
     static func formatUTC(_ date: Date) -> String {
         let whole = date.timeIntervalSince1970.rounded(.down) == date.timeIntervalSince1970
         return date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: !whole))
+    }
+}
+
+/// Reads the records of one mapping without building them: a record projection (``JSONProjection/record(_:)``) of
+/// everything the mapping (and `extra` paths) read gives each a slot, and each path is its slot and the steps after it.
+/// Nil when the mapping keeps whole records.
+public final class RecordReader: Sendable {
+    /// What a page's record is parsed with.
+    public let projection: JSONProjection
+    private let externalID: Access
+    private let updated: Access?
+    private let fields: [Access?]
+    private let extra: [Access]
+
+    /// A path's slot and the steps after it.
+    struct Access: Sendable {
+        let slot: Int
+        let rest: JSONPath?
+
+        func value(in slots: [JSONValue?]) -> JSONValue? {
+            guard let value = slots[slot] else { return nil }
+            return rest.map { $0.value(in: value) } ?? value
+        }
+    }
+
+    public init?(_ mapping: RecordMapping, extra paths: [JSONPath] = []) {
+        guard !mapping.fields.isEmpty else { return nil }
+        let members = paths.reduce(mapping.projection) { $0.merged(with: $1.projection()) }
+        guard let projection = JSONProjection.record(members) else { return nil }
+        func access(_ path: JSONPath) -> Access? {
+            guard let (slot, depth) = projection.slot(of: path.leadingNames) else { return nil }
+            return Access(slot: slot, rest: depth == path.steps.count ? nil : path.dropping(depth))
+        }
+        guard let externalID = access(mapping.externalID) else { return nil }
+        var fields: [Access?] = []
+        for field in mapping.fields {
+            guard let path = field.path else {
+                fields.append(nil)
+                continue
+            }
+            guard let found = access(path) else { return nil }
+            fields.append(found)
+        }
+        var extra: [Access] = []
+        for path in paths {
+            guard let found = access(path) else { return nil }
+            extra.append(found)
+        }
+        var updated: Access?
+        if let path = mapping.updatedField {
+            guard let found = access(path) else { return nil }
+            updated = found
+        }
+        self.projection = projection
+        self.externalID = externalID
+        self.updated = updated
+        self.fields = fields
+        self.extra = extra
+    }
+
+    /// The value of the mapping's `path` in `slots`.
+    func value(of path: RecordMapping.Path, in slots: [JSONValue?]) -> JSONValue? {
+        switch path {
+        case .externalID: externalID.value(in: slots)
+        case .updated: updated?.value(in: slots)
+        case .field(let index): fields[index]?.value(in: slots)
+        }
+    }
+
+    /// The value of the `index`th extra path in `record`.
+    public func extra(_ index: Int, in record: ParsedRecord, path: JSONPath) -> JSONValue? {
+        switch record {
+        case .slots(let slots): extra[index].value(in: slots)
+        case .value(let value): path.value(in: value)
+        }
     }
 }
 

@@ -25,7 +25,7 @@ struct PageState: Codable, Sendable, Hashable {
 
 /// One page read from a source.
 struct SourcePage: Sendable {
-    var records: [JSONValue]
+    var records: [ParsedRecord]
     var next: PageState
     var isLast: Bool
     var total: Int64?
@@ -54,6 +54,14 @@ struct SourceClient: Sendable {
     func get(
         _ endpoint: String, projection: JSONProjection = .whole, beforeParsing: @Sendable () async -> Void = {}
     ) async throws -> (JSONValue, HTTPOutcome) {
+        let (body, _, outcome) = try await getRecords(endpoint, projection: projection, beforeParsing: beforeParsing)
+        return (body, outcome)
+    }
+
+    /// As ``get(_:projection:beforeParsing:)``, with the records read under record projections (see ``ParsedRecords``).
+    func getRecords(
+        _ endpoint: String, projection: JSONProjection, beforeParsing: @Sendable () async -> Void = {}
+    ) async throws -> (JSONValue, ParsedRecords, HTTPOutcome) {
         var lastError = ""
         for attempt in 1...retry.maxAttempts {
             let (_, outcome) = try await executor.fetch(
@@ -65,10 +73,10 @@ struct SourceClient: Sendable {
                 guard !outcome.truncated else { throw SyncFailure("a page of \(endpoint) is larger than \(Self.readCap) bytes") }
                 await beforeParsing()
                 try Task.checkCancellation()
-                guard let body = JSONValue.parse(bytes: outcome.body, projection: projection) else {
+                guard let (body, records) = JSONValue.parseRecords(bytes: outcome.body, projection: projection) else {
                     throw SyncFailure("GET \(endpoint) did not answer JSON")
                 }
-                return (body, outcome)
+                return (body, records, outcome)
             }
             lastError = outcome.statusCode.map { "the source answered \($0)" } ?? (outcome.error ?? "no answer")
             guard outcome.isRetryable else { throw SyncFailure("GET \(endpoint): \(lastError)") }
@@ -102,11 +110,15 @@ struct SCIMConnector: SourceConnector {
     var sorted = false
     /// What of each resource is read (the mapping's projection); the resource's id is kept for the anchors.
     var record: JSONProjection = .whole
+    /// Reads each resource into slots (the mapping's reader with ``idPath``), when the mapping names fields.
+    var reader: RecordReader?
     static let anchorCount = 5
+    /// Where a resource's id is (the anchors'), the reader's extra path.
+    static let idPath = try! JSONPath("id", field: "id")
 
     /// What of a page is read.
     var page: JSONProjection {
-        .object(["Resources": .elements(record.merged(with: .object(["id": .whole]))), "totalResults": .whole])
+        .object(["Resources": .elements(reader?.projection ?? record.merged(with: .object(["id": .whole]))), "totalResults": .whole])
     }
 
     func fetch(_ state: PageState, beforeParsing: @escaping @Sendable () async -> Void) async throws -> SourcePage {
@@ -118,13 +130,13 @@ struct SCIMConnector: SourceConnector {
                 query += "&filter=" + Self.encode("meta.lastModified ge \"\(since)\"")
             }
             if sorted { query += "&sortBy=meta.lastModified&sortOrder=ascending" }
-            let (body, _) = try await client.get("\(path)?\(query)", projection: page, beforeParsing: beforeParsing)
-            let resources = body.objectValue?["Resources"]?.arrayValue ?? []
+            let (body, parsed, _) = try await client.getRecords("\(path)?\(query)", projection: page, beforeParsing: beforeParsing)
+            let resources = (body.objectValue?["Resources"]?.arrayValue ?? []).map(parsed.record)
             let total = body.objectValue?["totalResults"]?.intValue
             var fresh = resources
             if state.startIndex > 1, !state.anchors.isEmpty {
                 let known = Set(state.anchors)
-                if let position = resources.lastIndex(where: { Self.id($0).map(known.contains) ?? false }) {
+                if let position = resources.lastIndex(where: { id($0).map(known.contains) ?? false }) {
                     fresh = Array(resources[(position + 1)...])
                 } else if start > 1, back > 0 {
                     // Shifted further than the overlap (or the anchors were removed): look further back, at worst from
@@ -142,14 +154,18 @@ struct SCIMConnector: SourceConnector {
             }
             var next = state
             next.startIndex = nextIndex
-            let ids = resources.compactMap(Self.id)
+            let ids = resources.compactMap(id)
             if !ids.isEmpty { next.anchors = Array(ids.suffix(Self.anchorCount)) }
             let isLast = resources.isEmpty || total.map { Int64(nextIndex) > $0 } ?? (resources.count < pageSize)
             return SourcePage(records: fresh, next: next, isLast: isLast, total: total)
         }
     }
 
-    static func id(_ resource: JSONValue) -> String? { resource.objectValue?["id"]?.stringValue }
+    func id(_ resource: ParsedRecord) -> String? {
+        if let reader { return reader.extra(0, in: resource, path: Self.idPath)?.stringValue }
+        guard case .value(let value) = resource else { return nil }
+        return value.objectValue?["id"]?.stringValue
+    }
 
     static func encode(_ text: String) -> String {
         var allowed = CharacterSet.alphanumerics
@@ -180,12 +196,15 @@ struct RESTConnector: SourceConnector {
     let baseURL: String
     /// What of each record is read (the mapping's projection).
     var record: JSONProjection = .whole
+    /// Reads each record into slots (the mapping's reader), when the mapping names fields.
+    var reader: RecordReader?
 
     /// What of a page is read: the records, the total and the next cursor.
     var page: JSONProjection {
         // A page that is itself the list (no records path, or one the page lacks) is kept whole by a projection that
         // expects an object, so the fallback to the page reads the same.
-        var kept = settings.recordsPath?.projection(leaf: .elements(record)) ?? .elements(record)
+        let each = reader?.projection ?? record
+        var kept = settings.recordsPath?.projection(leaf: .elements(each)) ?? .elements(each)
         if let total = settings.totalPath { kept = kept.merged(with: total.projection()) }
         if case .cursor(_, let nextPath, _) = settings.pagination { kept = kept.merged(with: nextPath.projection()) }
         return kept
@@ -216,9 +235,9 @@ struct RESTConnector: SourceConnector {
         if !parameters.isEmpty {
             endpoint += "?" + parameters.map { "\(SCIMConnector.encode($0.0))=\(SCIMConnector.encode($0.1))" }.joined(separator: "&")
         }
-        let (body, outcome) = try await client.get(endpoint, projection: page, beforeParsing: beforeParsing)
+        let (body, parsed, outcome) = try await client.getRecords(endpoint, projection: page, beforeParsing: beforeParsing)
         let container = settings.recordsPath.flatMap { $0.value(in: body) } ?? body
-        guard let records = container.arrayValue else {
+        guard let records = container.arrayValue?.map(parsed.record) else {
             throw SyncFailure("GET \(endpoint): no list of records at \(settings.recordsPath?.description ?? "the top level")")
         }
         let total = settings.totalPath.flatMap { $0.value(in: body) }?.intValue

@@ -102,6 +102,7 @@ public struct SyncRunner: Sendable {
                     executor: executor, integrationID: job.integrationID, retry: configuration.retry,
                     resolved: try await executor.resolve(job.integrationID))
                 let connector: any SourceConnector
+                let reader: RecordReader?
                 switch configuration.connector {
                 case .scim:
                     let limits = await SCIMConnector.serviceProviderLimits(client)
@@ -109,17 +110,20 @@ public struct SyncRunner: Sendable {
                         throw SyncFailure("the SCIM server does not support filtering, which incremental sync needs")
                     }
                     ordered = limits.sorts
+                    reader = RecordReader(entity.mapping, extra: [SCIMConnector.idPath])
                     connector = SCIMConnector(
                         client: client, path: entity.path, pageSize: min(job.batchSize, limits.maxResults ?? job.batchSize),
                         incremental: job.syncType == .incremental, maxCount: limits.maxResults, sorted: limits.sorts,
-                        record: entity.mapping.projection)
+                        record: entity.mapping.projection, reader: reader)
                 case .restJSON(let settings):
                     // REST sources are taken to list changes since the mark in modification order only when asked
                     // incrementally; a full scan's order is unknown.
                     ordered = job.syncType == .incremental
+                    reader = RecordReader(entity.mapping)
                     connector = RESTConnector(
                         client: client, path: entity.path, settings: settings, pageSize: job.batchSize,
-                        incremental: job.syncType == .incremental, baseURL: integration.endpointURL, record: entity.mapping.projection)
+                        incremental: job.syncType == .incremental, baseURL: integration.endpointURL, record: entity.mapping.projection,
+                        reader: reader)
                 }
                 // A pipeline: while page N commits, page N+1 is mapped and page N+2 is read. The hub's CPU work on them is
                 // done one step at a time: page N+2's request goes out as soon as page N+1 is parsed (a remote source's
@@ -146,7 +150,7 @@ public struct SyncRunner: Sendable {
                     prepared.records.reserveCapacity(page.records.count)
                     for record in page.records {
                         do {
-                            let result = try mapping.apply(record)
+                            let result = try mapping.apply(record, reader: reader)
                             prepared.records.append(SyncEngineStore.PreparedRecord(result))
                             if let updated = result.updated, Self.isLater(updated, than: prepared.latest) { prepared.latest = updated }
                         } catch {

@@ -95,6 +95,53 @@ struct JSONParserTests {
         #expect(try RecordMapping(["external_id": "id"], field: "mapping").projection.isWhole)
     }
 
+    /// A mapping that reads through objects (containers) without keeping them whole.
+    static let containerMapping: JSONValue = [
+        "external_id": "id", "updated_field": "meta.lastModified",
+        "fields": [
+            "given": "name.givenName", "family": "name.familyName", "deep": "a.b.c", "email": "emails[primary=true].value",
+            "flag": ["path": "x.flag", "transforms": ["boolean"], "default": false], "fixed": ["constant": "k"],
+        ],
+    ]
+    static let containerRecords = [
+        #"{"id":"4","name":{"givenName":"A","familyName":"X"},"name":{"familyName":"B"},"meta":{"lastModified":"2026-02-02T00:00:00Z"}}"#,
+        #"{"id":"5","name":"not an object","a":{"b":[1]},"x":{"flag":"yes"}}"#,
+        #"{"id":"6","a":{"b":{"c":"deep","d":1}},"a2":1,"emails":[{"value":"E","primary":true}]}"#,
+        #"{"id":"7","a":{"b":{"c":"first"}},"a":{"x":1},"meta":"no object","x":{"flag":"maybe"}}"#,
+        #"{"id":"8","a":{"b":{"c":{"nested":[1,{"y":"é"}]}}},"name":{}}"#,
+        #""not a record""#, "42", "null", "[1,2]", "{}",
+    ]
+
+    @Test("records read into slots map as the whole records do, whatever their shape", arguments: [
+        (projectedMapping, projectedRecords.filter { !$0.contains("1e400") }), (containerMapping, containerRecords),
+    ])
+    func slots(_ spec: JSONValue, _ records: [String]) throws {
+        let mapping = try RecordMapping(spec, field: "mapping")
+        let idPath = try JSONPath("id", field: "id")
+        let reader = try #require(RecordReader(mapping, extra: [idPath]))
+        let document = "[" + records.joined(separator: ",") + "]"
+        let (page, parsed) = try #require(JSONValue.parseRecords(bytes: Array(document.utf8), projection: .elements(reader.projection)))
+        let whole = try #require(JSONValue.parse(bytes: Array(document.utf8))?.arrayValue)
+        let read = try #require(page.arrayValue).map(parsed.record)
+        #expect(read.count == whole.count)
+        func mapped(_ body: () throws(MappingError) -> RecordMapping.Mapped) -> Result<RecordMapping.Mapped, MappingError> {
+            do throws(MappingError) { return .success(try body()) } catch { return .failure(error) }
+        }
+        for (record, full) in zip(read, whole) {
+            // Objects are read into slots; other values are kept as they are.
+            if case .object = full {
+                guard case .slots = record else { Issue.record("not read into slots: \(full.jsonText)"); continue }
+            } else {
+                #expect(record == .value(full))
+            }
+            #expect(mapped { () throws(MappingError) in try mapping.apply(record, reader: reader) } == mapped { () throws(MappingError) in try mapping.apply(full) },
+                    "\(full.jsonText)")
+            #expect(reader.extra(0, in: record, path: idPath) == idPath.value(in: full))
+        }
+        // A mapping without fields keeps whole records: no reader.
+        #expect(RecordReader(try RecordMapping(["external_id": "id"], field: "mapping")) == nil)
+    }
+
     @Test("what a projection passes over is still checked: a malformed value anywhere refuses the document",
           arguments: invalid.filter { !$0.isEmpty })
     func projectionChecksSkipped(_ fragment: String) {
