@@ -170,8 +170,10 @@ public struct SyncRunner: Sendable {
                 // (it waits on the job's row, so the database goes from one commit to the next without waiting for the
                 // hub: a third of each batch's time before). Results are taken in order; a batch that overtook the one
                 // before it wrote nothing and is sent again.
-                var unsettled: Task<SyncEngineStore.BatchResult, any Error>?
-                var unsettledBatch: SyncEngineStore.Batch?
+                var unsettled: [(task: Task<SyncEngineStore.BatchResult, any Error>, batch: SyncEngineStore.Batch)] = []
+                func awaitUnsettled() async {
+                    for batch in unsettled { _ = try? await batch.task.value }
+                }
                 func settle(_ task: Task<SyncEngineStore.BatchResult, any Error>, _ batch: SyncEngineStore.Batch) async throws {
                     let result = try await outcome(of: task, batch, integrationID: job.integrationID, entityType: job.entityType)
                     failedRecords += Int64(batch.failures.count)
@@ -183,7 +185,7 @@ public struct SyncRunner: Sendable {
                     while true {
                         try Task.checkCancellation()
                         guard leaseLost.value.load(ordering: .relaxed) == 0 else {
-                            _ = try? await unsettled?.value
+                            await awaitUnsettled()
                             return nil
                         }
                         let current = pending
@@ -201,22 +203,18 @@ public struct SyncRunner: Sendable {
                             jobID: job.id, owner: owner, lease: lease, batchNumber: batchNumber, records: prepared.records,
                             failures: prepared.failures, checkpoint: checkpoint, highWaterMark: mark, sourceTotal: page.total,
                             pagesDone: page.isLast)
-                        let sent = send(batch, integrationID: job.integrationID, entityType: job.entityType)
-                        let previous = unsettled
-                        let previousBatch = unsettledBatch
-                        (unsettled, unsettledBatch) = (sent, batch)
-                        if let previous, let previousBatch { try await settle(previous, previousBatch) }
-                        if !store.overlapsBatches || page.isLast {
-                            unsettled = nil
-                            try await settle(sent, batch)
+                        unsettled.append((send(batch, integrationID: job.integrationID, entityType: job.entityType), batch))
+                        while unsettled.count > (page.isLast ? 0 : store.batchesInFlight - 1) {
+                            let oldest = unsettled.removeFirst()
+                            try await settle(oldest.task, oldest.batch)
                         }
                         batchNumber += 1
                         state = page.next
                         if page.isLast { break }
                     }
                 } catch {
-                    // A batch still committing ends before the job does (it commits only after the ones before it).
-                    _ = try? await unsettled?.value
+                    // Batches still committing end before the job does (each commits only after the ones before it).
+                    await awaitUnsettled()
                     throw error
                 }
             }

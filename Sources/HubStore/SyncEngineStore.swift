@@ -16,9 +16,12 @@ public struct SyncEngineStore: Sendable {
         self.clock = clock
     }
 
-    /// Whether a runner sends a job's next batch while the one before it is still committing (PostgreSQL: each commit has
-    /// a connection and a backend of its own, and the next batch waits on the job's row; SQLite has one writer).
-    public var overlapsBatches: Bool { database.dialect == .postgres }
+    /// How many of a job's batches a runner has committing at once: on PostgreSQL a batch is sent while the ones before
+    /// it are still committing (each has a connection and a backend of its own and waits on the job's row); SQLite has
+    /// one writer.
+    public var batchesInFlight: Int {
+        database.dialect == .postgres ? 2 : 1
+    }
 
     /// A running job leased to one worker, with what it needs to resume.
     public struct Claim: Sendable {
@@ -332,15 +335,35 @@ public struct SyncEngineStore: Sendable {
             """
 
     /// The batch statement (see ``commitBatchPostgres``), prepared once per connection: every parameter's type is
-    /// fixed by a cast or its column.
+    /// fixed by a cast or its column. A batch without failed records runs ``PostgresCleanBatch``, which leaves out the
+    /// errors and the marking of failed records (and their parameters, $19-$21).
     enum PostgresBatch: PreparedSQL {
         static let name = "hub_sync_batch"
-        static let sql = """
+        static let sql = batchSQL(failures: true)
+    }
+
+    /// The batch statement for a batch whose records all mapped.
+    enum PostgresCleanBatch: PreparedSQL {
+        static let name = "hub_sync_clean_batch"
+        static let sql = batchSQL(failures: false)
+    }
+
+    static func batchSQL(failures: Bool) -> String {
+        let failed = failures ? """
+            errs AS (INSERT INTO sync_errors (sync_job_id, error_number, batch_number, external_id, reason, created_at) \
+            SELECT $4, lease.errors_count + e.position, $18, NULLIF(e.external_id, ''), e.reason, $3 \
+            FROM lease, unnest($19::text[], $20::text[]) WITH ORDINALITY AS e(external_id, reason, position) \
+            WHERE lease.errors_count + e.position <= $21 RETURNING 1), \
+            seen AS (UPDATE sync_records SET failed_job_id = $4 FROM unnest($19::text[]) AS f(external_id) \
+            WHERE sync_records.integration_id = $1 AND sync_records.entity_type = $2 AND sync_records.external_id = f.external_id \
+            AND EXISTS (SELECT 1 FROM lease) RETURNING 1),
+            """ : ""
+        return """
             WITH job_row AS (SELECT sync_job_id, errors_count, status, lease_owner, last_batch_number FROM sync_jobs \
             WHERE sync_job_id = $4 FOR UPDATE), \
             lease AS (SELECT sync_job_id, errors_count FROM job_row WHERE status = 'running' AND lease_owner = $5 \
             AND last_batch_number = $18 - 1), \
-            up AS (\(SyncEngineStore.recordsUpsert(from: SyncEngineStore.postgresRows)) \
+            up AS (\(recordsUpsert(from: postgresRows)) \
             RETURNING external_id, last_change, updated_at), \
             ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_ids, sync_job_id, created_at) \
             SELECT CASE WHEN last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, \
@@ -353,15 +376,8 @@ public struct SyncEngineStore: Sendable {
             records_unchanged = records_unchanged + (SELECT total - added - updated FROM counts) + $16, \
             records_failed = records_failed + $13, errors_count = errors_count + $13, pages_done = $14, lease_expires_at = $15, \
             last_batch_number = $18 WHERE sync_job_id IN (SELECT sync_job_id FROM lease) RETURNING records_processed, errors_count), \
-            errs AS (INSERT INTO sync_errors (sync_job_id, error_number, batch_number, external_id, reason, created_at) \
-            SELECT $4, lease.errors_count + e.position, $18, NULLIF(e.external_id, ''), e.reason, $3 \
-            FROM lease, unnest($19::text[], $20::text[]) WITH ORDINALITY AS e(external_id, reason, position) \
-            WHERE lease.errors_count + e.position <= $21 RETURNING 1), \
-            batch AS (INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, status, processed_at) \
-            SELECT $17, sync_job_id, $18, $9 + $13, 'completed', $3 FROM lease RETURNING 1), \
-            seen AS (UPDATE sync_records SET failed_job_id = $4 FROM unnest($19::text[]) AS f(external_id) \
-            WHERE sync_records.integration_id = $1 AND sync_records.entity_type = $2 AND sync_records.external_id = f.external_id \
-            AND EXISTS (SELECT 1 FROM lease) RETURNING 1) \
+            \(failed) batch AS (INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, status, processed_at) \
+            SELECT $17, sync_job_id, $18, $9 + $13, 'completed', $3 FROM lease RETURNING 1) \
             SELECT job_row.status = 'running' AND job_row.lease_owner = $5 AS ours, job_row.last_batch_number, \
             job.records_processed, counts.added, counts.updated, counts.total FROM job_row LEFT JOIN job ON true, counts
             """
@@ -380,11 +396,18 @@ public struct SyncEngineStore: Sendable {
             .int(Int64(records.count + duplicates)), .json(batch.checkpoint.jsonText), .optional(batch.highWaterMark) { .text($0) },
             .optional(batch.sourceTotal) { .int($0) }, .int(Int64(failures.count)), .bool(batch.pagesDone),
             .timestamp(now.addingTimeInterval(batch.lease.seconds)), .int(Int64(duplicates)), .uuid(SyncBatchID.generate().uuid),
-            .int(Int64(batch.batchNumber)), .textArray(failures.map { $0.externalID ?? "" }),
-            .textArray(failures.map { String($0.reason.prefix(1000)) }), .int(Int64(Self.keptErrors)),
+            .int(Int64(batch.batchNumber)),
         ]
         do {
-            guard let row = try await database.queryPrepared(PostgresBatch.self, binds).first, try row.bool("ours") else {
+            let rows = failures.isEmpty
+                ? try await database.queryPrepared(PostgresCleanBatch.self, binds)
+                : try await database.queryPrepared(
+                    PostgresBatch.self,
+                    binds + [
+                        .textArray(failures.map { $0.externalID ?? "" }), .textArray(failures.map { String($0.reason.prefix(1000)) }),
+                        .int(Int64(Self.keptErrors)),
+                    ])
+            guard let row = rows.first, try row.bool("ours") else {
                 throw HubError.conflict(field: nil, reason: "the sync job is no longer running under this worker's lease")
             }
             guard !row.isNull("records_processed") else {

@@ -92,7 +92,7 @@ struct MigrationTests {
     func failedPreparationIsNotKept() async throws {
         // One connection: every statement below runs on it.
         try await Self.withSchema("prep", connections: 1) { database in
-            await #expect(throws: SQLError.self) { _ = try await database.queryPrepared(SyncEngineStore.PostgresBatch.self, []) }
+            await #expect(throws: SQLError.self) { _ = try await database.queryPrepared(SyncEngineStore.PostgresCleanBatch.self, []) }
             try await Migrator(database: database).migrate()
             let stores = HubStores(database: database, sealer: try SecretSealer(keyRing: "1:\(SecretSealer.generateKey())"))
             let integration = try await stores.integrations.register(IntegrationRegistration(
