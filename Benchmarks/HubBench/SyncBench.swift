@@ -10,7 +10,7 @@ import NIOCore
 
 /// The sync ingest path: a fast loopback SCIM source serving pre-built pages → mapping → records store → batch
 /// bookkeeping, for `count` users in pages of 1,000; records per second and peak memory (resident set sampled every
-/// 20 ms, above the level before the sync). On PostgreSQL, beside a plain `COPY` (psql `\copy`) of the same rows into
+/// 20 ms, above the level before the sync); then a full sync of the same users again (all unchanged). On PostgreSQL, beside a plain `COPY` (psql `\copy`) of the same rows into
 /// an equivalent table (the same columns and indexes as `sync_records`), measured in the same run.
 enum SyncBench {
     /// Records per page and batch (`HUB_BENCH_PAGE_SIZE`, default 1000).
@@ -115,34 +115,41 @@ enum SyncBench {
         let integration = try await stores.integrations.register(IntegrationRegistration(
             systemID: "bench-\(UUID().uuidString.prefix(8))", integrationType: "HR", endpointURL: base,
             authConfig: ["type": "bearer", "token": "bench-token-0123456789"], mappingConfig: mapping))
-        let job = try await stores.syncJobs.start(SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "users", batchSize: pageSize))
-        guard let claim = try await engine.claim(owner: "bench", lease: .seconds(60), jobID: job.id) else { throw BenchError("claim failed") }
-        let before = residentBytes()
-        let peak = Peak(before)
-        let sampler = Task {
-            while !Task.isCancelled {
-                await peak.note(residentBytes())
-                try? await Task.sleep(for: .milliseconds(20))
+        // The ingest of new records, then a second full sync of the same ones (all unchanged: the upsert's path).
+        for (phase, again) in [("ingest", false), ("re-sync", true)] {
+            let job = try await stores.syncJobs.start(SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "users", batchSize: pageSize))
+            guard let claim = try await engine.claim(owner: "bench", lease: .seconds(60), jobID: job.id) else { throw BenchError("claim failed") }
+            let before = residentBytes()
+            let peak = Peak(before)
+            let sampler = Task {
+                while !Task.isCancelled {
+                    await peak.note(residentBytes())
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
             }
+            let cpuBefore = HubBench.processCPUSeconds()
+            let postgresBefore = name == "postgres" ? HubBench.postgresCPUSeconds() : 0
+            let start = ContinuousClock.now
+            guard let finished = await runner.run(claim), finished.status == .completed,
+                (again ? finished.summary.unchanged : finished.summary.added) == Int64(count)
+            else {
+                throw BenchError("the sync did not complete with \(count) \(again ? "unchanged" : "added")")
+            }
+            let seconds = (ContinuousClock.now - start).seconds
+            let cpu = HubBench.processCPUSeconds() - cpuBefore
+            let postgresCPU = name == "postgres" ? HubBench.postgresCPUSeconds() - postgresBefore : 0
+            sampler.cancel()
+            HubBench.printWindow(phase, seconds: seconds)
+            let grown = await peak.value - before
+            print(String(
+                format: "sync %@ on %@: %d records in %.2f s = %.0f records/s; peak resident memory +%.1f MiB over the %.1f MiB before",
+                again ? "re-sync (all unchanged)" : "ingest", name, count, seconds, Double(count) / seconds, Double(grown) / 1_048_576,
+                Double(before) / 1_048_576))
+            // CPU a record: the benchmark's process (the hub with the source it reads) and, on PostgreSQL, every backend.
+            print(String(format: "  CPU per record: hub with source %.1f µs%@; idle %.0f %% of 2 cores", 1e6 * cpu / Double(count),
+                         name == "postgres" ? String(format: ", PostgreSQL %.1f µs", 1e6 * postgresCPU / Double(count)) : "",
+                         max(0, 100 * (1 - (cpu + postgresCPU) / (2 * seconds)))))
         }
-        let cpuBefore = HubBench.processCPUSeconds()
-        let postgresBefore = name == "postgres" ? HubBench.postgresCPUSeconds() : 0
-        let start = ContinuousClock.now
-        guard let finished = await runner.run(claim), finished.status == .completed, finished.summary.added == Int64(count) else {
-            throw BenchError("the sync did not complete with \(count) added")
-        }
-        let seconds = (ContinuousClock.now - start).seconds
-        let cpu = HubBench.processCPUSeconds() - cpuBefore
-        let postgresCPU = name == "postgres" ? HubBench.postgresCPUSeconds() - postgresBefore : 0
-        sampler.cancel()
-        HubBench.printWindow("ingest", seconds: seconds)
-        let grown = await peak.value - before
-        print(String(format: "sync ingest on %@: %d records in %.2f s = %.0f records/s; peak resident memory +%.1f MiB over the %.1f MiB before",
-                     name, count, seconds, Double(count) / seconds, Double(grown) / 1_048_576, Double(before) / 1_048_576))
-        // CPU a record: the benchmark's process (the hub with the source it reads) and, on PostgreSQL, every backend.
-        print(String(format: "  CPU per record: hub with source %.1f µs%@; idle %.0f %% of 2 cores", 1e6 * cpu / Double(count),
-                     name == "postgres" ? String(format: ", PostgreSQL %.1f µs", 1e6 * postgresCPU / Double(count)) : "",
-                     max(0, 100 * (1 - (cpu + postgresCPU) / (2 * seconds)))))
         await recorder.shutdown()
         try await gateway.shutdown()
     }

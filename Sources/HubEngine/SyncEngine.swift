@@ -174,8 +174,12 @@ public struct SyncRunner: Sendable {
                 func awaitUnsettled() async {
                     for batch in unsettled { _ = try? await batch.task.value }
                 }
+                // Whether the last batch settled added every record it had (the next ones probably will too: an initial
+                // load, or the new end of a source).
+                var addingOnly = false
                 func settle(_ task: Task<SyncEngineStore.BatchResult, any Error>, _ batch: SyncEngineStore.Batch) async throws {
                     let result = try await outcome(of: task, batch, integrationID: job.integrationID, entityType: job.entityType)
+                    addingOnly = result.added > 0 && result.updated == 0 && result.unchanged == 0
                     failedRecords += Int64(batch.failures.count)
                     progress(SyncProgress(
                         job: job.id, batches: batch.batchNumber, recordsProcessed: result.recordsProcessed, errors: failedRecords,
@@ -202,7 +206,7 @@ public struct SyncRunner: Sendable {
                         let batch = SyncEngineStore.Batch(
                             jobID: job.id, owner: owner, lease: lease, batchNumber: batchNumber, records: prepared.records,
                             failures: prepared.failures, checkpoint: checkpoint, highWaterMark: mark, sourceTotal: page.total,
-                            pagesDone: page.isLast)
+                            pagesDone: page.isLast, recordsLikelyNew: addingOnly)
                         unsettled.append((send(batch, integrationID: job.integrationID, entityType: job.entityType), batch))
                         while unsettled.count > (page.isLast ? 0 : store.batchesInFlight - 1) {
                             let oldest = unsettled.removeFirst()

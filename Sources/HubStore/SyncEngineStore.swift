@@ -129,11 +129,16 @@ public struct SyncEngineStore: Sendable {
         public var sourceTotal: Int64?
         /// Whether this was the last page.
         public var pagesDone: Bool
+        /// Whether the records are probably all new (the job's batches before added every record they had): PostgreSQL
+        /// then inserts them without the upsert's look for each one's stored row, and upserts them after all when one is
+        /// stored (its key refuses the insert, which writes nothing).
+        public var recordsLikelyNew = false
 
         public init(
             jobID: SyncJobID, owner: String, lease: Duration, batchNumber: Int, records: [PreparedRecord], failures: [MappingError],
-            checkpoint: JSONValue, highWaterMark: String?, sourceTotal: Int64?, pagesDone: Bool
+            checkpoint: JSONValue, highWaterMark: String?, sourceTotal: Int64?, pagesDone: Bool, recordsLikelyNew: Bool = false
         ) {
+            self.recordsLikelyNew = recordsLikelyNew
             self.jobID = jobID
             self.owner = owner
             self.lease = lease
@@ -348,6 +353,33 @@ public struct SyncEngineStore: Sendable {
         static let sql = batchSQL(failures: false)
     }
 
+    /// The batch statement for a batch whose records all mapped and are probably all new (``Batch/recordsLikelyNew``):
+    /// a plain insert, refused as a whole by the records' key when one is stored after all. Every record is added (one
+    /// `record.created` row of the batch's ids); nothing is read back.
+    enum PostgresNewBatch: PreparedSQL {
+        static let name = "hub_sync_new_batch"
+        static let sql = """
+            WITH job_row AS (SELECT sync_job_id, errors_count, status, lease_owner, last_batch_number FROM sync_jobs \
+            WHERE sync_job_id = $4 FOR UPDATE), \
+            lease AS (SELECT sync_job_id, errors_count FROM job_row WHERE status = 'running' AND lease_owner = $5 \
+            AND last_batch_number = $18 - 1), \
+            ins AS (INSERT INTO sync_records (integration_id, entity_type, external_id, data, content_hash, last_change, created_at, \
+            updated_at, deleted_at, last_job_id, seen_job_id) \(postgresRows)), \
+            ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_ids, sync_job_id, created_at) \
+            SELECT 'record.created', $1, $2, $6::text[], $4, $3 FROM lease WHERE cardinality($6::text[]) > 0), \
+            job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
+            high_water_mark = COALESCE($11::text, high_water_mark), source_total = COALESCE($12::bigint, source_total), \
+            records_added = records_added + cardinality($6::text[]), records_unchanged = records_unchanged + $16, \
+            records_failed = records_failed + $13, errors_count = errors_count + $13, pages_done = $14, lease_expires_at = $15, \
+            last_batch_number = $18 WHERE sync_job_id IN (SELECT sync_job_id FROM lease) RETURNING records_processed), \
+            batch AS (INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, status, processed_at) \
+            SELECT $17, sync_job_id, $18, $9 + $13, 'completed', $3 FROM lease) \
+            SELECT job_row.status = 'running' AND job_row.lease_owner = $5 AS ours, job_row.last_batch_number, \
+            job.records_processed, cardinality($6::text[]) AS added, 0 AS updated, cardinality($6::text[]) AS total \
+            FROM job_row LEFT JOIN job ON true
+            """
+    }
+
     static func batchSQL(failures: Bool) -> String {
         let failed = failures ? """
             errs AS (INSERT INTO sync_errors (sync_job_id, error_number, batch_number, external_id, reason, created_at) \
@@ -383,6 +415,9 @@ public struct SyncEngineStore: Sendable {
             """
     }
 
+    /// The name of the records' key (PostgreSQL), which refuses a stored record in ``PostgresNewBatch``.
+    static let recordsKey = "sync_records_pkey"
+
     /// The batch as one PostgreSQL statement (atomic by itself, one round trip): the job row locked under the lease,
     /// the records upserted only if it was, their events, the counts, the job's progress, the first errors and the
     /// batch row. No row comes back but the totals.
@@ -399,15 +434,25 @@ public struct SyncEngineStore: Sendable {
             .int(Int64(batch.batchNumber)),
         ]
         do {
-            let rows = failures.isEmpty
-                ? try await database.queryPrepared(PostgresCleanBatch.self, binds)
-                : try await database.queryPrepared(
-                    PostgresBatch.self,
-                    binds + [
-                        .textArray(failures.map { $0.externalID ?? "" }), .textArray(failures.map { String($0.reason.prefix(1000)) }),
-                        .int(Int64(Self.keptErrors)),
-                    ])
-            guard let row = rows.first, try row.bool("ours") else {
+            var rows: [SQLRow]?
+            if batch.recordsLikelyNew, failures.isEmpty, !records.isEmpty {
+                do {
+                    rows = try await database.queryPrepared(PostgresNewBatch.self, binds)
+                } catch SQLError.uniqueViolation(constraint: Self.recordsKey) {
+                    rows = nil  // a record is stored after all: the upsert below
+                }
+            }
+            if rows == nil {
+                rows = failures.isEmpty
+                    ? try await database.queryPrepared(PostgresCleanBatch.self, binds)
+                    : try await database.queryPrepared(
+                        PostgresBatch.self,
+                        binds + [
+                            .textArray(failures.map { $0.externalID ?? "" }), .textArray(failures.map { String($0.reason.prefix(1000)) }),
+                            .int(Int64(Self.keptErrors)),
+                        ])
+            }
+            guard let row = rows?.first, try row.bool("ours") else {
                 throw HubError.conflict(field: nil, reason: "the sync job is no longer running under this worker's lease")
             }
             guard !row.isNull("records_processed") else {

@@ -45,6 +45,15 @@ struct SyncEngineTests {
                 authConfig: ["type": "bearer", "token": .string(SourceServer.token)], mappingConfig: mapping))
         }
 
+        /// A full-sync job of a new integration, claimed by this hub's runner, to commit batches to directly.
+        func claimedJob() async throws -> DirectJob {
+            let integration = try await register("http://127.0.0.1:9/scim/v2", mapping: SyncEngineTests.scimMapping)
+            let job = try await stores.syncJobs.start(
+                SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "users", batchSize: 10))
+            _ = try #require(try await engine.claim(owner: runner.owner, lease: .seconds(30), jobID: job.id))
+            return DirectJob(hub: self, integration: integration, job: job)
+        }
+
         /// Starts a job and runs it in this process to its end.
         func sync(_ integration: Integration, _ type: SyncType, entity: String = "users", batchSize: Int = 40) async throws -> SyncJob {
             let job = try await stores.syncJobs.start(
@@ -311,22 +320,10 @@ struct SyncEngineTests {
     @Test("a batch commits only as the job's next: one sent early writes nothing, one sent while the one before commits waits for it", arguments: Backend.allCases)
     func batchTurns(backend: Backend) async throws {
         try await Hub.with(backend) { hub in
-            let integration = try await hub.register("http://127.0.0.1:9/scim/v2", mapping: Self.scimMapping)
-            let job = try await hub.stores.syncJobs.start(
-                SyncJobRequest(integrationID: integration.id, syncType: .full, entityType: "users", batchSize: 10))
-            let owner = hub.runner.owner
-            _ = try #require(try await hub.engine.claim(owner: owner, lease: .seconds(30), jobID: job.id))
-            let mapping = try RecordMapping(["external_id": "id"], field: "mapping")
-            func batch(_ number: Int) throws -> SyncEngineStore.Batch {
-                let records = try (1...3).map { index in
-                    SyncEngineStore.PreparedRecord(try mapping.apply(["id": .string("b\(number)-\(index)"), "n": .int(Int64(index))]))
-                }
-                return SyncEngineStore.Batch(
-                    jobID: job.id, owner: owner, lease: .seconds(30), batchNumber: number, records: records, failures: [],
-                    checkpoint: ["page": .int(Int64(number))], highWaterMark: nil, sourceTotal: nil, pagesDone: false)
-            }
+            let direct = try await hub.claimedJob()
+            let (integration, job) = (direct.integration, direct.job)
             func commit(_ number: Int) async throws -> SyncEngineStore.BatchResult {
-                try await hub.engine.commitBatch(try batch(number), integrationID: integration.id, entityType: "users")
+                try await direct.commit(number, (1...3).map { ("b\(number)-\($0)", Int64($0)) })
             }
             // Batch 2 before batch 1: refused, nothing written.
             await #expect(throws: SyncEngineStore.BatchOutOfTurn(batchNumber: 2, lastCommitted: 0)) { _ = try await commit(2) }
@@ -356,6 +353,38 @@ struct SyncEngineTests {
             #expect(try await third.value.added == 3)
             #expect(try await hub.stores.syncJobs.batches(of: job.id).map(\.batchNumber) == [1, 3])
             #expect(try await hub.stores.syncJobs.get(job.id).recordsProcessed == 6)
+        }
+    }
+
+    @Test("a batch taken for new records that meets stored ones is upserted after all: the same counts, records and events", arguments: Backend.allCases)
+    func likelyNewFallsBack(backend: Backend) async throws {
+        try await Hub.with(backend) { hub in
+            let eventsBefore = try await hub.engine.lastEventSequence()
+            let direct = try await hub.claimedJob()
+            let (integration, job) = (direct.integration, direct.job)
+            func commit(_ number: Int, likelyNew: Bool, _ records: [(String, Int64)]) async throws -> SyncEngineStore.BatchResult {
+                try await direct.commit(number, likelyNew: likelyNew, records)
+            }
+            #expect(try await commit(1, likelyNew: false, [("a1", 1), ("a2", 1), ("a3", 1)]).added == 3)
+            #expect(try await commit(2, likelyNew: true, [("b1", 1), ("b2", 1)]).added == 2)
+            // New, unchanged and changed: refused as an insert, then upserted.
+            let mixed = try await commit(3, likelyNew: true, [("c1", 1), ("a1", 1), ("a2", 2)])
+            #expect(mixed.added == 1 && mixed.updated == 1 && mixed.unchanged == 1)
+            let stored = try await hub.records(integration)
+            #expect(Dictionary(uniqueKeysWithValues: stored.map { ($0.externalID, $0.data) }) == [
+                "a1": ["id": "a1", "v": 1], "a2": ["id": "a2", "v": 2], "a3": ["id": "a3", "v": 1], "b1": ["id": "b1", "v": 1],
+                "b2": ["id": "b2", "v": 1], "c1": ["id": "c1", "v": 1],
+            ])
+            let events = try await hub.engine.events(after: eventsBefore)
+                .filter { $0.type.hasPrefix("record.") && $0.payload.objectValue?["integration_id"]?.stringValue == integration.id.description }
+                .map { "\($0.type) \($0.payload.objectValue?["external_id"]?.stringValue ?? "")" }
+            #expect(events == [
+                "record.created a1", "record.created a2", "record.created a3", "record.created b1", "record.created b2",
+                "record.created c1", "record.updated a2",
+            ])
+            let after = try await hub.stores.syncJobs.get(job.id)
+            #expect(after.summary.added == 6 && after.summary.updated == 1 && after.summary.unchanged == 1 && after.recordsProcessed == 8)
+            #expect(try await hub.stores.syncJobs.batches(of: job.id).map(\.batchNumber) == [1, 2, 3])
         }
     }
 
@@ -513,5 +542,27 @@ struct SyncServiceTests {
             let schedule = try #require(try await engine.schedules(of: integration.id).first)
             #expect(schedule.lastJobID == jobs.first?.id)
         } }
+    }
+}
+
+extension SyncEngineTests {
+    /// A claimed job and the batches committed to it by hand: records `(external id, value)` mapped as `{"id", "v"}`.
+    struct DirectJob: Sendable {
+        let hub: Hub
+        let integration: Integration
+        let job: SyncJob
+        static let mapping = try! RecordMapping(["external_id": "id"], field: "mapping")
+
+        func batch(_ number: Int, likelyNew: Bool = false, _ records: [(String, Int64)]) throws -> SyncEngineStore.Batch {
+            let prepared = try records.map { SyncEngineStore.PreparedRecord(try Self.mapping.apply(["id": .string($0.0), "v": .int($0.1)])) }
+            return SyncEngineStore.Batch(
+                jobID: job.id, owner: hub.runner.owner, lease: .seconds(30), batchNumber: number, records: prepared, failures: [],
+                checkpoint: ["page": .int(Int64(number))], highWaterMark: nil, sourceTotal: nil, pagesDone: false,
+                recordsLikelyNew: likelyNew)
+        }
+
+        func commit(_ number: Int, likelyNew: Bool = false, _ records: [(String, Int64)]) async throws -> SyncEngineStore.BatchResult {
+            try await hub.engine.commitBatch(try batch(number, likelyNew: likelyNew, records), integrationID: integration.id, entityType: "users")
+        }
     }
 }
