@@ -127,7 +127,9 @@ struct JSONParser {
                 } else {
                     for cleared in child.slotRange { slots[cleared] = nil }
                     guard index < bytes.count else { throw Failure() }
-                    if bytes[index] == UInt8(ascii: "{") { try parseSlots(child, into: &slots) } else { try skipValue() }
+                    // Another kind of value is read as the full parse reads it (which refuses, say, a number beyond a
+                    // double), and then reads as nothing.
+                    if bytes[index] == UInt8(ascii: "{") { try parseSlots(child, into: &slots) } else { _ = try parseValue() }
                 }
             } else {
                 try skipValue()

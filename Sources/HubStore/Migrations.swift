@@ -878,7 +878,8 @@ extension Migration {
     /// `event_seq`, `event_seq + 1`, … (an outbox row a record used to cost the sync ingest a fifth of the database's
     /// time). A row holds at most ``SyncEngineStore/idsPerEventRow`` ids, so the numbers of its events stay below the
     /// next row's: on PostgreSQL, where batches of many jobs insert at once, each row takes a block of 16,384 numbers
-    /// (events written before keep theirs); SQLite, one writer, moves its sequence past a row's last event.
+    /// (events written before keep theirs); SQLite, one writer, moves its sequence past a row's last event. The fan-out
+    /// takes a row's events in parts (`fanned_out` counts those taken), so its transactions stay as small as before.
     static let recordEventRows = Migration(
         version: 10, name: "record_event_rows",
         postgres: [
@@ -886,8 +887,12 @@ extension Migration {
             // Stored out of line uncompressed: compressing a batch's ids took the ingest about 2 % of the database's time.
             "ALTER TABLE events ALTER COLUMN external_ids SET STORAGE EXTERNAL",
             "ALTER TABLE events ALTER COLUMN event_seq SET INCREMENT BY 16384",
+            "ALTER TABLE events ADD COLUMN fanned_out integer NOT NULL DEFAULT 0",
         ],
-        sqlite: ["ALTER TABLE events ADD COLUMN external_ids TEXT"])
+        sqlite: [
+            "ALTER TABLE events ADD COLUMN external_ids TEXT",
+            "ALTER TABLE events ADD COLUMN fanned_out INTEGER NOT NULL DEFAULT 0",
+        ])
 
     /// Migration 5: the connectivity monitor — when each connection is next due (spread over its interval), its retries
     /// before down and the status last reported in an event; why each check ended as it did and whether it fell in a

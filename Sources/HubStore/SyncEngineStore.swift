@@ -182,6 +182,8 @@ public struct SyncEngineStore: Sendable {
         public var failed = 0
         /// The job's records_processed after the batch.
         public var recordsProcessed: Int64 = 0
+        /// Whether the records were written by a plain insert (PostgreSQL, ``Batch/recordsLikelyNew``), not upserted.
+        public var insertedOnly = false
     }
 
     /// Commits one batch: records upserted (added / updated / unchanged by content hash; a deleted record that returns
@@ -216,16 +218,17 @@ public struct SyncEngineStore: Sendable {
         try await database.transaction { executor in
             var result = BatchResult()
             var events: [RecordEvent] = []
-            // One statement (a batch is at most 10,000 records: 30,004 parameters, within SQLite's limit).
-            var binds: [SQLValue] = [.uuid(integrationID.uuid), .text(entityType), .timestamp(now), .uuid(batch.jobID.uuid)]
-            var tuples: [String] = []
-            tuples.reserveCapacity(records.count)
-            for record in records {
-                binds += [.text(record.externalID), .json(record.text), .text(record.hash)]
-                let base = binds.count - 2
-                tuples.append("($1, $2, $\(base), $\(base + 1), $\(base + 2), 'created', $3, $3, NULL, $4, $4)")
-            }
-            if !records.isEmpty {
+            // A statement per 5,000 records (15,004 parameters, within SQLite's limit of 32,766; a source's page may hold
+            // more records than the batch size asked).
+            for start in stride(from: 0, to: records.count, by: 5000) {
+                var binds: [SQLValue] = [.uuid(integrationID.uuid), .text(entityType), .timestamp(now), .uuid(batch.jobID.uuid)]
+                var tuples: [String] = []
+                tuples.reserveCapacity(min(5000, records.count - start))
+                for record in records[start..<min(start + 5000, records.count)] {
+                    binds += [.text(record.externalID), .json(record.text), .text(record.hash)]
+                    let base = binds.count - 2
+                    tuples.append("($1, $2, $\(base), $\(base + 1), $\(base + 2), 'created', $3, $3, NULL, $4, $4)")
+                }
                 let rows = try await executor.query(
                     Self.recordsUpsert(from: "VALUES " + tuples.joined(separator: ", ")) + " RETURNING external_id, last_change, updated_at",
                     binds)
@@ -366,7 +369,8 @@ public struct SyncEngineStore: Sendable {
             ins AS (INSERT INTO sync_records (integration_id, entity_type, external_id, data, content_hash, last_change, created_at, \
             updated_at, deleted_at, last_job_id, seen_job_id) \(postgresRows)), \
             ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_ids, sync_job_id, created_at) \
-            SELECT 'record.created', $1, $2, $6::text[], $4, $3 FROM lease WHERE cardinality($6::text[]) > 0), \
+            SELECT 'record.created', $1, $2, array_agg(i.id ORDER BY i.n), $4, $3 FROM lease, \
+            unnest($6::text[]) WITH ORDINALITY AS i(id, n) GROUP BY (i.n - 1) / \(idsPerEventRow) ORDER BY (i.n - 1) / \(idsPerEventRow)), \
             job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
             high_water_mark = COALESCE($11::text, high_water_mark), source_total = COALESCE($12::bigint, source_total), \
             records_added = records_added + cardinality($6::text[]), records_unchanged = records_unchanged + $16, \
@@ -399,7 +403,9 @@ public struct SyncEngineStore: Sendable {
             RETURNING external_id, last_change, updated_at), \
             ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_ids, sync_job_id, created_at) \
             SELECT CASE WHEN last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, \
-            array_agg(external_id), $4, $3 FROM up WHERE updated_at = $3 GROUP BY last_change ORDER BY last_change RETURNING 1), \
+            array_agg(external_id ORDER BY n), $4, $3 FROM (SELECT external_id, last_change, \
+            row_number() OVER (PARTITION BY last_change) AS n FROM up WHERE updated_at = $3) AS changed \
+            GROUP BY last_change, (n - 1) / \(idsPerEventRow) ORDER BY last_change, (n - 1) / \(idsPerEventRow) RETURNING 1), \
             counts AS (SELECT count(*) FILTER (WHERE updated_at = $3 AND last_change = 'created') AS added, \
             count(*) FILTER (WHERE updated_at = $3 AND last_change = 'updated') AS updated, count(*) AS total FROM up), \
             job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
@@ -435,9 +441,11 @@ public struct SyncEngineStore: Sendable {
         ]
         do {
             var rows: [SQLRow]?
+            var insertedOnly = false
             if batch.recordsLikelyNew, failures.isEmpty, !records.isEmpty {
                 do {
                     rows = try await database.queryPrepared(PostgresNewBatch.self, binds)
+                    insertedOnly = true
                 } catch SQLError.uniqueViolation(constraint: Self.recordsKey) {
                     rows = nil  // a record is stored after all: the upsert below
                 }
@@ -464,6 +472,7 @@ public struct SyncEngineStore: Sendable {
             result.unchanged = Int(try row.int("total")) - result.added - result.updated + duplicates
             result.failed = failures.count
             result.recordsProcessed = try row.int("records_processed")
+            result.insertedOnly = insertedOnly
             return result
         } catch SQLError.uniqueViolation {
             throw HubError.conflict(field: "batch_number", reason: "batch \(batch.batchNumber) of this job is already recorded")
@@ -692,48 +701,94 @@ public struct SyncEngineStore: Sendable {
         var typeCondition = ""
         if let type {
             binds.append(.text(type))
-            typeCondition = " AND e.event_type = $4"
+            typeCondition = " AND o.event_type = $4"
         }
-        // A row's events are numbered below the next row's and are fewer than 16,384: rows from there on are read.
+        // The first `limit` outbox rows with an event after `sequence` (each holds at least one; a row's events are fewer
+        // than 16,384 and numbered below the next row's, so rows from there on are looked at), then their events.
         let dialect = database.dialect
-        return try await database.query(
+        let rows = """
+            (SELECT * FROM events o WHERE o.event_seq > $3 AND \(Self.lastOfRow(dialect, "o")) > $1\(typeCondition) \
+            ORDER BY o.event_seq LIMIT $2)
             """
-            SELECT \(Self.eventColumns(dialect)) WHERE e.event_seq > $3 AND \(Self.eventSequence(dialect)) > $1\(typeCondition) \
-            ORDER BY seq LIMIT $2
-            """, binds
-        ).map(Self.decodeEvent)
+        let events = try await database.query(
+            "SELECT \(Self.eventColumns(dialect, from: rows)) WHERE \(Self.eventSequence(dialect)) > $1 ORDER BY seq LIMIT $2", binds)
+        let records = try await Self.recordData(for: events, dialect: dialect, in: database)
+        return try events.map { try Self.decodeEvent($0, records: records) }
+    }
+
+    /// A record's key.
+    struct RecordKey: Hashable {
+        let integrationID: UUID
+        let entityType: String
+        let externalID: String
+    }
+
+    /// The stored data (canonical JSON text) of the records that the record events among `events` (rows of
+    /// ``eventColumns(_:from:)``) name, by key; a deleted record has none. Each is looked up by its key, the ids of one
+    /// integration and entity type at once (a join of the events with the records could not count on the key: without
+    /// statistics of a freshly filled table, the planner looked each event up among all of the integration's records,
+    /// 66 s for 21,000 events).
+    static func recordData(for events: [SQLRow], dialect: SQLDialect, in executor: any SQLExecutor) async throws -> [RecordKey: String] {
+        var wanted: [UUID: [String: [String]]] = [:]
+        for event in events where event.isNull("payload") && !event.isNull("external_id") {
+            wanted[try event.uuid("integration_id"), default: [:]][try event.string("entity_type"), default: []]
+                .append(try event.string("external_id"))
+        }
+        let ids = dialect == .postgres ? #"external_id = ANY(($3::text[]) COLLATE "C")"# : dialect.isIn("external_id", textArray: "$3", as: "text")
+        var found: [RecordKey: String] = [:]
+        for (integrationID, entities) in wanted {
+            for (entityType, externalIDs) in entities {
+                let rows = try await executor.query(
+                    "SELECT external_id, data FROM sync_records WHERE integration_id = $1 AND entity_type = $2 AND deleted_at IS NULL AND \(ids)",
+                    [.uuid(integrationID), .text(entityType), .textArray(Array(Set(externalIDs)))])
+                for row in rows {
+                    found[RecordKey(integrationID: integrationID, entityType: entityType, externalID: try row.string("external_id"))] =
+                        try row.jsonText("data")
+                }
+            }
+        }
+        return found
+    }
+
+    /// The stored data of the record `event` names, if it is a record event whose record is there.
+    static func recordData(of event: SQLRow, in records: [RecordKey: String]) throws -> String? {
+        guard event.isNull("payload"), !event.isNull("external_id") else { return nil }
+        return records[RecordKey(
+            integrationID: try event.uuid("integration_id"), entityType: try event.string("entity_type"),
+            externalID: try event.string("external_id"))]
     }
 
     /// The number of one event of an outbox row `e` (a record event row holds many, numbered from its `event_seq` on;
-    /// see ``eventColumns(_:)``).
+    /// see ``eventColumns(_:from:)``).
     static func eventSequence(_ dialect: SQLDialect) -> String {
-        dialect == .postgres ? "e.event_seq + COALESCE(x.position, 1) - 1" : "e.event_seq + COALESCE(x.key, 0)"
+        dialect == .postgres ? "e.event_seq + x.position - 1" : "e.event_seq + COALESCE(x.key, 0)"
     }
 
-    /// The number of the last event of outbox row `e`.
-    static func lastOfRow(_ dialect: SQLDialect) -> String {
+    /// The number of the last event of outbox row `alias`.
+    static func lastOfRow(_ dialect: SQLDialect, _ alias: String = "e") -> String {
         dialect == .postgres
-            ? "e.event_seq + COALESCE(cardinality(e.external_ids), 1) - 1"
-            : "e.event_seq + COALESCE(json_array_length(e.external_ids), 1) - 1"
+            ? "\(alias).event_seq + COALESCE(cardinality(\(alias).external_ids), 1) - 1"
+            : "\(alias).event_seq + COALESCE(json_array_length(\(alias).external_ids), 1) - 1"
     }
 
-    /// The columns and joins that ``decodeEvent(_:)`` reads, one row an event: outbox rows (alias `e`) with their
-    /// record events' external ids unnested (`x`), and each record (`r`). `seq` is the event's number, `row_seq` its
-    /// row's. A WHERE clause follows.
-    static func eventColumns(_ dialect: SQLDialect) -> String {
+    /// The columns ``decodeEvent(_:records:)`` reads, one row an event: outbox rows (alias `e`, from `source`) with
+    /// their record events' external ids unnested (`x`). `seq` is the event's number, `row_seq` its row's. A WHERE
+    /// clause follows. The records' data is read by ``recordData(for:dialect:in:)``.
+    static func eventColumns(_ dialect: SQLDialect, from source: String = "events") -> String {
+        // PostgreSQL: every row gives at least one (an event's own external id, or none).
         let (ids, id) = dialect == .postgres
-            ? ("LEFT JOIN LATERAL unnest(e.external_ids) WITH ORDINALITY AS x(external_id, position) ON true", "x.external_id")
-            : ("LEFT JOIN json_each(e.external_ids) AS x", "x.value")
+            ? ("CROSS JOIN LATERAL unnest(COALESCE(e.external_ids, ARRAY[e.external_id])) WITH ORDINALITY AS x(external_id, position)",
+               "x.external_id")
+            : ("LEFT JOIN json_each(e.external_ids) AS x", "COALESCE(x.value, e.external_id)")
         return """
             \(eventSequence(dialect)) AS seq, e.event_seq AS row_seq, e.event_type, e.payload, e.integration_id, e.entity_type, \
-            COALESCE(\(id), e.external_id) AS external_id, e.sync_job_id, e.created_at, r.data, r.deleted_at FROM events e \(ids) \
-            LEFT JOIN sync_records r ON COALESCE(\(id), e.external_id) IS NOT NULL AND r.integration_id = e.integration_id \
-            AND r.entity_type = e.entity_type AND r.external_id = COALESCE(\(id), e.external_id)
+            \(id) AS external_id, e.sync_job_id, e.created_at FROM \(source) e \(ids)
             """
     }
 
-    /// An event row of ``eventColumns``: a record event's payload is assembled from its thin row and the record.
-    static func decodeEvent(_ row: SQLRow) throws -> HubEvent {
+    /// An event row of ``eventColumns(_:from:)``: a record event's payload is assembled from its thin row and the record's
+    /// data in `records`.
+    static func decodeEvent(_ row: SQLRow, records: [RecordKey: String]) throws -> HubEvent {
         let payload: JSONValue
         if let stored = try row.optionalJSON("payload") {
             payload = stored
@@ -743,7 +798,7 @@ public struct SyncEngineStore: Sendable {
                 "entity_type": .string(try row.string("entity_type")), "external_id": .string(try row.string("external_id")),
                 "sync_job_id": .string(try row.uuid("sync_job_id").uuidString.lowercased()),
             ]
-            if row.isNull("deleted_at"), !row.isNull("data") { members["data"] = try row.json("data") }
+            if let data = try recordData(of: row, in: records) { members["data"] = try JSONValue.parse(data, field: "data") }
             payload = .object(members)
         }
         let sequence = try row.int("seq")

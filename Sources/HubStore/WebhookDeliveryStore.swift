@@ -92,8 +92,7 @@ public struct WebhookDeliveryStore: Sendable {
 
     // MARK: - Fan-out
 
-    /// Turns up to `limit` undispatched events (whole outbox rows: one row of a batch's record events may hold more),
-    /// in outbox order, into messages for every webhook (not disabled) whose
+    /// Turns up to `limit` undispatched events, in outbox order, into messages for every webhook (not disabled) whose
     /// subscriptions match, and marks them dispatched, in one transaction. One fan-out runs at a time per database
     /// (others return 0 at once), so messages are created in event order. Returns the number of events handled.
     public func fanOut(limit: Int = 500) async throws -> Int {
@@ -103,8 +102,8 @@ public struct WebhookDeliveryStore: Sendable {
                 let locked = try await executor.queryOne("SELECT pg_try_advisory_xact_lock(7370019) AS locked", [])!
                 guard try locked.bool("locked") else { return (0, 0) }
             }
-            // Whole outbox rows, in order, as many as hold `limit` events (at least one: a record event row holds a
-            // batch's events of one kind).
+            // Up to `limit` events of the oldest rows, in order. A row of a batch's record events is taken in parts: its
+            // `fanned_out` counts the events of it already taken, and the row is dispatched once all are.
             let dialect = database.dialect
             let candidates = try await executor.query(
                 dialect == .postgres
@@ -112,32 +111,59 @@ public struct WebhookDeliveryStore: Sendable {
                     // every running one are taken (a running one may still commit an earlier-numbered event), in
                     // (transaction, sequence) order. SQLite has one writer: its order is the commit order.
                     ? """
-                    SELECT e.event_seq, \(SyncEngineStore.lastOfRow(dialect)) - e.event_seq + 1 AS n FROM events e \
+                    SELECT e.event_seq, \(SyncEngineStore.lastOfRow(dialect)) - e.event_seq + 1 AS n, e.fanned_out FROM events e \
                     WHERE NOT e.dispatched AND e.xact_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY e.xact_id, e.event_seq LIMIT $1
                     """
                     : """
-                    SELECT e.event_seq, \(SyncEngineStore.lastOfRow(dialect)) - e.event_seq + 1 AS n FROM events e \
+                    SELECT e.event_seq, \(SyncEngineStore.lastOfRow(dialect)) - e.event_seq + 1 AS n, e.fanned_out FROM events e \
                     WHERE e.dispatched = 0 ORDER BY e.event_seq LIMIT $1
                     """,
                 [.int(Int64(limit))])
-            var rows: [Int64] = []
-            var count = 0
-            for candidate in candidates {
-                let size = Int(try candidate.int("n"))
-                if !rows.isEmpty, count + size > limit { break }
-                rows.append(try candidate.int("event_seq"))
-                count += size
+            // Each row taken, with the part of its events (by position, from 1): after `from`, up to `to`.
+            var parts: [(row: Int64, from: Int64, to: Int64, size: Int64)] = []
+            var count: Int64 = 0
+            for candidate in candidates where count < Int64(limit) {
+                let size = try candidate.int("n")
+                let from = try candidate.int("fanned_out")
+                let to = min(size, from + Int64(limit) - count)
+                parts.append((try candidate.int("event_seq"), from, to, size))
+                count += to - from
             }
-            guard !rows.isEmpty else { return (0, 0) }
-            let chosen = dialect.isIn("e.event_seq", textArray: "$1", as: "bigint")
-            let events = try await executor.query(
+            guard !parts.isEmpty else { return (0, 0) }
+            let picked = parts.indices.map { "($\(3 * $0 + 1), $\(3 * $0 + 2), $\(3 * $0 + 3))" }.joined(separator: ", ")
+            let position = dialect == .postgres ? "x.position" : "COALESCE(x.key, 0) + 1"
+            let source = """
+                (SELECT events.*, pick.column2 AS part_from, pick.column3 AS part_to FROM events \
+                JOIN (VALUES \(picked)) AS pick ON events.event_seq = pick.column1)
                 """
-                SELECT \(SyncEngineStore.eventColumns(dialect)) WHERE \(chosen) \
-                ORDER BY \(dialect == .postgres ? "e.xact_id, " : "")seq
+            let rows = try await executor.query(
+                """
+                SELECT \(SyncEngineStore.eventColumns(dialect, from: source)) WHERE \(position) > e.part_from \
+                AND \(position) <= e.part_to ORDER BY \(dialect == .postgres ? "e.xact_id, " : "")seq
                 """,
-                [.textArray(rows.map(String.init))]
-            ).map(OutboxEvent.init)
-            guard !events.isEmpty else { return (0, 0) }
+                parts.flatMap { [SQLValue.int($0.row), .int($0.from), .int($0.to)] })
+            let records = try await SyncEngineStore.recordData(for: rows, dialect: dialect, in: executor)
+            let events = try rows.map { try OutboxEvent($0, data: try SyncEngineStore.recordData(of: $0, in: records)) }
+            // Rows whose events are all taken are dispatched; a row taken in part (the last one, at most) moves on.
+            let done = parts.filter { $0.to == $0.size }.map { String($0.row) }
+            let partial = parts.filter { $0.to < $0.size }
+            func markDispatched() async throws {
+                if !done.isEmpty {
+                    _ = try await executor.query(
+                        """
+                        UPDATE events SET dispatched = \(dialect == .postgres ? "true" : "1") \
+                        WHERE \(dialect.isIn("event_seq", textArray: "$1", as: "bigint"))
+                        """, [.textArray(done)])
+                }
+                for part in partial {
+                    _ = try await executor.query(
+                        "UPDATE events SET fanned_out = $1 WHERE event_seq = $2", [.int(part.to), .int(part.row)])
+                }
+            }
+            guard !events.isEmpty else {
+                try await markDispatched()
+                return (0, 0)
+            }
             let hooks = try await executor.query(
                 // FOR SHARE: a webhook deleted meanwhile waits for this fan-out, then deletes the messages it wrote.
                 "SELECT webhook_id, event_types FROM webhooks WHERE status <> 'disabled'\(database.dialect == .postgres ? " FOR SHARE" : "")", []
@@ -175,8 +201,7 @@ public struct WebhookDeliveryStore: Sendable {
                             .timestamp(now),
                         ])
                 }
-                _ = try await executor.query(
-                    "UPDATE events SET dispatched = true WHERE event_seq = ANY($1::text[]::bigint[])", [.textArray(rows.map(String.init))])
+                try await markDispatched()
                 return (events.count, pairs.count)
             }
             for start in stride(from: 0, to: pairs.count, by: 1000) {
@@ -199,9 +224,7 @@ public struct WebhookDeliveryStore: Sendable {
                     event_created_at, created_at) VALUES \(tuples.joined(separator: ", "))
                     """, binds)
             }
-            _ = try await executor.query(
-                "UPDATE events SET dispatched = 1 WHERE \(dialect.isIn("event_seq", textArray: "$1", as: "bigint"))",
-                [.textArray(rows.map(String.init))])
+            try await markDispatched()
             return (events.count, pairs.count)
         }
         if database.dialect == .postgres, written >= 500 { await refreshMessageStatistics(written: written) }
@@ -228,20 +251,23 @@ public struct WebhookDeliveryStore: Sendable {
         }
     }
 
-    /// An event as the fan-out reads it (``SyncEngineStore/eventColumns(_:)``). Its body is written from the stored JSON
+    /// An event as the fan-out reads it (``SyncEngineStore/eventColumns(_:from:)``). Its body is written from the stored JSON
     /// text as it is (payloads and records are stored canonical), never parsed and written again: the body that
-    /// ``SyncEngineStore/decodeEvent(_:)`` would give, canonical as well, for about 10 µs less a message.
+    /// ``SyncEngineStore/decodeEvent(_:records:)`` would give, canonical as well, for about 10 µs less a message.
     struct OutboxEvent {
         let sequence: Int64
         let type: String
         let createdAt: Date
         let row: SQLRow
+        /// A record event's record data as stored (none once the record is deleted).
+        let data: String?
 
-        init(_ row: SQLRow) throws {
+        init(_ row: SQLRow, data: String?) throws {
             sequence = try row.int("seq")
             type = try row.string("event_type")
             createdAt = try row.date("created_at")
             self.row = row
+            self.data = data
         }
 
         /// The body every attempt of the event's messages sends (Standard Webhooks' shape: type, timestamp, data), its
@@ -253,7 +279,7 @@ public struct WebhookDeliveryStore: Sendable {
                 text += try row.jsonText("payload")
             } else {
                 text += "{"
-                if row.isNull("deleted_at"), !row.isNull("data") { text += #""data":"# + (try row.jsonText("data")) + "," }
+                if let data { text += #""data":"# + data + "," }
                 text += #""entity_type":"# + JSONValue.quoted(try row.string("entity_type"))
                 text += #","external_id":"# + JSONValue.quoted(try row.string("external_id"))
                 text += #","integration_id":""# + (try row.uuid("integration_id")).uuidString.lowercased()

@@ -335,19 +335,36 @@ struct SyncEngineTests {
             // Batch 3 is sent while batch 2 is committing (here: a transaction that made batch 2 the job's last and has
             // not committed yet): it waits for that commit, then commits in turn.
             let database = hub.stores.database
-            let (locked, lockedSignal) = AsyncStream<Void>.makeStream()
+            let (locked, lockedSignal) = AsyncStream<Int64>.makeStream()
             let (release, releaseSignal) = AsyncStream<Void>.makeStream()
             let holder = Task {
                 try await database.transaction { executor in
                     _ = try await executor.query(
                         "UPDATE sync_jobs SET last_batch_number = 2 WHERE sync_job_id = $1", [.uuid(job.id.uuid)])
-                    lockedSignal.yield()
+                    let pid = backend == .postgres ? try await executor.queryOne("SELECT pg_backend_pid() AS pid", [])!.int("pid") : 0
+                    lockedSignal.yield(pid)
                     for await _ in release { break }
                 }
             }
-            for await _ in locked { break }
+            var holderPID: Int64 = 0
+            for await pid in locked {
+                holderPID = pid
+                break
+            }
             let third = Task { try await commit(3) }
-            try await Task.sleep(for: .milliseconds(300))
+            if backend == .postgres {
+                // Released only once batch 3's statement waits for the holder (its snapshot older than the holder's commit).
+                var waiting = false
+                for _ in 0..<500 where !waiting {
+                    waiting = try await database.queryOne(
+                        "SELECT count(*) AS n FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))", [.int(holderPID)]
+                    )!.int("n") > 0
+                    if !waiting { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                #expect(waiting)
+            } else {
+                try await Task.sleep(for: .milliseconds(100))  // SQLite: one writer; batch 3 runs after the holder commits
+            }
             releaseSignal.yield()
             try await holder.value
             #expect(try await third.value.added == 3)
@@ -366,10 +383,12 @@ struct SyncEngineTests {
                 try await direct.commit(number, likelyNew: likelyNew, records)
             }
             #expect(try await commit(1, likelyNew: false, [("a1", 1), ("a2", 1), ("a3", 1)]).added == 3)
-            #expect(try await commit(2, likelyNew: true, [("b1", 1), ("b2", 1)]).added == 2)
+            // New ones: a plain insert on PostgreSQL (SQLite always upserts).
+            let new = try await commit(2, likelyNew: true, [("b1", 1), ("b2", 1)])
+            #expect(new.added == 2 && new.insertedOnly == (backend == .postgres))
             // New, unchanged and changed: refused as an insert, then upserted.
             let mixed = try await commit(3, likelyNew: true, [("c1", 1), ("a1", 1), ("a2", 2)])
-            #expect(mixed.added == 1 && mixed.updated == 1 && mixed.unchanged == 1)
+            #expect(mixed.added == 1 && mixed.updated == 1 && mixed.unchanged == 1 && !mixed.insertedOnly)
             let stored = try await hub.records(integration)
             #expect(Dictionary(uniqueKeysWithValues: stored.map { ($0.externalID, $0.data) }) == [
                 "a1": ["id": "a1", "v": 1], "a2": ["id": "a2", "v": 2], "a3": ["id": "a3", "v": 1], "b1": ["id": "b1", "v": 1],
@@ -385,6 +404,44 @@ struct SyncEngineTests {
             let after = try await hub.stores.syncJobs.get(job.id)
             #expect(after.summary.added == 6 && after.summary.updated == 1 && after.summary.unchanged == 1 && after.recordsProcessed == 8)
             #expect(try await hub.stores.syncJobs.batches(of: job.id).map(\.batchNumber) == [1, 2, 3])
+        }
+    }
+
+    @Test("a page of more records than one outbox row holds (a source may send more than asked) is split into rows and numbers every event once, in order", arguments: Backend.allCases)
+    func largePageEvents(backend: Backend) async throws {
+        // A database of its own: its 33,000 events stay out of the shared one, whose fan-outs other tests wait for.
+        let own = try await DeliveryDatabase.make(backend)
+        defer { Task { await own.cleanup() } }
+        let stores = HubStores(database: own.database, sealer: TestEnvironment.sealer)
+        try await Hub.with(backend, sharing: stores) { hub in
+            let direct = try await hub.claimedJob()
+            let start = try await hub.engine.lastEventSequence()
+            let count = 10_500  // more than one outbox row holds (10,000), and than one SQLite statement takes (5,000)
+            // (Records built outside #expect: its expansion of a call with a `$0` closure among the arguments misread it.)
+            let first = try await direct.commit(1, (1...count).map { ("p\($0)", 1) })
+            #expect(first.added == count)
+            let second = try await direct.commit(2, likelyNew: true, (1...count).map { ("q\($0)", 1) })
+
+
+            #expect(second.added == count && second.insertedOnly == (backend == .postgres), "\(second)")
+            var events: [HubEvent] = []
+            while true {
+                let page = try await hub.engine.events(after: events.last?.sequence ?? start, limit: 8_000)
+                if page.isEmpty { break }
+                events += page
+            }
+            let mine = events.filter { $0.payload.objectValue?["integration_id"]?.stringValue == direct.integration.id.description }
+            #expect(mine.count == 2 * count && mine.allSatisfy { $0.type == "record.created" })
+            #expect(zip(events, events.dropFirst()).allSatisfy { $0.sequence < $1.sequence })
+            #expect(Set(mine.compactMap { $0.payload.objectValue?["external_id"]?.stringValue }).count == 2 * count)
+            #expect(try await hub.engine.lastEventSequence() >= mine.last?.sequence ?? .max)
+            // Each batch's events took two rows: no row holds more than its share, so none runs into the next one's numbers.
+            let size = own.database.dialect == .postgres ? "cardinality(e.external_ids)" : "json_array_length(e.external_ids)"
+            let sizes = try await own.database.query(
+                "SELECT \(size) AS n FROM events e WHERE e.sync_job_id = $1",
+                [.uuid(direct.job.id.uuid)]
+            ).map { try $0.int("n") }
+            #expect(sizes.sorted() == [500, 500, 10_000, 10_000])
         }
     }
 
