@@ -369,8 +369,9 @@ public struct SyncEngineStore: Sendable {
             ins AS (INSERT INTO sync_records (integration_id, entity_type, external_id, data, content_hash, last_change, created_at, \
             updated_at, deleted_at, last_job_id, seen_job_id) \(postgresRows)), \
             ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_ids, sync_job_id, created_at) \
-            SELECT 'record.created', $1, $2, array_agg(i.id ORDER BY i.n), $4, $3 FROM lease, \
-            unnest($6::text[]) WITH ORDINALITY AS i(id, n) GROUP BY (i.n - 1) / \(idsPerEventRow) ORDER BY (i.n - 1) / \(idsPerEventRow)), \
+            SELECT 'record.created', $1, $2, ($6::text[])[k * \(idsPerEventRow) + 1 : (k + 1) * \(idsPerEventRow)], $4, $3 \
+            FROM lease, generate_series(0, (cardinality($6::text[]) - 1) / \(idsPerEventRow)) AS k \
+            WHERE cardinality($6::text[]) > 0 ORDER BY k), \
             job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
             high_water_mark = COALESCE($11::text, high_water_mark), source_total = COALESCE($12::bigint, source_total), \
             records_added = records_added + cardinality($6::text[]), records_unchanged = records_unchanged + $16, \
@@ -402,10 +403,10 @@ public struct SyncEngineStore: Sendable {
             up AS (\(recordsUpsert(from: postgresRows)) \
             RETURNING external_id, last_change, updated_at), \
             ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_ids, sync_job_id, created_at) \
-            SELECT CASE WHEN last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, \
-            array_agg(external_id ORDER BY n), $4, $3 FROM (SELECT external_id, last_change, \
-            row_number() OVER (PARTITION BY last_change) AS n FROM up WHERE updated_at = $3) AS changed \
-            GROUP BY last_change, (n - 1) / \(idsPerEventRow) ORDER BY last_change, (n - 1) / \(idsPerEventRow) RETURNING 1), \
+            SELECT CASE WHEN g.last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, \
+            g.ids[k * \(idsPerEventRow) + 1 : (k + 1) * \(idsPerEventRow)], $4, $3 \
+            FROM (SELECT last_change, array_agg(external_id) AS ids FROM up WHERE updated_at = $3 GROUP BY last_change) AS g, \
+            generate_series(0, (cardinality(g.ids) - 1) / \(idsPerEventRow)) AS k ORDER BY g.last_change, k RETURNING 1), \
             counts AS (SELECT count(*) FILTER (WHERE updated_at = $3 AND last_change = 'created') AS added, \
             count(*) FILTER (WHERE updated_at = $3 AND last_change = 'updated') AS updated, count(*) AS total FROM up), \
             job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
