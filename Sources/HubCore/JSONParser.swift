@@ -31,14 +31,7 @@ struct JSONParser {
     /// - Throws: ``Failure`` when `data` is not exactly one JSON value.
     static func parse<Bytes: Collection>(_ data: Bytes, projection: JSONProjection = .whole) throws -> JSONValue
     where Bytes.Element == UInt8 {
-        let result: JSONValue? = try data.withContiguousStorageIfAvailable { buffer in try parseBuffer(buffer, projection: projection) }
-        if let result { return result }
-        return try Array(data).withUnsafeBufferPointer { try parseBuffer($0, projection: projection) }
-    }
-
-    private static func parseBuffer(_ buffer: UnsafeBufferPointer<UInt8>, projection: JSONProjection) throws -> JSONValue {
-        var parser = JSONParser(buffer)
-        return try parser.parseDocument(projection)
+        try parseRecords(data, projection: projection).0
     }
 
     private mutating func parseDocument(_ projection: JSONProjection) throws -> JSONValue {
@@ -115,10 +108,7 @@ struct JSONParser {
         while true {
             skipWhitespace()
             let found = try member(of: node)
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw Failure() }
-            index += 1
-            skipWhitespace()
+            try colon()
             if let found {
                 let child = node.children[found]
                 let slot = node.slots[found]
@@ -178,10 +168,7 @@ struct JSONParser {
                 if isObject {
                     guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw Failure() }
                     try skipString()
-                    skipWhitespace()
-                    guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw Failure() }
-                    index += 1
-                    skipWhitespace()
+                    try colon()
                 }
                 try skipValue()
                 guard try another(before: close) else { return }
@@ -192,6 +179,14 @@ struct JSONParser {
         case UInt8(ascii: "n"): try expect("null")
         default: _ = try scanNumber()
         }
+    }
+
+    /// After a member's key: passes the colon and the whitespace around it.
+    private mutating func colon() throws {
+        skipWhitespace()
+        guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw Failure() }
+        index += 1
+        skipWhitespace()
     }
 
     /// After a member or an element: true at a comma (another follows), false at `close` (passed).
@@ -256,10 +251,7 @@ struct JSONParser {
             } else {
                 key = try parseString()
             }
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw Failure() }
-            index += 1
-            skipWhitespace()
+            try colon()
             if let key {
                 members.append((key, try parseValue()))
             } else if let wanted, let found {

@@ -103,9 +103,8 @@ public final class PostgresDatabase: SQLDatabase {
     public func queryPrepared<Statement: PreparedSQL>(_ statement: Statement.Type, _ binds: [SQLValue]) async throws -> [SQLRow] {
         await awaitRunning()
         do {
-            let rows = try await client.execute(Prepared<Statement>(binds: binds), logger: logger)
             var result: [SQLRow] = []
-            for try await row in rows { result.append(try Self.row(row)) }
+            for try await row in try await client.execute(Prepared<Statement>(binds: binds), logger: logger) { result.append(row) }
             return result
         } catch let error as PSQLError where error.code == .server && !(error.serverInfo?[.sqlState] ?? "").hasPrefix("23") {
             return try await query(Statement.sql, binds)
@@ -118,11 +117,11 @@ public final class PostgresDatabase: SQLDatabase {
     private struct Prepared<Statement: PreparedSQL>: PostgresPreparedStatement {
         static var name: String { Statement.name }
         static var sql: String { Statement.sql }
-        typealias Row = PostgresRow
+        typealias Row = SQLRow
         let binds: [SQLValue]
 
         func makeBindings() throws -> PostgresBindings { PostgresDatabase.bindings(binds) }
-        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+        func decodeRow(_ row: PostgresRow) throws -> SQLRow { try PostgresDatabase.row(row) }
     }
 
     /// Runs `body` in a transaction on one leased connection: committed when it returns, rolled back when it throws.

@@ -323,9 +323,7 @@ public struct SyncEngineStore: Sendable {
     static func recordsUpsert(from source: String) -> String {
         let changed = "(sync_records.deleted_at IS NOT NULL OR sync_records.content_hash <> excluded.content_hash)"
         return """
-            INSERT INTO sync_records (integration_id, entity_type, external_id, data, content_hash, last_change, created_at, \
-            updated_at, deleted_at, last_job_id, seen_job_id) \(source) \
-            ON CONFLICT (integration_id, entity_type, external_id) DO UPDATE SET \
+            \(recordsInsert(from: source)) ON CONFLICT (integration_id, entity_type, external_id) DO UPDATE SET \
             data = CASE WHEN \(changed) THEN excluded.data ELSE sync_records.data END, \
             last_change = CASE WHEN sync_records.deleted_at IS NOT NULL THEN 'created' \
             WHEN sync_records.content_hash <> excluded.content_hash THEN 'updated' ELSE sync_records.last_change END, \
@@ -333,6 +331,14 @@ public struct SyncEngineStore: Sendable {
             last_job_id = CASE WHEN \(changed) THEN excluded.last_job_id ELSE sync_records.last_job_id END, \
             content_hash = excluded.content_hash, deleted_at = NULL, seen_job_id = excluded.seen_job_id
             """
+    }
+
+    /// The insert of new records from `source` (the rows, in `sync_records` column order).
+    static func recordsInsert(from source: String) -> String {
+        """
+        INSERT INTO sync_records (integration_id, entity_type, external_id, data, content_hash, last_change, created_at, \
+        updated_at, deleted_at, last_job_id, seen_job_id) \(source)
+        """
     }
 
     /// The page's rows from three array parameters (one plan however many rows), only under the lease.
@@ -347,45 +353,52 @@ public struct SyncEngineStore: Sendable {
     /// errors and the marking of failed records (and their parameters, $19-$21).
     enum PostgresBatch: PreparedSQL {
         static let name = "hub_sync_batch"
-        static let sql = batchSQL(failures: true)
+        static let sql = batchSQL(plainInsert: false, failures: true)
     }
 
     /// The batch statement for a batch whose records all mapped.
     enum PostgresCleanBatch: PreparedSQL {
         static let name = "hub_sync_clean_batch"
-        static let sql = batchSQL(failures: false)
+        static let sql = batchSQL(plainInsert: false, failures: false)
     }
 
     /// The batch statement for a batch whose records all mapped and are probably all new (``Batch/recordsLikelyNew``):
     /// a plain insert, refused as a whole by the records' key when one is stored after all. Every record is added (one
-    /// `record.created` row of the batch's ids); nothing is read back.
+    /// `record.created` event of each of the batch's ids); nothing is read back.
     enum PostgresNewBatch: PreparedSQL {
         static let name = "hub_sync_new_batch"
-        static let sql = """
-            WITH job_row AS (SELECT sync_job_id, errors_count, status, lease_owner, last_batch_number FROM sync_jobs \
-            WHERE sync_job_id = $4 FOR UPDATE), \
-            lease AS (SELECT sync_job_id, errors_count FROM job_row WHERE status = 'running' AND lease_owner = $5 \
-            AND last_batch_number = $18 - 1), \
-            ins AS (INSERT INTO sync_records (integration_id, entity_type, external_id, data, content_hash, last_change, created_at, \
-            updated_at, deleted_at, last_job_id, seen_job_id) \(postgresRows)), \
-            ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_ids, sync_job_id, created_at) \
-            SELECT 'record.created', $1, $2, ($6::text[])[k * \(idsPerEventRow) + 1 : (k + 1) * \(idsPerEventRow)], $4, $3 \
-            FROM lease, generate_series(0, (cardinality($6::text[]) - 1) / \(idsPerEventRow)) AS k \
-            WHERE cardinality($6::text[]) > 0 ORDER BY k), \
-            job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
-            high_water_mark = COALESCE($11::text, high_water_mark), source_total = COALESCE($12::bigint, source_total), \
-            records_added = records_added + cardinality($6::text[]), records_unchanged = records_unchanged + $16, \
-            records_failed = records_failed + $13, errors_count = errors_count + $13, pages_done = $14, lease_expires_at = $15, \
-            last_batch_number = $18 WHERE sync_job_id IN (SELECT sync_job_id FROM lease) RETURNING records_processed), \
-            batch AS (INSERT INTO sync_batches (batch_id, sync_job_id, batch_number, records_count, status, processed_at) \
-            SELECT $17, sync_job_id, $18, $9 + $13, 'completed', $3 FROM lease) \
-            SELECT job_row.status = 'running' AND job_row.lease_owner = $5 AS ours, job_row.last_batch_number, \
-            job.records_processed, cardinality($6::text[]) AS added, 0 AS updated, cardinality($6::text[]) AS total \
-            FROM job_row LEFT JOIN job ON true
-            """
+        static let sql = batchSQL(plainInsert: true, failures: false)
     }
 
-    static func batchSQL(failures: Bool) -> String {
+    /// A batch statement: the job's row locked by key and the turn checked on it (`lease`: no row unless the lease is
+    /// the owner's and the batch is the job's next), the records written (upserted, or inserted when `plainInsert`),
+    /// their events in rows of at most ``idsPerEventRow`` ids per kind, the counts, the job's progress, the first errors
+    /// and the failed records' marks (`failures`) and the batch row. Every write is under `lease`.
+    static func batchSQL(plainInsert: Bool, failures: Bool) -> String {
+        // A kind's ids into rows of at most idsPerEventRow, by array slices.
+        func eventRows(type: String, ids: String, from source: String, order: String) -> String {
+            """
+            ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_ids, sync_job_id, created_at) \
+            SELECT \(type), $1, $2, \(ids)[k * \(idsPerEventRow) + 1 : (k + 1) * \(idsPerEventRow)], $4, $3 \
+            FROM \(source), generate_series(0, (cardinality(\(ids)) - 1) / \(idsPerEventRow)) AS k WHERE cardinality(\(ids)) > 0 \
+            ORDER BY \(order)k RETURNING 1),
+            """
+        }
+        let records = plainInsert
+            ? """
+            ins AS (\(recordsInsert(from: postgresRows))), \
+            \(eventRows(type: "'record.created'", ids: "($6::text[])", from: "lease", order: "")) \
+            counts AS (SELECT cardinality($6::text[]) AS added, 0 AS updated, cardinality($6::text[]) AS total),
+            """
+            : """
+            up AS (\(recordsUpsert(from: postgresRows)) RETURNING external_id, last_change, updated_at), \
+            \(eventRows(
+                type: "CASE WHEN g.last_change = 'created' THEN 'record.created' ELSE 'record.updated' END", ids: "g.ids",
+                from: "(SELECT last_change, array_agg(external_id) AS ids FROM up WHERE updated_at = $3 GROUP BY last_change) AS g",
+                order: "g.last_change, ")) \
+            counts AS (SELECT count(*) FILTER (WHERE updated_at = $3 AND last_change = 'created') AS added, \
+            count(*) FILTER (WHERE updated_at = $3 AND last_change = 'updated') AS updated, count(*) AS total FROM up),
+            """
         let failed = failures ? """
             errs AS (INSERT INTO sync_errors (sync_job_id, error_number, batch_number, external_id, reason, created_at) \
             SELECT $4, lease.errors_count + e.position, $18, NULLIF(e.external_id, ''), e.reason, $3 \
@@ -400,15 +413,7 @@ public struct SyncEngineStore: Sendable {
             WHERE sync_job_id = $4 FOR UPDATE), \
             lease AS (SELECT sync_job_id, errors_count FROM job_row WHERE status = 'running' AND lease_owner = $5 \
             AND last_batch_number = $18 - 1), \
-            up AS (\(recordsUpsert(from: postgresRows)) \
-            RETURNING external_id, last_change, updated_at), \
-            ev AS (INSERT INTO events (event_type, integration_id, entity_type, external_ids, sync_job_id, created_at) \
-            SELECT CASE WHEN g.last_change = 'created' THEN 'record.created' ELSE 'record.updated' END, $1, $2, \
-            g.ids[k * \(idsPerEventRow) + 1 : (k + 1) * \(idsPerEventRow)], $4, $3 \
-            FROM (SELECT last_change, array_agg(external_id) AS ids FROM up WHERE updated_at = $3 GROUP BY last_change) AS g, \
-            generate_series(0, (cardinality(g.ids) - 1) / \(idsPerEventRow)) AS k ORDER BY g.last_change, k RETURNING 1), \
-            counts AS (SELECT count(*) FILTER (WHERE updated_at = $3 AND last_change = 'created') AS added, \
-            count(*) FILTER (WHERE updated_at = $3 AND last_change = 'updated') AS updated, count(*) AS total FROM up), \
+            \(records) \
             job AS (UPDATE sync_jobs SET records_processed = records_processed + $9, last_batch_at = $3, checkpoint = $10, \
             high_water_mark = COALESCE($11::text, high_water_mark), source_total = COALESCE($12::bigint, source_total), \
             records_added = records_added + (SELECT added FROM counts), records_updated = records_updated + (SELECT updated FROM counts), \
@@ -698,14 +703,14 @@ public struct SyncEngineStore: Sendable {
     /// `{integration_id, entity_type, external_id, sync_job_id, data}` with the record's data as stored now (none once
     /// it is deleted).
     public func events(after sequence: Int64 = 0, type: String? = nil, limit: Int = 1000) async throws -> [HubEvent] {
-        var binds: [SQLValue] = [.int(sequence), .int(Int64(limit)), .int(sequence - 16384)]
+        var binds: [SQLValue] = [.int(sequence), .int(Int64(limit)), .int(sequence - Int64(Self.idsPerEventRow))]
         var typeCondition = ""
         if let type {
             binds.append(.text(type))
             typeCondition = " AND o.event_type = $4"
         }
-        // The first `limit` outbox rows with an event after `sequence` (each holds at least one; a row's events are fewer
-        // than 16,384 and numbered below the next row's, so rows from there on are looked at), then their events.
+        // The first `limit` outbox rows with an event after `sequence` (each holds at least one; a row's events are at
+        // most idsPerEventRow, numbered below the next row's, so rows from there on are looked at), then their events.
         let dialect = database.dialect
         let rows = """
             (SELECT * FROM events o WHERE o.event_seq > $3 AND \(Self.lastOfRow(dialect, "o")) > $1\(typeCondition) \
@@ -713,50 +718,36 @@ public struct SyncEngineStore: Sendable {
             """
         let events = try await database.query(
             "SELECT \(Self.eventColumns(dialect, from: rows)) WHERE \(Self.eventSequence(dialect)) > $1 ORDER BY seq LIMIT $2", binds)
-        let records = try await Self.recordData(for: events, dialect: dialect, in: database)
-        return try events.map { try Self.decodeEvent($0, records: records) }
+        let data = try await Self.recordData(for: events, dialect: dialect, in: database)
+        return try zip(events, data).map { try Self.decodeEvent($0, data: $1) }
     }
 
-    /// A record's key.
-    struct RecordKey: Hashable {
-        let integrationID: UUID
-        let entityType: String
-        let externalID: String
-    }
-
-    /// The stored data (canonical JSON text) of the records that the record events among `events` (rows of
-    /// ``eventColumns(_:from:)``) name, by key; a deleted record has none. Each is looked up by its key, the ids of one
-    /// integration and entity type at once (a join of the events with the records could not count on the key: without
-    /// statistics of a freshly filled table, the planner looked each event up among all of the integration's records,
-    /// 66 s for 21,000 events).
-    static func recordData(for events: [SQLRow], dialect: SQLDialect, in executor: any SQLExecutor) async throws -> [RecordKey: String] {
-        var wanted: [UUID: [String: [String]]] = [:]
-        for event in events where event.isNull("payload") && !event.isNull("external_id") {
-            wanted[try event.uuid("integration_id"), default: [:]][try event.string("entity_type"), default: []]
-                .append(try event.string("external_id"))
+    /// The stored data (canonical JSON text) of the record each of `events` (rows of ``eventColumns(_:from:)``) names,
+    /// in order: none for an event with a payload or a record deleted since. Records are looked up by key, the ids of
+    /// one integration and entity type at once (a join of the events with the records could not count on the key:
+    /// without statistics of a freshly filled table, the planner looked each event up among all of the integration's
+    /// records, 66 s for 21,000 events).
+    static func recordData(for events: [SQLRow], dialect: SQLDialect, in executor: any SQLExecutor) async throws -> [String?] {
+        // Per integration and entity type, each external id and the positions of the events naming it.
+        var wanted: [UUID: [String: [String: [Int]]]] = [:]
+        for (position, event) in events.enumerated() where event.isNull("payload") && !event.isNull("external_id") {
+            wanted[try event.uuid("integration_id"), default: [:]][try event.string("entity_type"), default: [:]][
+                try event.string("external_id"), default: []].append(position)
         }
         let ids = dialect == .postgres ? #"external_id = ANY(($3::text[]) COLLATE "C")"# : dialect.isIn("external_id", textArray: "$3", as: "text")
-        var found: [RecordKey: String] = [:]
+        var data = [String?](repeating: nil, count: events.count)
         for (integrationID, entities) in wanted {
-            for (entityType, externalIDs) in entities {
+            for (entityType, positions) in entities {
                 let rows = try await executor.query(
                     "SELECT external_id, data FROM sync_records WHERE integration_id = $1 AND entity_type = $2 AND deleted_at IS NULL AND \(ids)",
-                    [.uuid(integrationID), .text(entityType), .textArray(Array(Set(externalIDs)))])
+                    [.uuid(integrationID), .text(entityType), .textArray(Array(positions.keys))])
                 for row in rows {
-                    found[RecordKey(integrationID: integrationID, entityType: entityType, externalID: try row.string("external_id"))] =
-                        try row.jsonText("data")
+                    let text = try row.jsonText("data")
+                    for position in positions[try row.string("external_id")] ?? [] { data[position] = text }
                 }
             }
         }
-        return found
-    }
-
-    /// The stored data of the record `event` names, if it is a record event whose record is there.
-    static func recordData(of event: SQLRow, in records: [RecordKey: String]) throws -> String? {
-        guard event.isNull("payload"), !event.isNull("external_id") else { return nil }
-        return records[RecordKey(
-            integrationID: try event.uuid("integration_id"), entityType: try event.string("entity_type"),
-            externalID: try event.string("external_id"))]
+        return data
     }
 
     /// The number of one event of an outbox row `e` (a record event row holds many, numbered from its `event_seq` on;
@@ -772,7 +763,7 @@ public struct SyncEngineStore: Sendable {
             : "\(alias).event_seq + COALESCE(json_array_length(\(alias).external_ids), 1) - 1"
     }
 
-    /// The columns ``decodeEvent(_:records:)`` reads, one row an event: outbox rows (alias `e`, from `source`) with
+    /// The columns ``decodeEvent(_:data:)`` reads, one row an event: outbox rows (alias `e`, from `source`) with
     /// their record events' external ids unnested (`x`). `seq` is the event's number, `row_seq` its row's. A WHERE
     /// clause follows. The records' data is read by ``recordData(for:dialect:in:)``.
     static func eventColumns(_ dialect: SQLDialect, from source: String = "events") -> String {
@@ -787,9 +778,9 @@ public struct SyncEngineStore: Sendable {
             """
     }
 
-    /// An event row of ``eventColumns(_:from:)``: a record event's payload is assembled from its thin row and the record's
-    /// data in `records`.
-    static func decodeEvent(_ row: SQLRow, records: [RecordKey: String]) throws -> HubEvent {
+    /// An event row of ``eventColumns(_:from:)``: a record event's payload is assembled from its thin row and its
+    /// record's `data` (``recordData(for:dialect:in:)``).
+    static func decodeEvent(_ row: SQLRow, data: String?) throws -> HubEvent {
         let payload: JSONValue
         if let stored = try row.optionalJSON("payload") {
             payload = stored
@@ -799,7 +790,7 @@ public struct SyncEngineStore: Sendable {
                 "entity_type": .string(try row.string("entity_type")), "external_id": .string(try row.string("external_id")),
                 "sync_job_id": .string(try row.uuid("sync_job_id").uuidString.lowercased()),
             ]
-            if let data = try recordData(of: row, in: records) { members["data"] = try JSONValue.parse(data, field: "data") }
+            if let data { members["data"] = try JSONValue.parse(data, field: "data") }
             payload = .object(members)
         }
         let sequence = try row.int("seq")
