@@ -15,7 +15,9 @@ import Synchronization
 /// plain AsyncHTTPClient POSTs of the same body to the same receiver at the same concurrency, in the same run.
 /// Event-to-delivery latency is the end of the successful attempt minus the event's creation; in the burst scenarios
 /// every event is committed at once, so it includes the time spent queued behind the others; the steady scenario
-/// commits 100 events every 100 ms (1,000 a second) for `total / 2` events.
+/// commits 100 events every 100 ms (1,000 a second) for `total / 2` events. Last, an ordered endpoint (one message at a
+/// time, each sent once the one before it is recorded) gets `total / 10` events, alone and beside a burst of `total`
+/// deliveries to 10 other endpoints, against plain POSTs one after another on one connection.
 enum WebhookBench {
     static func run(database: PostgresDatabase, sealer: SecretSealer, total: Int) async throws {
         try await Migrator(database: database).migrate()
@@ -53,12 +55,7 @@ enum WebhookBench {
                 let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: plainConfiguration)
                 let plainCPUBefore = HubBench.processCPUSeconds()
                 let plainSeconds = try await HubBench.timed(total: total, concurrency: concurrency) { index in
-                    var request = HTTPClientRequest(url: base + "/\(index % 100)")
-                    request.method = .POST
-                    request.headers.add(name: "Content-Type", value: "application/json")
-                    request.body = .bytes(ByteBuffer(data: body))
-                    let response = try await client.execute(request, timeout: .seconds(30))
-                    _ = try await response.body.collect(upTo: 1 << 20)
+                    try await Self.post(body, to: base + "/\(index % 100)", with: client)
                 }.0
                 HubBench.printWindow("plain, \(connections) connections", seconds: plainSeconds)
                 try await client.shutdown()
@@ -94,13 +91,7 @@ enum WebhookBench {
                 let inserted = ContinuousClock.now
                 let cpuBefore = HubBench.processCPUSeconds()
                 let postgresBefore = HubBench.postgresCPUSeconds()
-                var configuration = WebhookDispatcherConfiguration()
-                configuration.concurrency = concurrency
-                var logger = Logger(label: "bench.dispatcher")
-                logger.logLevel = .critical
-                let dispatcher = WebhookDispatcher(
-                    store: WebhookDeliveryStore(database: database), webhooks: stores.webhooks, gateway: gateway,
-                    configuration: configuration, logger: logger)
+                let dispatcher = Self.dispatcher(database: database, stores: stores, gateway: gateway, concurrency: concurrency)
                 let running = Task { await dispatcher.runLoop() }
                 let expected = events * endpoints
                 if steady {
@@ -150,7 +141,93 @@ enum WebhookBench {
                         postgresCPU))
                 }
             }
+            try await ordered(database: database, stores: stores, gateway: gateway, base: base, body: body, total: total, concurrency: concurrency)
             try await gateway.shutdown()
+        }
+    }
+
+    /// One plain POST of `body`, its answer read whole.
+    static func post(_ body: Data, to url: String, with client: HTTPClient) async throws {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(data: body))
+        let response = try await client.execute(request, timeout: .seconds(30))
+        _ = try await response.body.collect(upTo: 1 << 20)
+    }
+
+    /// A dispatcher as `hub serve` runs one, with `concurrency` senders and no log below critical.
+    static func dispatcher(database: PostgresDatabase, stores: HubStores, gateway: OutboundGateway, concurrency: Int) -> WebhookDispatcher {
+        var configuration = WebhookDispatcherConfiguration()
+        configuration.concurrency = concurrency
+        var logger = Logger(label: "bench.dispatcher")
+        logger.logLevel = .critical
+        return WebhookDispatcher(
+            store: WebhookDeliveryStore(database: database), webhooks: stores.webhooks, gateway: gateway,
+            configuration: configuration, logger: logger)
+    }
+
+    /// The ordered scenarios: each message's round trip (claim, send, outcome written) one after another, compared with
+    /// plain POSTs of the same body one after another on one kept-alive connection.
+    static func ordered(
+        database: PostgresDatabase, stores: HubStores, gateway: OutboundGateway, base: String, body: Data, total: Int, concurrency: Int
+    ) async throws {
+        let count = max(100, total / 10)
+        var plainConfiguration = HTTPClient.Configuration()
+        plainConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: plainConfiguration)
+        let plainStart = ContinuousClock.now
+        for _ in 0..<count { try await post(body, to: base + "/ordered", with: client) }
+        let plainRate = Double(count) / (ContinuousClock.now - plainStart).seconds
+        try await client.shutdown()
+        print(String(format: "plain AsyncHTTPClient POSTs one after another: %d in %.2f s = %.0f/s", count, Double(count) / plainRate, plainRate))
+        for beside in [false, true] {
+            for table in ["webhook_attempts", "webhook_messages", "webhooks", "events"] {
+                _ = try await database.query("DELETE FROM \(table)", [])
+            }
+            let hook = try await stores.webhooks.register(WebhookRegistration(
+                webhookURL: base + "/ordered", eventTypes: ["record.created"], ordered: true))
+            if beside {
+                for index in 0..<10 {
+                    _ = try await stores.webhooks.register(WebhookRegistration(webhookURL: base + "/\(index)", eventTypes: ["record.updated"]))
+                }
+            }
+            _ = try await database.query(
+                """
+                INSERT INTO events (event_type, payload, created_at) SELECT 'record.created', json_build_object('n', g), \
+                clock_timestamp() FROM generate_series(1, \(count)) g
+                """, [])
+            if beside {
+                _ = try await database.query(
+                    """
+                    INSERT INTO events (event_type, payload, created_at) SELECT 'record.updated', json_build_object('n', g), \
+                    clock_timestamp() FROM generate_series(1, \(total / 10)) g
+                    """, [])
+            }
+            let dispatcher = Self.dispatcher(database: database, stores: stores, gateway: gateway, concurrency: concurrency)
+            let start = ContinuousClock.now
+            let running = Task { await dispatcher.runLoop() }
+            var others: Int64 = 0
+            while true {
+                try await Task.sleep(for: .milliseconds(20))
+                let row = try await database.queryOne(
+                    """
+                    SELECT COALESCE(sum(success_count) FILTER (WHERE webhook_id = $1), 0)::bigint AS mine, \
+                    COALESCE(sum(success_count) FILTER (WHERE webhook_id <> $1), 0)::bigint AS others FROM webhook_statistics
+                    """, [.uuid(hook.webhook.id.uuid)])!
+                others = try row.int("others")
+                if try row.int("mine") >= count { break }
+            }
+            let seconds = (ContinuousClock.now - start).seconds
+            running.cancel()
+            await running.value
+            let attempts = try await database.queryOne(
+                "SELECT count(*) AS n FROM webhook_attempts WHERE webhook_id = $1", [.uuid(hook.webhook.id.uuid)])!.int("n")
+            let rate = Double(count) / seconds
+            let scenario = beside ? " beside a burst to 10 endpoints (\(others) of \(total) delivered meanwhile)" : ""
+            print("webhooks, ordered, 1 endpoint, \(count) events\(scenario): " + String(
+                format: "%.2f s = %.0f/s (%.0f %% of plain POSTs one after another), %d attempts", seconds, rate, 100 * rate / plainRate,
+                attempts))
         }
     }
 }

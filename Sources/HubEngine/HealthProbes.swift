@@ -171,7 +171,7 @@ public struct HealthProber: Sendable {
     static func tcp(_ address: SocketAddress, timeout: Duration) async -> Result<String, ProbeFailure> {
         do {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.milliseconds(Int64(timeout.components.seconds) * 1000))
+                .connectTimeout(.milliseconds(max(1, timeout.wholeMilliseconds)))
                 .connect(to: address).get()
             try? await channel.close()
             return .success("connected")
@@ -282,7 +282,7 @@ public struct HealthProber: Sendable {
         _ address: SocketAddress, timeout: Duration, _ body: @Sendable (LineReader, NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws -> T
     ) async throws -> T {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.milliseconds(Int64(timeout.components.seconds) * 1000))
+            .connectTimeout(.milliseconds(max(1, timeout.wholeMilliseconds)))
             .connect(to: address) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
@@ -353,7 +353,7 @@ extension HealthProber {
         let serverName = IPAddress(host) == nil ? host : nil
         do {
             let channel = try await ClientBootstrap(group: loop)
-                .connectTimeout(.milliseconds(Int64(timeout.components.seconds) * 1000))
+                .connectTimeout(.milliseconds(max(1, timeout.wholeMilliseconds)))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let handler = try NIOSSLClientHandler(context: context, serverHostname: serverName) { certificates, verification in
@@ -367,7 +367,7 @@ extension HealthProber {
                 .connect(to: address).get()
             channel.closeFuture.whenComplete { _ in expiry.succeed(nil) }  // no certificate came (ignored after one did)
             // The handshake gets `timeout`; closing the channel then completes the promise with nil.
-            let closer = loop.scheduleTask(in: .milliseconds(Int64(timeout.components.seconds) * 1000)) { channel.close(promise: nil) }
+            let closer = loop.scheduleTask(in: .milliseconds(max(1, timeout.wholeMilliseconds))) { channel.close(promise: nil) }
             let date = (try? await expiry.futureResult.get()) ?? nil
             closer.cancel()
             try? await channel.close()

@@ -12,8 +12,10 @@ public struct WebhookDispatcherConfiguration: Sendable {
     /// 64 took PostgreSQL's CPU per delivery from about 85–125 to 67–85 µs and bursts from about 4,100–5,400 to
     /// 5,300–6,200 deliveries a second.
     public var concurrency = 128
-    /// How long a claimed message stays leased; it must outlast the longest delivery timeout (60 s).
-    public var lease: Duration = .seconds(90)
+    /// How long a claim's lease lasts without renewal. The dispatcher renews the leases of every message it holds (queued,
+    /// being sent, or with its outcome waiting to be written) every quarter of this, so a delivery may take longer than
+    /// the lease; a dispatcher that dies leaves its messages to others once this has passed since its last renewal.
+    public var lease: Duration = .seconds(8)
     /// An endpoint with no success for this long is disabled (default 5 days).
     public var disableAfter: Duration = .seconds(5 * 86_400)
     /// How often an idle dispatcher looks for work.
@@ -68,18 +70,54 @@ public struct WebhookDispatcher: Service {
     func runLoop(stopping: SharedCounter) async {
         let outcomes = OutcomeBuffer()
         let endpoints = EndpointCache()
+        let leases = LeaseBook()
         let outstanding = SharedCounter()
         let nudged = SharedCounter()
         let queue = MessageQueue()
         let writerDone = SharedCounter()
+        let writerFinished = SharedCounter()
+        let renewal = Doorbell()
+        let renewEvery = max(configuration.lease / 4, .milliseconds(50))
+        /// Messages just claimed: held (and renewed) from now on; ordered ones go ahead of the queue.
+        func enqueue(_ claimed: [WebhookDeliveryStore.Claimed]) -> Bool {
+            guard !claimed.isEmpty else { return true }
+            guard queue.push(claimed.filter { !$0.ordered }, urgent: claimed.filter(\.ordered)) else {
+                // The senders have stopped: the leases run out and another dispatcher (or this one, restarted) sends.
+                leases.release(claimed.map(\.sequence))
+                outstanding.value.subtract(claimed.count, ordering: .relaxed)
+                return false
+            }
+            return true
+        }
         await withDiscardingTaskGroup { outer in
-            // The writer: records whatever outcomes queued meanwhile, in one transaction; keeps them until that works.
+            // The lease keeper: renews every held lease while this dispatcher works, until the last outcome is written.
+            // A message whose lease another owner took is dropped here and not sent.
             outer.addTask {
+                while !Task.isCancelled, writerFinished.value.load(ordering: .relaxed) == 0 {
+                    await renewal.wait(upTo: renewEvery)
+                    let held = leases.sequences()
+                    guard !held.isEmpty, writerFinished.value.load(ordering: .relaxed) == 0 else { continue }
+                    let until = Date().addingTimeInterval(configuration.lease.seconds)
+                    do {
+                        let renewed = try await store.renew(held, owner: configuration.owner, lease: configuration.lease)
+                        leases.renewed(held, kept: renewed, until: until)
+                    } catch {
+                        logger.warning("renewing webhook leases failed", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+            // The writer: records whatever outcomes queued meanwhile, in one transaction; keeps them until that works.
+            // Then an ordered webhook's next message is claimed at once and goes ahead of the queue.
+            outer.addTask {
+                defer {
+                    writerFinished.value.store(1, ordering: .relaxed)
+                    renewal.ring()
+                }
                 while true {
                     let batch = outcomes.take()
                     if batch.isEmpty {
                         if writerDone.value.load(ordering: .relaxed) == 1 || Task.isCancelled { break }
-                        try? await Task.sleep(for: .milliseconds(5))
+                        await outcomes.arrival.wait()
                         continue
                     }
                     while true {
@@ -93,6 +131,16 @@ public struct WebhookDispatcher: Service {
                             if Task.isCancelled { return }
                             try? await Task.sleep(for: .seconds(1))
                         }
+                    }
+                    let ordered = leases.release(batch.map(\.sequence)).filter { $0.ordered && $0.rateLimit == nil }.map(\.webhookID)
+                    guard !ordered.isEmpty, stopping.value.load(ordering: .relaxed) == 0, !Task.isCancelled else { continue }
+                    do {
+                        let next = leases.hold(try await store.claim(
+                            owner: configuration.owner, lease: configuration.lease, limit: ordered.count, only: Array(Set(ordered))))
+                        outstanding.value.add(next.count, ordering: .relaxed)
+                        _ = enqueue(next)
+                    } catch {
+                        logger.warning("claiming webhook messages failed", metadata: ["error": "\(error)"])
                     }
                 }
             }
@@ -108,10 +156,12 @@ public struct WebhookDispatcher: Service {
                 for _ in 0..<configuration.concurrency {
                     group.addTask {
                         while let message = await queue.next() {
-                            // No outcome when cancelled (nothing is known about a cut-off send) or when the lease would
-                            // not outlast the send: the message is claimed again once its lease expires.
-                            if let outcome = await deliver(message, endpoints: endpoints), !Task.isCancelled {
+                            // No outcome when cancelled (nothing is known about a cut-off send) or when the lease was lost:
+                            // the message is claimed again once its lease expires.
+                            if let outcome = await deliver(message, endpoints: endpoints, leases: leases), !Task.isCancelled {
                                 outcomes.add(outcome)
+                            } else {
+                                leases.release([message.sequence])
                             }
                             outstanding.value.subtract(1, ordering: .relaxed)
                         }
@@ -126,7 +176,8 @@ public struct WebhookDispatcher: Service {
                     let claiming = room > 0 && (busy == 0 || room >= max(1, configuration.concurrency / 2))
                     if claiming {
                         do {
-                            claimed = try await store.claim(owner: configuration.owner, lease: configuration.lease, limit: room)
+                            // A message this dispatcher holds already (its lease ran out before a renewal) is not sent twice.
+                            claimed = leases.hold(try await store.claim(owner: configuration.owner, lease: configuration.lease, limit: room))
                         } catch {
                             logger.warning("claiming webhook messages failed", metadata: ["error": "\(error)"])
                         }
@@ -136,15 +187,17 @@ public struct WebhookDispatcher: Service {
                     for message in claimed where message.rateLimit != nil {
                         paced[message.webhookID, default: []].append(message)
                     }
-                    queue.push(claimed.filter { $0.rateLimit == nil })
+                    _ = enqueue(claimed.filter { $0.rateLimit == nil })
                     // A rate-limited webhook's share: each request goes out at least 1/rate after the one before (the
                     // pacer is consulted right before sending, after everything that could delay one send and not another).
                     for (_, share) in paced {
                         let pacer = Pacer(interval: 1 / Double(share[0].rateLimit ?? 1))
                         for message in share {
                             group.addTask {
-                                if let outcome = await deliver(message, endpoints: endpoints, pacer: pacer), !Task.isCancelled {
+                                if let outcome = await deliver(message, endpoints: endpoints, leases: leases, pacer: pacer), !Task.isCancelled {
                                     outcomes.add(outcome)
+                                } else {
+                                    leases.release([message.sequence])
                                 }
                                 outstanding.value.subtract(1, ordering: .relaxed)
                             }
@@ -152,7 +205,7 @@ public struct WebhookDispatcher: Service {
                     }
                     if claimed.isEmpty && claiming {
                         // Nothing due: look again after the poll interval, or as soon as this process fans new messages
-                        // out or records outcomes (which release leases: an ordered endpoint's next message, a share).
+                        // out or records outcomes (which release leases: a rate-limited webhook's next share).
                         let deadline = ContinuousClock.now + configuration.pollInterval
                         while ContinuousClock.now < deadline, !Task.isCancelled, nudged.value.exchange(0, ordering: .relaxed) == 0 {
                             try? await Task.sleep(for: .milliseconds(5))
@@ -167,12 +220,13 @@ public struct WebhookDispatcher: Service {
             }
             // Every delivery has ended: record the last outcomes, then stop the writer.
             writerDone.value.store(1, ordering: .relaxed)
+            outcomes.arrival.ring()
         }
     }
 
     /// One attempt: sign with every valid secret, POST through the gateway, classify, schedule the next attempt.
     func deliver(
-        _ message: WebhookDeliveryStore.Claimed, endpoints: EndpointCache, pacer: Pacer? = nil
+        _ message: WebhookDeliveryStore.Claimed, endpoints: EndpointCache, leases: LeaseBook, pacer: Pacer? = nil
     ) async -> WebhookDeliveryStore.Outcome? {
         let attempt = message.attempts + 1
         let started = Date()
@@ -205,13 +259,10 @@ public struct WebhookDispatcher: Service {
                 status: nil, latency: 0, excerpt: nil, error: "the webhook's settings could not be read", succeeded: false,
                 retry: RetryConfig())
         }
-        // A message that waited too long for a sender is left to its lease's end rather than sent while another
-        // dispatcher may claim it.
-        // (A lease configured shorter than the timeout cannot be kept anyway; such messages are sent as they come.)
-        let needed = Double(endpoint.retry.timeout.components.seconds) + 1
-        if needed <= Double(configuration.lease.components.seconds), Date().addingTimeInterval(needed) > message.leaseExpiresAt {
-            return nil
-        }
+        // Sent only while this dispatcher's lease on it has a quarter of its length left: a lease lost to another owner, or
+        // renewals failing for that long, leave the message to whoever claims it next. (A send then in flight is covered
+        // by the renewals made while it lasts.)
+        guard leases.holds(message.sequence, until: Date().addingTimeInterval(configuration.lease.seconds / 4)) else { return nil }
         let body = Data(message.body.utf8)
         sendsAt = await pacer?.next()
         let timestamp = Int64(Date().timeIntervalSince1970)
@@ -257,146 +308,3 @@ public struct WebhookDispatcher: Service {
     }
 }
 
-/// What a delivery to one webhook needs, read once per change of the webhook (and at least every 10 s, so rotated
-/// secrets leave when their grace ends).
-struct Endpoint: Sendable {
-    var url: String
-    /// The keys of every valid secret, decoded once per read; nil when one is malformed.
-    var keys: [WebhookSignature.Key]?
-    var headers: [String: String]
-    var retry: RetryConfig
-}
-
-final class EndpointCache: Sendable {
-    private struct State {
-        var entries: [WebhookID: (updatedAt: Date, fetched: ContinuousClock.Instant, endpoint: Endpoint)] = [:]
-        /// Reads in progress: senders that miss at once wait for one read instead of each reading.
-        var reading: [WebhookID: (updatedAt: Date, task: Task<Endpoint, any Error>)] = [:]
-    }
-
-    /// A lock, not an actor: a hit (nearly every delivery) takes it for a dictionary lookup, with no hop.
-    private let state = Mutex(State())
-
-    func endpoint(for id: WebhookID, updatedAt: Date, webhooks: any WebhookManagementDAO) async throws -> Endpoint {
-        enum Found { case cached(Endpoint), read(Task<Endpoint, any Error>) }
-        let found: Found = state.withLock { state in
-            if let entry = state.entries[id], entry.updatedAt == updatedAt, ContinuousClock.now - entry.fetched < .seconds(10) {
-                return .cached(entry.endpoint)
-            }
-            if let read = state.reading[id], read.updatedAt == updatedAt { return .read(read.task) }
-            let task = Task {
-                let webhook = try await webhooks.get(id)
-                let secrets = try await webhooks.signingSecrets(for: id)
-                return Endpoint(
-                    url: webhook.webhookURL, keys: try? secrets.map { try WebhookSignature.Key(secret: $0) },
-                    headers: try await webhooks.deliveryHeaders(for: id), retry: RetryConfig.resolved(webhook.retryConfig))
-            }
-            state.reading[id] = (updatedAt, task)
-            return .read(task)
-        }
-        let task: Task<Endpoint, any Error>
-        switch found {
-        case .cached(let endpoint): return endpoint
-        case .read(let read): task = read
-        }
-        let result = await task.result
-        state.withLock { state in
-            if state.reading[id]?.task == task { state.reading[id] = nil }
-            // A read of an older registration that ends late does not replace a newer one.
-            if case .success(let endpoint) = result, state.entries[id].map({ $0.updatedAt <= updatedAt }) ?? true {
-                state.entries[id] = (updatedAt, ContinuousClock.now, endpoint)
-            }
-        }
-        return try result.get()
-    }
-}
-
-/// Spaces the sends of a rate-limited webhook's share: each takes the next slot, at least `interval` after the one
-/// before (the slot is taken before waiting, so concurrent sends never share one).
-actor Pacer {
-    nonisolated let interval: TimeInterval
-    private var previous: Date?
-
-    init(interval: TimeInterval) { self.interval = interval }
-
-    /// Waits for this send's slot and returns it.
-    func next() async -> Date {
-        let slot = max(Date(), previous.map { $0.addingTimeInterval(interval) } ?? .distantPast)
-        previous = slot
-        let wait = slot.timeIntervalSinceNow
-        if wait > 0 { try? await Task.sleep(for: .microseconds(Int64(wait * 1_000_000))) }
-        return slot
-    }
-}
-
-/// Claimed messages waiting for a sender (a lock, not an actor: a sender that finds a message takes it with no hop;
-/// one that finds none waits on a continuation that the next push resumes).
-final class MessageQueue: Sendable {
-    private struct State {
-        var items: [WebhookDeliveryStore.Claimed] = []
-        var head = 0
-        var waiting: [CheckedContinuation<WebhookDeliveryStore.Claimed?, Never>] = []
-        var closed = false
-
-        mutating func pop() -> WebhookDeliveryStore.Claimed? {
-            guard head < items.count else { return nil }
-            let item = items[head]
-            head += 1
-            if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
-            return item
-        }
-    }
-
-    private let state = Mutex(State())
-
-    func push(_ messages: [WebhookDeliveryStore.Claimed]) {
-        guard !messages.isEmpty else { return }
-        // Waiting senders are resumed outside the lock.
-        let handed: [(CheckedContinuation<WebhookDeliveryStore.Claimed?, Never>, WebhookDeliveryStore.Claimed)] = state.withLock { state in
-            var handed: [(CheckedContinuation<WebhookDeliveryStore.Claimed?, Never>, WebhookDeliveryStore.Claimed)] = []
-            for message in messages {
-                if state.waiting.isEmpty { state.items.append(message) } else { handed.append((state.waiting.removeFirst(), message)) }
-            }
-            return handed
-        }
-        for (waiter, message) in handed { waiter.resume(returning: message) }
-    }
-
-    /// The next message; nil once the queue is closed and empty.
-    func next() async -> WebhookDeliveryStore.Claimed? {
-        if let item = state.withLock({ $0.pop() }) { return item }
-        return await withCheckedContinuation { continuation in
-            // Checked again under the lock: a push or close may have come in between.
-            let now: WebhookDeliveryStore.Claimed?? = state.withLock { state in
-                if let item = state.pop() { return .some(item) }
-                if state.closed { return .some(nil) }
-                state.waiting.append(continuation)
-                return .none
-            }
-            if let now { continuation.resume(returning: now) }
-        }
-    }
-
-    func close() {
-        let waiters = state.withLock { state in
-            state.closed = true
-            defer { state.waiting = [] }
-            return state.waiting
-        }
-        for waiter in waiters { waiter.resume(returning: nil) }
-    }
-}
-
-/// Outcomes waiting for the writer (a lock, not an actor: every delivery adds one, with no hop).
-final class OutcomeBuffer: Sendable {
-    private let items = Mutex<[WebhookDeliveryStore.Outcome]>([])
-
-    func add(_ outcome: WebhookDeliveryStore.Outcome) { items.withLock { $0.append(outcome) } }
-
-    func take() -> [WebhookDeliveryStore.Outcome] {
-        items.withLock { items in
-            defer { items = [] }
-            return items
-        }
-    }
-}

@@ -32,6 +32,8 @@ public struct WebhookDeliveryStore: Sendable {
         public var webhookUpdatedAt: Date
         /// The webhook's rate limit: its share of a claim is sent at most this many a second.
         public var rateLimit: Int?
+        /// The webhook delivers one message at a time, in event order.
+        public var ordered: Bool
         /// When the claim's lease ends.
         public var leaseExpiresAt: Date
         public var id: String { "msg_\(sequence)" }
@@ -108,11 +110,11 @@ public struct WebhookDeliveryStore: Sendable {
             let candidates = try await executor.query(
                 dialect == .postgres
                     // Events are numbered when inserted, not when committed: only events of transactions older than
-                    // every running one are taken (a running one may still commit an earlier-numbered event), in
+                    // every running one that may still commit an earlier-numbered event are taken (Self.eventHorizon), in
                     // (transaction, sequence) order. SQLite has one writer: its order is the commit order.
                     ? """
                     SELECT e.event_seq, \(SyncEngineStore.lastOfRow(dialect)) - e.event_seq + 1 AS n, e.fanned_out FROM events e \
-                    WHERE NOT e.dispatched AND e.xact_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY e.xact_id, e.event_seq LIMIT $1
+                    WHERE NOT e.dispatched AND e.xact_id < \(Self.eventHorizon) ORDER BY e.xact_id, e.event_seq LIMIT $1
                     """
                     : """
                     SELECT e.event_seq, \(SyncEngineStore.lastOfRow(dialect)) - e.event_seq + 1 AS n, e.fanned_out FROM events e \
@@ -231,6 +233,22 @@ public struct WebhookDeliveryStore: Sendable {
         return handled
     }
 
+    /// The oldest transaction (PostgreSQL, as `xid8`) whose events the fan-out must wait for: the oldest transaction
+    /// in progress in the statement's snapshot, leaving out those that are still running and hold no lock on this
+    /// database's `events` table (a transaction that inserted an event holds one until it ends; one that has not may still
+    /// insert, but later and so after every event taken now). Without that, any long transaction in the cluster, in any
+    /// database (a report, a dump, an outcome transaction waiting on a lock), held back every event numbered after it
+    /// began. One that ended since the snapshot is waited for once more (its events show in the next snapshot). The
+    /// snapshot's next transaction id when none is left.
+    static let eventHorizon = """
+        (SELECT COALESCE((SELECT min(xid) FROM pg_snapshot_xip(s.snapshot) AS xid \
+        WHERE (xid::text::bigint % 4294967296)::text::xid NOT IN (SELECT t.transactionid FROM pg_locks t \
+        WHERE t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND NOT EXISTS (SELECT 1 FROM pg_locks r \
+        WHERE r.pid = t.pid AND r.locktype = 'relation' AND r.relation = 'events'::regclass \
+        AND r.database = (SELECT oid FROM pg_database WHERE datname = current_database())))), pg_snapshot_xmax(s.snapshot)) \
+        FROM (SELECT pg_current_snapshot() AS snapshot) AS s)
+        """
+
     /// After a large fan-out, analyzes the messages table if its statistics count fewer rows than were just written.
     /// That happens when a burst follows the table's emptying (autovacuum then records it empty): the planner, taking
     /// it for empty, finds every index equally cheap and picks scans of a whole index per claimed or recorded message
@@ -336,102 +354,6 @@ public struct WebhookDeliveryStore: Sendable {
             if count < 5000 { break }
         }
         return (messages, events)
-    }
-
-    // MARK: - Claims
-
-    /// Leases up to `limit` due messages for `owner` for `lease`, oldest first per webhook, over at most 100 webhooks
-    /// (least recently served first). An ordered webhook gets one message at a time, its oldest pending one, and only
-    /// when none of its messages is in flight; a rate-limited webhook gets at most `rate_limit` a second.
-    public func claim(owner: String, lease: Duration, limit: Int, perWebhook: Int = 200) async throws -> [Claimed] {
-        guard limit > 0 else { return [] }
-        let now = clock.now()
-        let expires = now.addingTimeInterval(lease.seconds)
-        let lock = database.dialect == .postgres ? " FOR UPDATE OF w SKIP LOCKED" : ""
-        let free = "(m.lease_expires_at IS NULL OR m.lease_expires_at <= $1)"
-        return try await database.transaction { executor in
-            if database.dialect == .postgres { try await Self.indexScansOnly(executor) }
-            // Webhooks with a due message: a probe of each webhook's due index that stops at its first due message
-            // (PostgreSQL: lateral, so that it stays a probe per webhook; messages waiting for a retry or in flight are
-            // stepped over).
-            let due = "m.webhook_id = w.webhook_id AND m.status = 'pending' AND m.next_attempt_at <= $1 AND \(free)"
-            // Webhooks already looked at in this claim are left out of the next look.
-            let unseen = "NOT (\(database.dialect.isIn("w.webhook_id", textArray: "$3", as: "uuid")))"
-            let probe = database.dialect == .postgres
-                ? """
-                SELECT w.webhook_id, w.ordered, w.rate_limit, w.updated_at FROM webhooks w \
-                CROSS JOIN LATERAL (SELECT 1 FROM webhook_messages m WHERE \(due) LIMIT 1) AS d \
-                WHERE w.status <> 'disabled' AND (w.throttle_until IS NULL OR w.throttle_until <= $1) AND \(unseen) \
-                ORDER BY w.throttle_until NULLS FIRST, w.webhook_id LIMIT $2\(lock)
-                """
-                : """
-                SELECT w.webhook_id, w.ordered, w.rate_limit, w.updated_at FROM webhooks w WHERE w.status <> 'disabled' \
-                AND (w.throttle_until IS NULL OR w.throttle_until <= $1) AND \(unseen) AND EXISTS (SELECT 1 FROM webhook_messages m \
-                WHERE \(due)) ORDER BY w.throttle_until NULLS FIRST, w.webhook_id LIMIT $2
-                """
-            var claimed: [Claimed] = []
-            // A look at a few webhooks at a time, more each time while room remains, at most 100 in all: a claim that
-            // one or two webhooks fill probes no others (it probed 100 for them before: a tenth of PostgreSQL's work in
-            // a 100-endpoint burst).
-            var seen: [String] = []
-            var batch = 8
-            while claimed.count < limit, seen.count < 100 {
-                let size = min(batch, 100 - seen.count)
-                let hooks = try await executor.query(probe, [.timestamp(now), .int(Int64(size)), .textArray(seen)])
-                seen += try hooks.map { try $0.uuid("webhook_id").uuidString.lowercased() }
-                for hook in hooks {
-                    let room = limit - claimed.count
-                    guard room > 0 else { break }
-                    let id = WebhookID(try hook.uuid("webhook_id"))
-                    let ordered = try hook.bool("ordered")
-                    let rate = try hook.optionalInt("rate_limit").map(Int.init)
-                    var count = min(room, perWebhook)
-                    if let rate {
-                        // One share at a time: the next is claimed once the last one's sends are recorded (they move the
-                        // throttle past the last send), so sends never bunch even when a dispatcher falls behind.
-                        count = min(count, rate)
-                        let busy = try await executor.queryOne(
-                            """
-                            SELECT message_seq FROM webhook_messages WHERE webhook_id = $1 AND status = 'pending' \
-                            AND lease_expires_at > $2 LIMIT 1
-                            """, [.uuid(id.uuid), .timestamp(now)])
-                        if busy != nil { continue }
-                    }
-                    let candidates: String
-                    if ordered {
-                        // The head of the webhook's queue, if it is due and not in flight.
-                        count = 1
-                        candidates = "SELECT message_seq FROM webhook_messages WHERE webhook_id = $3 AND status = 'pending' ORDER BY message_seq LIMIT $4"
-                    } else {
-                        candidates = """
-                            SELECT message_seq FROM webhook_messages m WHERE webhook_id = $3 AND status = 'pending' \
-                            AND next_attempt_at <= $1 AND \(free) ORDER BY message_seq LIMIT $4
-                            """
-                    }
-                    let rows = try await executor.query(
-                        """
-                        UPDATE webhook_messages SET lease_owner = $2, lease_expires_at = $5 WHERE message_seq IN (\(candidates)) \
-                        AND next_attempt_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at <= $1) \
-                        RETURNING message_seq, event_type, body, attempts, schedule_start, event_created_at
-                        """, [.timestamp(now), .text(owner), .uuid(id.uuid), .int(Int64(count)), .timestamp(expires)])
-                    let sorted = try rows.map { (try $0.int("message_seq"), $0) }.sorted { $0.0 < $1.0 }
-                    for (sequence, row) in sorted {
-                        claimed.append(Claimed(
-                            sequence: sequence, webhookID: id, eventType: try row.string("event_type"), body: try row.string("body"),
-                            attempts: Int(try row.int("attempts")), scheduleStart: Int(try row.int("schedule_start")),
-                            eventCreatedAt: try row.date("event_created_at"), webhookUpdatedAt: try hook.date("updated_at"),
-                            rateLimit: rate, leaseExpiresAt: expires))
-                    }
-                    // The least recently served webhooks come first next time; a rate-limited one waits for its share.
-                    let until = rate.map { now.addingTimeInterval(Double(max(rows.count, 1)) / Double($0)) } ?? now
-                    _ = try await executor.query(
-                        "UPDATE webhooks SET throttle_until = $1 WHERE webhook_id = $2", [.timestamp(until), .uuid(id.uuid)])
-                }
-                if hooks.count < size { break }
-                batch *= 2
-            }
-            return claimed
-        }
     }
 
     // MARK: - Outcomes

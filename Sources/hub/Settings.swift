@@ -42,7 +42,7 @@ struct Settings {
         var configuration = WebhookDispatcherConfiguration()
         configuration.concurrency = try int("webhook_concurrency", flag: nil) ?? WebhookDispatcherConfiguration().concurrency
         try Validate.range(configuration.concurrency, 1...1024, field: "webhook_concurrency")
-        let lease = try int("webhook_lease_seconds", flag: nil) ?? 90
+        let lease = try int("webhook_lease_seconds", flag: nil) ?? 8
         try Validate.range(lease, 1...3600, field: "webhook_lease_seconds")
         configuration.lease = .seconds(lease)
         let hours = try int("webhook_disable_after_hours", flag: nil) ?? 120

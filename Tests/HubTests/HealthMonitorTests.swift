@@ -23,6 +23,8 @@ enum LineServer {
                 channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
             }
         let port = server.channel.localAddress?.port ?? 0
+        // The server stops by closing its listener, after which the loop still serves every connection accepted before
+        // (cancelling the loop could drop one unserved, which NIO's async channels treat as a fatal error).
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 try? await server.executeThenClose { inbound in
@@ -36,9 +38,11 @@ enum LineServer {
                 }
                 return nil
             }
-            let result = try await body(port)
-            group.cancelAll()
-            return result
+            let result: Result<T, any Error>
+            do { result = .success(try await body(port)) } catch { result = .failure(error) }
+            try? await server.channel.close()
+            try await group.waitForAll()
+            return try result.get()
         }
     }
 
@@ -189,6 +193,33 @@ struct HealthMonitorTests {
         // The policy: a metadata address is refused before anything is sent.
         let metadata = try await probe(.TCP, "169.254.169.254:80")
         #expect(metadata.status == .down && metadata.reason.hasPrefix("refused:"), "\(metadata.reason)")
+    }
+
+    @Test("probes cut off by their timeout at every moment around connect and login never crash the process")
+    func probesCancelledAnywhere() async throws {
+        let stores = try await TestEnvironment.stores(.sqlite)
+        try await LineServer.ftp(password: "ftp-secret") { port in
+            let credentials: JSONValue = ["username": "hub", "password": "ftp-secret"]
+            let ftp = try await stores.connections.create(ConnectionRegistration(
+                systemName: unique("cut"), connectionType: .FTP, endpoint: "ftp://127.0.0.1:\(port)", credentials: credentials))
+            let ssh = try await stores.connections.create(ConnectionRegistration(
+                systemName: unique("cut"), connectionType: .SFTP, endpoint: "127.0.0.1:\(port)", credentials: [:]))
+            let tcp = try await stores.connections.create(ConnectionRegistration(
+                systemName: unique("cut"), connectionType: .TCP, endpoint: "127.0.0.1:\(port)", credentials: [:]))
+            // Timeouts from 0 to 3 ms land before, during and after the connect, the banner and the login; the cut-off
+            // probes end as down, the others as healthy, and the process goes on.
+            var outcomes: [ConnectionStatus: Int] = [:]
+            for round in 0..<300 {
+                let prober = HealthProber(gateway: Self.gateway, timeout: .microseconds(Int64(round % 30) * 100))
+                let connection = [ftp, ssh, tcp][round % 3]
+                let result = await prober.probe(connection, credentials: round % 3 == 0 ? credentials : [:])
+                outcomes[result.status, default: 0] += 1
+            }
+            #expect(outcomes[.down, default: 0] > 0, "\(outcomes)")
+            // A full timeout after all that: the server and the prober still work.
+            let login = await HealthProber(gateway: Self.gateway, timeout: .seconds(10)).probe(ftp, credentials: credentials)
+            #expect(login.status == .healthy, "\(login.reason)")
+        }
     }
 }
 
@@ -377,7 +408,7 @@ extension HealthMonitorTests {
         ]
         openssl.standardError = FileHandle.nullDevice
         try openssl.run()
-        openssl.waitUntilExit()
+        await openssl.exited()
         #expect(openssl.terminationStatus == 0)
         let configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMFile(directory + "/cert.pem").map { .certificate($0) },

@@ -8,9 +8,13 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import ServiceLifecycle
 import Testing
 
 /// Runs `router` on a free loopback port for the duration of `body`, passing its base URL (`http://127.0.0.1:PORT`).
+/// The server then shuts down gracefully (the listener closes and every accepted connection is served and closed):
+/// cancelling it instead could drop a connection accepted at that moment before it is served, which NIO's async
+/// channels treat as a fatal error.
 func withLoopbackServer<T: Sendable>(_ router: Router<BasicRequestContext>, _ body: @Sendable (String) async throws -> T) async throws -> T {
     var quiet = Logger(label: "loopback")
     quiet.logLevel = .critical
@@ -18,16 +22,19 @@ func withLoopbackServer<T: Sendable>(_ router: Router<BasicRequestContext>, _ bo
     let app = Application(
         router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
         onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: quiet)
+    let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: quiet))
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask {
-            try await app.run()
+            try await services.run()
             return nil
         }
         var iterator = ports.makeAsyncIterator()
         let port = await iterator.next() ?? 0
-        let result = try await body("http://127.0.0.1:\(port)")
-        group.cancelAll()
-        return result
+        let result: Result<T, any Error>
+        do { result = .success(try await body("http://127.0.0.1:\(port)")) } catch { result = .failure(error) }
+        await services.triggerGracefulShutdown()
+        try await group.waitForAll()
+        return try result.get()
     }
 }
 

@@ -58,10 +58,7 @@ struct QuickStartTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await TargetServer.with { _, base in
             let (server, reader) = try HubProcess.start(["serve", "--port", "0", "--data-dir", directory, "--outbound-allowlist", "127.0.0.0/8"])
-            defer {
-                server.terminate()
-                server.waitUntilExit()
-            }
+            defer { server.terminate() }  // on a failure; the process is reaped when the test process ends
             let lines = try await reader.wait(for: "listening on").split(separator: "\n").map(String.init)
             let key = try #require(lines.first { $0.hasPrefix("hub_") })
             let hub = try #require(lines.first { $0.contains("listening on") }?.split(separator: " ").first { $0.hasPrefix("http://") }).description
@@ -74,6 +71,8 @@ struct QuickStartTests {
             #expect(result.stdout.contains(#""entity_type":"users""#))
             #expect(result.stdout.contains(#""token":"****6789""#))
             #expect(!result.stdout.contains("good-token-0123456789"))
+            server.terminate()
+            await server.exited()
         }
     }
 

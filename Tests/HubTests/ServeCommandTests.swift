@@ -54,7 +54,7 @@ struct ServeCommandTests {
         #expect(try await Self.get(base + "/v1/integrations", token: nil).0 == 401)
         #expect(try await Self.get(base + "/healthz", token: nil).0 == 200)
         process.terminate()
-        process.waitUntilExit()
+        await process.exited()
         #expect(process.terminationStatus == 0)
         let keyFile = directory + "/sealing.keys"
         let mode = try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? NSNumber
@@ -68,7 +68,7 @@ struct ServeCommandTests {
         let secondBase = try #require(secondOutput.split(separator: " ").first { $0.hasPrefix("http://") }).description
         #expect(try await Self.get(secondBase + "/v1/integrations", token: token).0 == 200)
         again.terminate()
-        again.waitUntilExit()
+        await again.exited()
         #expect(try await HubProcess.run(["keys", "revoke", "admin", "--data-dir", directory]).status == 0)
         let (third, thirdReader) = try start()
         let thirdOutput = try await thirdReader.wait(for: "listening on")
@@ -77,7 +77,7 @@ struct ServeCommandTests {
         let thirdBase = try #require(thirdOutput.split(separator: " ").first { $0.hasPrefix("http://") }).description
         #expect(try await Self.get(thirdBase + "/v1/integrations", token: token).0 == 401)
         third.terminate()
-        third.waitUntilExit()
+        await third.exited()
     }
 
     static func post(_ url: String, token: String, body: String) async throws -> (Int, String) {
@@ -116,7 +116,7 @@ struct ServeCommandTests {
                 ids.append(id)
             }
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            await process.exited()
             // The killed process's journal is left behind (with whatever it had not committed).
             #expect(try FileManager.default.contentsOfDirectory(atPath: journal).count == 1)
 
@@ -132,7 +132,7 @@ struct ServeCommandTests {
             // Replayed and removed: only the running process's journal remains; a graceful stop removes it too.
             #expect(try FileManager.default.contentsOfDirectory(atPath: journal).count == 1)
             again.terminate()
-            again.waitUntilExit()
+            await again.exited()
             #expect(again.terminationStatus == 0)
             #expect(try FileManager.default.contentsOfDirectory(atPath: journal).isEmpty)
         }
@@ -167,7 +167,7 @@ struct ServeCommandTests {
         let output = try await reader.wait(for: "listening on")
         #expect(output.contains(directory + "/data/hub.sqlite"))
         process.terminate()
-        process.waitUntilExit()
+        await process.exited()
         #expect(FileManager.default.fileExists(atPath: directory + "/data/sealing.keys"))
 
         // The environment overrides the file: a migrate against another data directory.

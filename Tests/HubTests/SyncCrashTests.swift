@@ -51,7 +51,7 @@ struct SyncCrashTests {
             }
             try await Task.sleep(for: .milliseconds(Int64.random(in: 0...200)))
             kill(first.processIdentifier, SIGKILL)
-            first.waitUntilExit()
+            await first.exited()
             let job = try #require(try await store.list(SyncJobFilter(integrationID: integrationID), PageRequest()).items.first)
             // The kill interrupted the job (else this test would prove nothing).
             #expect(job.status == .running && job.recordsProcessed < 1500, "\(job.status) \(job.recordsProcessed)")
@@ -68,7 +68,7 @@ struct SyncCrashTests {
                     for _ in 0..<200 where try await store.get(job.id).status == .running { try await Task.sleep(for: .milliseconds(100)) }
                     worker.terminate()
                 }
-                worker.waitUntilExit()
+                await worker.exited()
                 current = try await store.get(job.id)
             }
             #expect(current.status == .completed, "after \(kills) kills: \(current.summary)")

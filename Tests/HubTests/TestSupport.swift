@@ -165,3 +165,11 @@ struct OwnPostgres: Sendable {
         }
     }
 }
+
+extension Process {
+    /// Waits for the process to exit without blocking a thread: `waitUntilExit` holds one of the few threads that every
+    /// test's async work shares (two on this machine) for as long as the process takes to stop.
+    func exited() async {
+        while isRunning { try? await Task.sleep(for: .milliseconds(20)) }
+    }
+}

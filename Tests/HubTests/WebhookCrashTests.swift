@@ -48,7 +48,7 @@ struct WebhookCrashTests {
                     try await Task.sleep(for: .milliseconds(Int64.random(in: 700...1500)))
                     kill(worker.processIdentifier, SIGKILL)
                     kills += 1
-                    worker.waitUntilExit()
+                    await worker.exited()
                     let counts = try await delivery.counts(of: webhookID)
                     if (counts[.succeeded] ?? 0) < total { interrupted = true }
                 } else {
@@ -56,7 +56,7 @@ struct WebhookCrashTests {
                         try await Task.sleep(for: .milliseconds(100))
                     }
                     worker.terminate()
-                    worker.waitUntilExit()
+                    await worker.exited()
                     break
                 }
             }

@@ -212,8 +212,8 @@ struct WebhookDeliveryTests {
         }
     }
 
-    /// Waits until `condition` holds (checked every 20 ms, for at most `seconds`).
-    static func eventually(_ seconds: Double = 20, _ condition: () async throws -> Bool) async throws {
+    /// Waits until `condition` holds (checked every 20 ms, for at most `seconds`: generous, for a busy machine).
+    static func eventually(_ seconds: Double = 60, _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         while ContinuousClock.now < deadline {
             if try await condition() { return }
@@ -526,7 +526,7 @@ struct WebhookDeliveryTests {
                 // so the nominal spans (five deliveries a second apart, nine two seconds) are checked less a margin: a
                 // rate more than 8 % above the limit still breaks the second (5 a second: nine within 1.6 s).
                 for (count, nominal, margin) in [(5, 1000, 250), (9, 2000, 150)] {
-                    for index in 0..<(times.count - count + 1) {
+                    for index in 0..<max(0, times.count - count + 1) {
                         #expect(
                             times[index + count - 1] - times[index] >= .milliseconds(nominal - margin),
                             "deliveries \(index)…\(index + count - 1)")
@@ -687,10 +687,11 @@ struct WebhookDeliveryTests {
     func slowEndpointConcurrency(backend: Backend) async throws {
         try await Setup.with(backend) { setup in
             try await Receiver.with { receiver, base in
-                // 24 deliveries that each take 1.5 s against a 3 s timeout: all at once they pass; eight at a time (an
-                // HTTP client's usual connection limit per host) the third eight would wait 3 s for a connection.
-                let hook = try await setup.register(base + "/slow", events: ["record.*"], retry: ["timeout_seconds": 3])
-                await receiver.script("slow", Array(repeating: .sleep(.milliseconds(1500)), count: 24))
+                // 24 deliveries that each take 4 s against a 10 s timeout: all at once they pass with room to spare on a busy
+                // machine; eight at a time (an HTTP client's usual connection limit per host) the third eight would wait 8 s
+                // for a connection and time out.
+                let hook = try await setup.register(base + "/slow", events: ["record.*"], retry: ["timeout_seconds": 10])
+                await receiver.script("slow", Array(repeating: .sleep(.seconds(4)), count: 24))
                 for index in 0..<24 { try await setup.delivery.emit("record.updated", payload: ["n": .int(Int64(index))]) }
                 let recorded = { try await setup.delivery.messages(of: hook.webhook.id, page: PageRequest(limit: 100)).items }
                 try await setup.running([setup.dispatcher { $0.concurrency = 24 }]) {
@@ -702,7 +703,10 @@ struct WebhookDeliveryTests {
                 #expect(await receiver.maxInFlight("slow") > 8)
                 let messages = try await recorded()
                 #expect(messages.count == 24)
-                #expect(messages.allSatisfy { $0.status == .succeeded && $0.attempts == 1 }, "\(messages.map { ($0.status, $0.attempts) })")
+                for message in messages where message.status != .succeeded || message.attempts != 1 {
+                    let attempts = try await setup.delivery.attempts(of: message.sequence, webhookID: hook.webhook.id)
+                    Issue.record("\(message.id): \(message.status), attempts \(attempts.map { ($0.statusCode, $0.error, $0.latencyMilliseconds) })")
+                }
             }
         }
     }
@@ -728,6 +732,54 @@ struct WebhookDeliveryTests {
                 #expect(await receiver.maxInFlight("ordered") == 1)
                 #expect(await receiver.maxInFlightPerMessage == 1)
                 #expect(await receiver.maxInFlight("parallel") > 1)
+            }
+        }
+    }
+
+    @Test("a delivery whose outcome waits longer than the lease to be written is not sent again, by either dispatcher (PostgreSQL)")
+    func stalledOutcomeWriter() async throws {
+        // SQLite has one writer: a stalled outcome stalls every claim with it, so only PostgreSQL can show this.
+        try await Setup.with(.postgres) { setup in
+            try await Receiver.with { receiver, base in
+                let hook = try await setup.register(base + "/stalled", events: ["record.*"], ordered: false)
+                // Another session locks the webhook's statistics row: the dispatcher's outcome transaction updates it first
+                // and waits there, with every claim and renewal free to go on.
+                let (release, releaseContinuation) = AsyncStream.makeStream(of: Void.self)
+                let (locked, lockedContinuation) = AsyncStream.makeStream(of: Void.self)
+                let holder = Task {
+                    try await setup.db.database.transaction { executor in
+                        _ = try await executor.query(
+                            "SELECT webhook_id FROM webhook_statistics WHERE webhook_id = $1 FOR UPDATE", [.uuid(hook.webhook.id.uuid)])
+                        lockedContinuation.yield()
+                        var waiting = release.makeAsyncIterator()
+                        await waiting.next()
+                    }
+                }
+                var isLocked = locked.makeAsyncIterator()
+                await isLocked.next()
+                for index in 0..<3 { try await setup.delivery.emit("record.updated", payload: ["n": .int(Int64(index))]) }
+                let lease = Duration.seconds(3)
+                try await setup.running([setup.dispatcher { $0.lease = lease }, setup.dispatcher { $0.lease = lease }]) {
+                    try await Self.eventually { Set(await receiver.succeeded("stalled").map(\.id)).count == 3 }
+                    // The outcomes wait for more than three leases; without renewals, each lease would run out and the
+                    // other dispatcher (or this one) would send the message again.
+                    let stalledUntil = ContinuousClock.now + lease * 3.5
+                    try await Self.eventually(60) { ContinuousClock.now >= stalledUntil }
+                    #expect(await receiver.received("stalled").count == 3)
+                    let pending = try await setup.delivery.messages(of: hook.webhook.id).items
+                    #expect(pending.count == 3 && pending.allSatisfy { $0.status == .pending && $0.attempts == 0 })
+                    releaseContinuation.yield()
+                    try await holder.value
+                    try await Self.eventually {
+                        try await setup.delivery.messages(of: hook.webhook.id).items.allSatisfy { $0.status == .succeeded }
+                    }
+                }
+                #expect(await receiver.received("stalled").count == 3)
+                let messages = try await setup.delivery.messages(of: hook.webhook.id).items
+                #expect(messages.count == 3 && messages.allSatisfy { $0.status == .succeeded && $0.attempts == 1 })
+                for message in messages {
+                    #expect(try await setup.delivery.attempts(of: message.sequence, webhookID: hook.webhook.id).count == 1)
+                }
             }
         }
     }
@@ -763,6 +815,38 @@ struct WebhookDeliveryTests {
             let messages = try await setup.delivery.messages(of: hook.webhook.id).items.reversed()
             #expect(messages.map(\.eventType) == ["record.created", "record.updated"])
             #expect(messages.map(\.sequence) == messages.map(\.sequence).sorted())
+        }
+    }
+
+    @Test("a long transaction that writes no event, in the hub's database or another one, does not hold the fan-out back (PostgreSQL)")
+    func unrelatedLongTransaction() async throws {
+        try await Setup.with(.postgres) { setup in
+            let hook = try await setup.register("https://hooks.example.com/busy-cluster", events: ["record.*"])
+            let (started, startedContinuation) = AsyncStream.makeStream(of: Void.self)
+            let releases = [AsyncStream.makeStream(of: Void.self), AsyncStream.makeStream(of: Void.self)]
+            // Two transactions take transaction ids and stay open: one in the hub's database, one in the shared test
+            // database (any other database of the cluster).
+            let shared = try await TestEnvironment.database(.postgres)
+            let holders = zip([setup.db.database, shared], releases).map { database, release in
+                Task {
+                    try await database.transaction { executor in
+                        _ = try await executor.query("SELECT pg_current_xact_id() AS id", [])
+                        startedContinuation.yield()
+                        var waiting = release.stream.makeAsyncIterator()
+                        _ = await waiting.next()
+                    }
+                }
+            }
+            var iterator = started.makeAsyncIterator()
+            _ = await iterator.next()
+            _ = await iterator.next()
+            try await setup.delivery.emit("record.updated", payload: ["n": 1])
+            try await Self.eventually {
+                _ = try await setup.delivery.fanOut()
+                return try await setup.delivery.messages(of: hook.webhook.id).items.count == 1
+            }
+            for release in releases { release.continuation.yield() }
+            for holder in holders { try await holder.value }
         }
     }
 
