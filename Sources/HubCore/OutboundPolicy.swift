@@ -56,7 +56,7 @@ public struct CIDR: Sendable, Hashable {
 
     /// Parses `address/prefix` (a bare address is a single-host network). - Throws: `validation(field)`.
     public init(_ text: String, field: String = "allowlist") throws {
-        let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         guard let address = IPAddress(parts[0]) else {
             throw HubError.validation(field: field, reason: "\(text) is not an IP network in CIDR notation")
         }

@@ -6,7 +6,12 @@ import Glibc
 /// RFC 3339 timestamps as the API writes and reads them: written in UTC with microseconds (the precision the stores
 /// keep), `2026-11-27T08:01:56.123456Z`.
 public enum RFC3339 {
-    /// Parses an RFC 3339 time (with or without fractional seconds). - Throws: `validation(field)`.
+    /// Microseconds since 1970 of 0001-01-01T00:00:00Z through 9999-12-31T23:59:59.999999Z: every time the hub accepts
+    /// from outside lies in these years (RFC 3339's four-digit years), so no later conversion can overflow.
+    public static let validMicroseconds: ClosedRange<Int64> = -62_135_596_800_000_000...253_402_300_799_999_999
+
+    /// Parses an RFC 3339 time (with or without fractional seconds) in the years 0001 to 9999.
+    /// - Throws: `validation(field)`.
     public static func parse(_ text: String, field: String) throws -> Date {
         let plain = ISO8601DateFormatter()
         let fractional = ISO8601DateFormatter()
@@ -14,13 +19,19 @@ public enum RFC3339 {
         guard let date = fractional.date(from: text) ?? plain.date(from: text) else {
             throw HubError.validation(field: field, reason: "must be an RFC 3339 time such as 2026-11-27T08:00:00Z")
         }
+        let seconds = date.timeIntervalSince1970
+        guard seconds >= Double(validMicroseconds.lowerBound) / 1e6, seconds <= Double(validMicroseconds.upperBound) / 1e6 else {
+            throw HubError.validation(field: field, reason: "must be in the years 0001 to 9999")
+        }
         return date
     }
 
     /// `date` in UTC with microseconds, written digit by digit (`String(format:)` cost about 5 µs a call, once per
     /// webhook message body among others).
     public static func format(_ date: Date) -> String {
-        let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
+        // Clamped before converting (a stored date need not be one the API accepted): ±9.2e18 µs is ±292,000 years.
+        let raw = (date.timeIntervalSince1970 * 1_000_000).rounded(.down)
+        let micros = raw.isFinite ? Int64(min(max(raw, -9.2e18), 9.2e18)) : 0
         var seconds = time_t(micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000)
         var parts = tm()
         gmtime_r(&seconds, &parts)

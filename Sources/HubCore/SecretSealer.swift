@@ -59,7 +59,7 @@ public struct SecretSealer: Sendable {
         if !manager.fileExists(atPath: path) {
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty {
-                try? manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                try? PrivateFiles.directory(directory, own: false)
             }
             // O_EXCL: of two processes starting at once exactly one creates the file, with mode 0600 from the start;
             // the other reads it.

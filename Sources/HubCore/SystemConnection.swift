@@ -62,6 +62,35 @@ public struct ConnectionRegistration: Sendable, Hashable {
         if let healthCheckInterval { try Validate.range(healthCheckInterval, 1...1440, field: "health_check_interval") }
         if let retries { try Validate.range(retries, 0...10, field: "retries") }
         if let probe = credentials.objectValue?["probe"] { try SystemConnection.validateProbe(probe, type: connectionType) }
+        try SystemConnection.validateLineCredentials(credentials)
+    }
+}
+
+extension SystemConnection {
+    /// Credential members the probes write into a protocol line or a header: an FTP command, a PostgreSQL startup
+    /// message, an HTTP header.
+    public static let lineCredentialKeys = ["username", "user", "password", "database", "token", "api_key", "header"]
+
+    /// Each of ``lineCredentialKeys`` present must be a string without control characters (a CR/LF in an FTP password
+    /// would end the PASS line and send commands of the caller's choosing to whatever answered); `header` must be a
+    /// header name that neither frames nor routes the request.
+    static func validateLineCredentials(_ credentials: JSONValue) throws {
+        guard let members = credentials.objectValue else { return }
+        for key in lineCredentialKeys {
+            guard let value = members[key] else { continue }
+            guard let text = value.stringValue else {
+                throw HubError.validation(field: "credentials.\(key)", reason: "must be a string, not \(value.typeName)")
+            }
+            try Validate.lineSafe(text, field: "credentials.\(key)")
+        }
+        if let header = members["header"]?.stringValue {
+            guard Validate.isHeaderName(header) else {
+                throw HubError.validation(field: "credentials.header", reason: "is not a valid header name")
+            }
+            guard !Validate.isReservedHeader(header) else {
+                throw HubError.validation(field: "credentials.header", reason: "frames or routes the request and is set by the hub")
+            }
+        }
     }
 }
 

@@ -42,6 +42,10 @@ public enum Validate {
         guard let host = components.host, !host.isEmpty else {
             throw HubError.validation(field: field, reason: "must include a host")
         }
+        // Foundation's parser takes any digits as a port; the socket layer traps beyond 65535.
+        if let port = components.port, !(1...65535).contains(port) {
+            throw HubError.validation(field: field, reason: "has a port outside 1-65535")
+        }
         guard components.user == nil, components.password == nil else {
             throw HubError.validation(field: field, reason: "must not embed credentials; put them in the auth configuration")
         }
@@ -102,21 +106,60 @@ public enum Validate {
         return result
     }
 
-    /// `value` must be a JSON object of HTTP headers: RFC 9110 token names, string values without line breaks.
+    /// Header names that frame or route a request (RFC 9110, 9112): the HTTP client sets them from the URL and the body,
+    /// and a caller's value would send a request (and its credentials) somewhere other than its URL says, or smuggle a
+    /// second one. `Proxy-*` too (compared case-insensitively).
+    public static let reservedHeaderNames: Set<String> = [
+        "host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive",
+    ]
+
+    /// Whether `name` is a framing or routing header (``reservedHeaderNames``, or `Proxy-…`).
+    public static func isReservedHeader(_ name: String) -> Bool {
+        let lowered = name.lowercased()
+        return reservedHeaderNames.contains(lowered) || lowered.hasPrefix("proxy-")
+    }
+
+    /// Whether `name` is an RFC 9110 token (a valid header name).
+    public static func isHeaderName(_ name: String) -> Bool {
+        let tokenCharacters = Set("!#$%&'*+-.^_`|~")
+        return !name.isEmpty && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || tokenCharacters.contains($0)) }
+    }
+
+    /// Whether `value` is a valid header value: no control character but the horizontal tab (RFC 9110 field-value).
+    public static func isHeaderValue(_ value: String) -> Bool {
+        !value.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F }
+    }
+
+    /// `value` must be a JSON object of HTTP headers: RFC 9110 token names that do not frame or route the request
+    /// (``isReservedHeader(_:)``), string values without control characters.
     public static func headers(_ value: JSONValue, field: String) throws -> [String: String] {
         let headers = try stringMap(value, field: field)
-        let tokenCharacters = Set("!#$%&'*+-.^_`|~")
-        for (name, headerValue) in headers {
-            guard !name.isEmpty,
-                name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || tokenCharacters.contains($0)) })
-            else {
+        for (name, headerValue) in headers.sorted(by: { $0.key < $1.key }) {
+            guard isHeaderName(name) else {
                 throw HubError.validation(field: "\(field).\(name)", reason: "is not a valid header name")
             }
-            guard !headerValue.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
-                throw HubError.validation(field: "\(field).\(name)", reason: "must not contain line breaks")
+            guard !isReservedHeader(name) else {
+                throw HubError.validation(field: "\(field).\(name)", reason: "frames or routes the request and is set by the hub")
+            }
+            guard isHeaderValue(headerValue) else {
+                throw HubError.validation(field: "\(field).\(name)", reason: "must not contain control characters")
             }
         }
         return headers
+    }
+
+    /// `value` must contain no control character (C0, DEL, C1, or a Unicode line or paragraph separator): it is written
+    /// into a line of a protocol (an FTP command, a PostgreSQL startup message, a header), where one would end the line
+    /// and start a command of the sender's choosing.
+    public static func lineSafe(_ value: String, field: String) throws {
+        if !isLineSafe(value) {
+            throw HubError.validation(field: field, reason: "must not contain control characters")
+        }
+    }
+
+    /// Whether `value` contains no control character (see ``lineSafe(_:field:)``).
+    public static func isLineSafe(_ value: String) -> Bool {
+        !value.unicodeScalars.contains { $0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}" }
     }
 
     /// `value` must not contain U+0000, which PostgreSQL cannot store in text or JSON.

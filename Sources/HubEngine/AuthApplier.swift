@@ -76,7 +76,10 @@ public actor AuthApplier {
         else {
             throw HubError.unavailable(reason: "the OAuth2 token endpoint answered \(status) without an access_token")
         }
-        let lifetime = object["expires_in"]?.intValue ?? object["expires_in"]?.stringValue.flatMap { Int64($0) } ?? 300
+        // Clamped to 0 s…1 year before any arithmetic: a token endpoint's number is outside data (Int64.min overflowed
+        // `lifetime - 30`).
+        let answered = object["expires_in"]?.intValue ?? object["expires_in"]?.stringValue.flatMap { Int64($0) } ?? 300
+        let lifetime = min(max(answered, 0), 31_536_000)
         return (token, .now + .seconds(max(0, lifetime - 30)))
     }
 }

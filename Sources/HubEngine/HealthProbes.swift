@@ -68,6 +68,7 @@ public struct HealthProber: Sendable {
             // https: the certificate's days to expiry, read in a handshake of its own; under a week degrades.
             if let components = URLComponents(string: connection.endpoint), components.scheme?.lowercased() == "https",
                 let host = components.host, let address = try? await gateway.checkHost(host),
+                (1...65535).contains(components.port ?? 443),
                 let socketAddress = try? SocketAddress(ipAddress: address.description, port: components.port ?? 443),
                 let expiry = await Self.certificateExpiry(host: host, address: socketAddress, timeout: timeout)
             {
@@ -186,6 +187,10 @@ public struct HealthProber: Sendable {
         guard let username = credentials["username"]?.stringValue ?? credentials["user"]?.stringValue else {
             return .failure(ProbeFailure("the credentials name no username"))
         }
+        // The startup message carries them as NUL-ended strings: a control character is refused before connecting.
+        guard [username, database ?? "", credentials["password"]?.stringValue ?? ""].allSatisfy(Validate.isLineSafe) else {
+            return .failure(ProbeFailure("the credentials contain control characters; nothing was sent"))
+        }
         // sslmode as libpq reads it: disable, prefer (the default) or require; verify-full also checks the name.
         let components = URLComponents(string: endpoint)
         let mode = components?.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
@@ -303,10 +308,16 @@ public struct HealthProber: Sendable {
                     try? await send("QUIT")
                     return .success("FTP banner 220")
                 }
+                // Checked again where the line is written: a control character would end the line and start a command.
+                let password = credentials["password"]?.stringValue ?? ""
+                guard Validate.isLineSafe(user), Validate.isLineSafe(password) else {
+                    try? await send("QUIT")
+                    return .failure(ProbeFailure("the FTP credentials contain control characters; nothing was sent"))
+                }
                 try await send("USER \(user)")
                 guard var (code, _) = try await reader.reply() else { return .failure(ProbeFailure("no answer to USER", answered: true)) }
                 if code == 331 {
-                    try await send("PASS \(credentials["password"]?.stringValue ?? "")")
+                    try await send("PASS \(password)")
                     guard let (passCode, _) = try await reader.reply() else { return .failure(ProbeFailure("no answer to PASS", answered: true)) }
                     code = passCode
                 }

@@ -114,6 +114,13 @@ public final class OutboundGateway: Sendable {
         func failure(_ message: String) -> HTTPOutcome {
             HTTPOutcome(statusCode: nil, body: Data(), truncated: false, elapsedMilliseconds: elapsed(), error: message)
         }
+        // Checked again where the request is written, whatever validated the headers before (stored rows may predate a
+        // rule): a framing or routing header would send the request, and its credentials, elsewhere than its URL.
+        if let (name, _) = headers.first(where: { !Validate.isHeaderName($0.key) || Validate.isReservedHeader($0.key) || !Validate.isHeaderValue($0.value) }) {
+            var refusal = failure("the header \(Validate.isHeaderName(name) ? name : "name") is not allowed in an outbound request")
+            refusal.refused = true
+            return refusal
+        }
         let pinned: (host: String, address: IPAddress)
         do {
             pinned = try await checkDestination(url)
@@ -146,6 +153,10 @@ public final class OutboundGateway: Sendable {
                 }
                 collected.append(contentsOf: chunk.readableBytesView)
             }
+            // A status outside 100-599 is no HTTP answer: a protocol error, recorded as a failure (not passed on).
+            guard (100...599).contains(Int(response.status.code)) else {
+                return failure("the server answered with an invalid status \(response.status.code)")
+            }
             var outcome = HTTPOutcome(
                 statusCode: Int(response.status.code), body: collected, truncated: truncated, elapsedMilliseconds: elapsed(),
                 error: nil)
@@ -164,13 +175,14 @@ public final class OutboundGateway: Sendable {
 
     /// `Retry-After` as a delay: delta-seconds, or an HTTP date (RFC 9110) from now; never negative.
     static func retryAfter(_ value: String) -> Duration? {
-        if let seconds = Int64(value.trimmingCharacters(in: .whitespaces)) { return .seconds(max(0, seconds)) }
+        // Bounded to a year before any conversion (callers bound it further).
+        if let seconds = Int64(value.trimmingCharacters(in: .whitespaces)) { return .seconds(min(max(0, seconds), 31_536_000)) }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
         guard let date = formatter.date(from: value) else { return nil }
-        return .milliseconds(max(0, Int64(date.timeIntervalSinceNow * 1000)))
+        return .milliseconds(Int64(min(max(0, date.timeIntervalSinceNow), 31_536_000) * 1000))
     }
 
     /// Checks the URL's scheme and every address its host resolves to against the policy; returns the host and the
@@ -180,6 +192,10 @@ public final class OutboundGateway: Sendable {
         guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host, !host.isEmpty
         else {
             throw HubError.validation(field: "url", reason: "is not an absolute URL")
+        }
+        // Checked again here (stored URLs may predate the rule): the socket layer traps on a port beyond 65535.
+        if let port = components.port, !(1...65535).contains(port) {
+            throw HubError.validation(field: "url", reason: "has a port outside 1-65535")
         }
         if let refusal = policy.refusal(forScheme: scheme) { throw HubError.validation(field: "url", reason: refusal) }
         return (host, try await checkHost(host, field: "url"))

@@ -63,6 +63,9 @@ public final class PostgresDatabase: SQLDatabase {
         guard let host = components.host, !host.isEmpty else {
             throw HubError.validation(field: field, reason: "must name a host")
         }
+        if let port = components.port, !(1...65535).contains(port) {
+            throw HubError.validation(field: field, reason: "has a port outside 1-65535")
+        }
         // URLComponents' user and password are already percent-decoded: decode nothing twice.
         guard let user = components.user, !user.isEmpty else {
             throw HubError.validation(field: field, reason: "must name a user")
@@ -202,7 +205,10 @@ public final class PostgresDatabase: SQLDatabase {
             guard cell.format == .binary, let micros = bytes.readInteger(as: Int64.self) else {
                 throw SQLError.decoding(column: cell.columnName)
             }
-            return .timestamp(SQLValue.date(microseconds: micros + Timestamp.epochOffset))
+            // 'infinity' and times past year 294,000 overflow the epoch shift: a decoding error, not a trap.
+            let (shifted, overflow) = micros.addingReportingOverflow(Timestamp.epochOffset)
+            guard !overflow else { throw SQLError.decoding(column: cell.columnName) }
+            return .timestamp(SQLValue.date(microseconds: shifted))
         case .jsonb, .json: return .json(try cell.decode(String.self))
         case .textArray, .varcharArray: return .textArray(try cell.decode([String].self))
         default: return .text(try cell.decode(String.self))
@@ -253,7 +259,8 @@ struct Timestamp: PostgresNonThrowingEncodable {
     static var psqlFormat: PostgresFormat { .binary }
 
     func encode<JSONEncoder: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
-        byteBuffer.writeInteger(microseconds - Self.epochOffset)
+        let (shifted, overflow) = microseconds.subtractingReportingOverflow(Self.epochOffset)
+        byteBuffer.writeInteger(overflow ? Int64.min : shifted)
     }
 }
 

@@ -25,6 +25,14 @@ public final class SQLiteDatabase: SQLDatabase {
     /// Opens (creating if needed) the database file at `path`, or a private in-memory database when `path` is nil.
     /// - Throws: `unavailable` when the file cannot be opened.
     public static func open(path: String?, logger: Logger = Logger(label: "hub.sqlite")) async throws -> SQLiteDatabase {
+        if let path {
+            // The database, its WAL and its shared memory hold synced HR records and payloads: mode 0600 (SQLite gives the
+            // WAL and shared-memory files the database file's mode), in directories of mode 0700 when created here.
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty { try PrivateFiles.directory(directory, own: false) }
+            try PrivateFiles.file(path)
+            for suffix in ["-wal", "-shm", "-journal"] { try PrivateFiles.restrictIfPresent(path + suffix) }
+        }
         let connection: SQLiteConnection
         do {
             connection = try await SQLiteConnection.open(storage: path.map { .file(path: $0) } ?? .memory, logger: logger)

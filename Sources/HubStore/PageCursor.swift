@@ -27,7 +27,11 @@ struct PageCursor {
             throw HubError.validation(field: "cursor", reason: "is not a cursor returned by this list")
         }
         let parts = String(decoding: data, as: UTF8.self).split(separator: ":")
-        guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else {
+        // The time is checked to lie in years 1-9999 before anything converts it (a value near Int64's bounds trapped
+        // when bound).
+        guard parts.count == 2, let micros = Int64(parts[0]), RFC3339.validMicroseconds.contains(micros),
+            let id = UUID(uuidString: String(parts[1]))
+        else {
             throw HubError.validation(field: "cursor", reason: "is not a cursor returned by this list")
         }
         self.init(createdAt: SQLValue.date(microseconds: micros), id: id)

@@ -49,8 +49,13 @@ public enum SQLValue: Sendable, Hashable {
     }
 
     /// Microseconds since 1970 of a timestamp, the exact integer both backends store.
+    /// Clamped to Int64's range (a date from outside, such as one far beyond year 9999, never traps here).
     public static func microseconds(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let value = (date.timeIntervalSince1970 * 1_000_000).rounded()
+        guard value.isFinite else { return 0 }
+        if value >= 9_223_372_036_854_775_807 { return .max }
+        if value <= -9_223_372_036_854_775_808 { return .min }
+        return Int64(value)
     }
 
     /// The date of `microseconds` since 1970.
@@ -103,7 +108,9 @@ public struct SQLRow: Sendable {
     public func int(_ column: String) throws -> Int64 {
         switch value(column) {
         case .int(let value): return value
-        case .double(let value) where value.rounded() == value: return Int64(value)
+        case .double(let value) where value.rounded() == value:
+            guard let integer = Int64(exactly: value) else { throw SQLError.decoding(column: column) }
+            return integer
         default: throw SQLError.decoding(column: column)
         }
     }

@@ -670,7 +670,7 @@ public struct SyncEngineStore: Sendable {
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.count % 4 != 0 { base64 += "=" }
         guard let data = Data(base64Encoded: base64), let raw = String(data: data, encoding: .utf8),
-            let colon = raw.firstIndex(of: ":"), let micros = Int64(raw[..<colon])
+            let colon = raw.firstIndex(of: ":"), let micros = Int64(raw[..<colon]), RFC3339.validMicroseconds.contains(micros)
         else {
             throw HubError.validation(field: "cursor", reason: "is not a cursor returned by this list")
         }

@@ -54,7 +54,7 @@ extension WebhookDeliveryStore {
                     guard room > 0 else { break }
                     let id = WebhookID(try hook.uuid("webhook_id"))
                     let ordered = try hook.bool("ordered")
-                    let rate = try hook.optionalInt("rate_limit").map(Int.init)
+                    let rate = try hook.optionalInt("rate_limit").flatMap { $0 > 0 ? Int(clamping: $0) : nil }  // a stored 0 or less: no limit
                     var count = min(room, perWebhook)
                     if let rate {
                         // One share at a time: the next is claimed once the last one's sends are recorded (they move the

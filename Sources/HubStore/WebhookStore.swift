@@ -101,29 +101,45 @@ public struct WebhookStore: WebhookManagementDAO {
 
     public func update(_ id: WebhookID, _ update: WebhookUpdate) async throws -> Webhook {
         try update.validate()
-        let row = try await database.queryOne(
-            """
-            UPDATE webhooks SET webhook_url = COALESCE($1, webhook_url), event_types = COALESCE($2, event_types), \
-            retry_config = COALESCE($3, retry_config), headers = COALESCE($4, headers), \
-            headers_masked = COALESCE($8, headers_masked), status = COALESCE($5, status), updated_at = $6, \
-            ordered = COALESCE($9, ordered), \
-            rate_limit = CASE WHEN CAST($10 AS integer) IS NULL THEN rate_limit WHEN CAST($10 AS integer) = 0 THEN NULL \
-            ELSE CAST($10 AS integer) END, \
-            failing_since = CASE WHEN CAST($5 AS text) = 'active' THEN NULL ELSE failing_since END, \
-            disabled_reason = CASE WHEN CAST($5 AS text) = 'disabled' THEN 'disabled by a user' \
-            WHEN CAST($5 AS text) IS NULL THEN disabled_reason ELSE NULL END \
-            WHERE webhook_id = $7 RETURNING webhook_id
-            """,
-            [
-                .optional(update.webhookURL) { .text($0) }, .optional(update.eventTypes) { .textArray($0) },
-                .optional(update.retryConfig) { .json($0.jsonText) },
-                .optional(try update.headers.map { try sealer.seal($0.jsonText, context: headersContext(id)) }) {
-                    .json(JSONValue.string($0).jsonText)
-                },
-                .optional(update.status) { .text($0.rawValue) }, .timestamp(clock.now()), .uuid(id.uuid),
-                .optional(update.headers) { .json(Webhook.mask(headers: $0).jsonText) },
-                .optional(update.ordered) { .bool($0) }, .optional(update.rateLimit) { .int(Int64($0)) },
-            ])
+        // Custom headers (often an Authorization) are bound to the URL's origin: moving the URL to another scheme, host or
+        // port needs them given again (or `{}`), so a caller who cannot read them cannot send them elsewhere. The row is
+        // locked while checked.
+        let lock = database.dialect == .postgres ? " FOR UPDATE" : ""
+        let row: SQLRow? = try await database.transaction { executor in
+            if let url = update.webhookURL, update.headers == nil {
+                guard
+                    let current = try await executor.queryOne(
+                        "SELECT webhook_url, headers_masked FROM webhooks WHERE webhook_id = $1\(lock)", [.uuid(id.uuid)])
+                else { return nil }
+                let hasHeaders = try current.optionalJSON("headers_masked").map { $0.objectValue?.isEmpty != true } ?? false
+                if hasHeaders, Validate.origin(of: url) != Validate.origin(of: try current.string("webhook_url")) {
+                    throw HubError.validation(field: "headers", reason: "must be given again when webhook_url moves to another origin")
+                }
+            }
+            return try await executor.queryOne(
+                """
+                UPDATE webhooks SET webhook_url = COALESCE($1, webhook_url), event_types = COALESCE($2, event_types), \
+                retry_config = COALESCE($3, retry_config), headers = COALESCE($4, headers), \
+                headers_masked = COALESCE($8, headers_masked), status = COALESCE($5, status), updated_at = $6, \
+                ordered = COALESCE($9, ordered), \
+                rate_limit = CASE WHEN CAST($10 AS integer) IS NULL THEN rate_limit WHEN CAST($10 AS integer) = 0 THEN NULL \
+                ELSE CAST($10 AS integer) END, \
+                failing_since = CASE WHEN CAST($5 AS text) = 'active' THEN NULL ELSE failing_since END, \
+                disabled_reason = CASE WHEN CAST($5 AS text) = 'disabled' THEN 'disabled by a user' \
+                WHEN CAST($5 AS text) IS NULL THEN disabled_reason ELSE NULL END \
+                WHERE webhook_id = $7 RETURNING webhook_id
+                """,
+                [
+                    .optional(update.webhookURL) { .text($0) }, .optional(update.eventTypes) { .textArray($0) },
+                    .optional(update.retryConfig) { .json($0.jsonText) },
+                    .optional(try update.headers.map { try sealer.seal($0.jsonText, context: headersContext(id)) }) {
+                        .json(JSONValue.string($0).jsonText)
+                    },
+                    .optional(update.status) { .text($0.rawValue) }, .timestamp(clock.now()), .uuid(id.uuid),
+                    .optional(update.headers) { .json(Webhook.mask(headers: $0).jsonText) },
+                    .optional(update.ordered) { .bool($0) }, .optional(update.rateLimit) { .int(Int64($0)) },
+                ])
+        }
         guard row != nil else { throw HubError.notFound(entity: "webhook", id: id.description) }
         return try await get(id)
     }

@@ -46,10 +46,6 @@ enum DatabaseLocation: Equatable {
     func withDatabase<T: Sendable>(logger: Logger, _ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         switch self {
         case .sqlite(let path):
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            }
             let database = try await SQLiteDatabase.open(path: path, logger: logger)
             do {
                 let result = try await body(database)

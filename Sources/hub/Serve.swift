@@ -101,7 +101,7 @@ struct Serve: AsyncParsableCommand {
                 ?? (dataDirectory as NSString).appendingPathComponent("journal")
             let mode = try settings.string("migrate", flag: migrate) ?? "apply"
             guard mode == "apply" || mode == "check" else { throw HubError.validation(field: "migrate", reason: "must be apply or check") }
-            if case .sqlite = location { try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true) }
+            if case .sqlite = location { try PrivateFiles.directory(dataDirectory, own: true) }
             let sealer = try sealing.sealer(
                 settings: settings, dataDirectory: dataDirectory, location: location, isEmbeddedDefault: try database.isEmbeddedDefault())
             var logger = Logger(label: "hub")

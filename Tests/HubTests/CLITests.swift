@@ -28,9 +28,16 @@ enum HubProcess {
         }
     }
 
-    /// Starts `hub` with `arguments` in the background; its stdout is read as it comes.
-    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, ServeCommandTests.LineReader) {
+    /// Starts `hub` with `arguments` in the background; its stdout is read as it comes. With `umask`, the process starts
+    /// under that file mode creation mask (through `/bin/sh`).
+    static func start(
+        _ arguments: [String], environment: [String: String] = [:], umask: String? = nil
+    ) throws -> (Process, ServeCommandTests.LineReader) {
         let process = try prepare(arguments, environment: environment, program: executable)
+        if let umask {
+            process.arguments = ["-c", "umask \(umask) && exec \"$0\" \"$@\"", executable.path] + arguments
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        }
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice

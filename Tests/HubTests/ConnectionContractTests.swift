@@ -60,6 +60,16 @@ struct ConnectionContractTests {
         await attempt("endpoint", .TCP, "bad host:80")
         await attempt("endpoint", .TCP, "[zz::1]:80")
         await attempt("credentials", .TCP, "host:80") { $0.credentials = "secret" }
+        // Members written into a protocol line or a header: no control character (CR/LF would start FTP commands).
+        await attempt("credentials.password", .FTP, "ftp://files.example.com") { $0.credentials = ["username": "a", "password": "x\r\nDELE y"] }
+        await attempt("credentials.username", .FTP, "ftp://files.example.com") { $0.credentials = ["username": "a\r\nMAIL FROM:<x>"] }
+        await attempt("credentials.user", .DB, "postgres://db.example.com/hr") { $0.credentials = ["user": "hub\n"] }
+        await attempt("credentials.database", .DB, "postgres://db.example.com/hr") { $0.credentials = ["username": "hub", "database": "hr\u{1}x"] }
+        await attempt("credentials.token", .API, "https://api.example.com") { $0.credentials = ["token": "t\r\nHost: evil.example"] }
+        await attempt("credentials.api_key", .API, "https://api.example.com") { $0.credentials = ["api_key": "k\u{85}"] }
+        await attempt("credentials.password", .FTP, "ftp://files.example.com") { $0.credentials = ["username": "a", "password": 42] }
+        await attempt("credentials.header", .API, "https://api.example.com") { $0.credentials = ["api_key": "k", "header": "Host"] }
+        await attempt("credentials.header", .API, "https://api.example.com") { $0.credentials = ["api_key": "k", "header": "X Key"] }
         await attempt("health_check_interval", .TCP, "host:80") { $0.healthCheckInterval = 0 }
         await attempt("health_check_interval", .TCP, "host:80") { $0.healthCheckInterval = 1441 }
         #expect(try await count(stores.database, "system_connections", where: "system_name = $1", .text(name)) == 0)

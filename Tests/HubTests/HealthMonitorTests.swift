@@ -10,6 +10,12 @@ import NIOPosix
 import NIOSSL
 import Testing
 
+/// The lines a test server received, in order.
+actor LinesSeen {
+    private(set) var all: [String] = []
+    func add(_ line: String) { all.append(line) }
+}
+
 /// Line-protocol servers on loopback for the probes: a minimal FTP control channel (banner 220, USER → 331,
 /// PASS → 230 for the right password, 530 otherwise, QUIT → 221) and an SSH server's identification string.
 enum LineServer {
@@ -193,6 +199,32 @@ struct HealthMonitorTests {
         // The policy: a metadata address is refused before anything is sent.
         let metadata = try await probe(.TCP, "169.254.169.254:80")
         #expect(metadata.status == .down && metadata.reason.hasPrefix("refused:"), "\(metadata.reason)")
+    }
+
+    @Test("an FTP probe never writes a credential with a line break: the stored value is checked again where the line is written")
+    func ftpLineInjection() async throws {
+        let stores = try await TestEnvironment.stores(.sqlite)
+        let lines = LinesSeen()
+        try await LineServer.with({ input, output in
+            try await output.write(ByteBuffer(string: "220 Ready\r\n"))
+            for try await line in LineServer.lines(input) {
+                await lines.add(line)
+                try await output.write(ByteBuffer(string: line.hasPrefix("USER ") ? "331 Password required\r\n" : "221 Bye\r\n"))
+                if line == "QUIT" { return }
+            }
+        }) { port in
+            // Registered credentials are refused (ConnectionContractTests); these reach the probe as a stored row made
+            // before that rule could, or by hand, would.
+            let connection = try await stores.connections.create(ConnectionRegistration(
+                systemName: unique("ftp"), connectionType: .FTP, endpoint: "ftp://127.0.0.1:\(port)", credentials: [:]))
+            let prober = HealthProber(gateway: Self.gateway, timeout: .seconds(10))
+            for credentials: JSONValue in [["username": "a\r\nDELE y", "password": "p"], ["username": "a", "password": "x\r\nMAIL FROM:<x>"]] {
+                let result = await prober.probe(connection, credentials: credentials)
+                #expect(result.status == .down && result.reason.contains("control characters"), "\(result.reason)")
+            }
+            let seen = await lines.all
+            #expect(seen.allSatisfy { $0 == "QUIT" }, "\(seen)")
+        }
     }
 
     @Test("probes cut off by their timeout at every moment around connect and login never crash the process")

@@ -250,6 +250,21 @@ struct OutboundTests {
                 ])
                 #expect(elsewhere.status == .unprocessableContent)
                 #expect(elsewhere["field"] == "endpoint")
+                // Nor under another virtual host: framing and routing headers are refused in every caller-supplied set.
+                let sentBefore = await target.captured.count
+                for header in ["Host", "host", "Content-Length", "Transfer-Encoding", "Connection", "Upgrade", "TE", "Trailer", "Proxy-Authorization"] {
+                    let routed = try await client.send(.post, "/v1/api-operations", json: [
+                        "operation_type": "GET", "endpoint": "/auth", "integration_id": integration["integration_id"] ?? .null,
+                        "headers": .object([header: "evil.example"]),
+                    ])
+                    #expect(routed.status == .unprocessableContent, "\(header)")
+                    #expect(routed["field"] == .string("headers.\(header)"))
+                }
+                let injected = try await client.send(.post, "/v1/api-operations", json: [
+                    "operation_type": "GET", "endpoint": .string(base + "/echo"), "headers": ["X-A": "b\r\nHost: evil.example"],
+                ])
+                #expect(injected.status == .unprocessableContent && injected["field"] == "headers.X-A")
+                #expect(await target.captured.count == sentBefore)
                 let failed = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": .string(base + "/fail")])
                 #expect(failed["status"] == "failed")
                 #expect(failed["error_message"] == "the endpoint answered 503")
@@ -286,6 +301,20 @@ struct OutboundTests {
                 #expect(path["field"] == "endpoint")
             }
         }
+    }
+
+    @Test("the gateway refuses framing, routing and control-character headers where it writes the request, whatever validated them")
+    func gatewayHeaderCheck() async throws {
+        let gateway = OutboundGateway(policy: try OutboundPolicy(allowlist: ["127.0.0.0/8"]))
+        try await TargetServer.with { target, base in
+            for headers in [["Host": "evil.example"], ["proxy-authorization": "x"], ["X-A": "b\r\nHost: evil.example"], ["X A": "b"]] {
+                let outcome = await gateway.send(method: "GET", url: base + "/ok", headers: headers)
+                #expect(outcome.statusCode == nil && outcome.refused, "\(headers)")
+            }
+            #expect(await target.captured.isEmpty)
+            #expect(await gateway.send(method: "GET", url: base + "/ok", headers: ["X-A": "b\tc"]).statusCode == 200)
+        }
+        try await gateway.shutdown()
     }
 
     @Test("the default policy refuses loopback: the test fails with the reason and nothing is sent")

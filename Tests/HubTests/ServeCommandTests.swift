@@ -36,6 +36,30 @@ struct ServeCommandTests {
         return ((response as! HTTPURLResponse).statusCode, String(decoding: data, as: UTF8.self))
     }
 
+    @Test("the embedded database is private: its directory 0700, the database, WAL, shared memory and keys 0600, under umask 000")
+    func privateDataDirectory() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hub-private-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (process, reader) = try HubProcess.start(["serve", "--port", "0", "--data-dir", directory], umask: "000")
+        _ = try await reader.wait(for: "listening on")
+        func mode(_ path: String) throws -> Int {
+            try #require(FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber).intValue
+        }
+        #expect(try mode(directory) == 0o700)
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory)
+        for name in ["hub.sqlite", "hub.sqlite-wal", "hub.sqlite-shm", "sealing.keys"] {
+            #expect(files.contains(name), "\(files)")
+        }
+        for name in files {
+            let path = (directory as NSString).appendingPathComponent(name)
+            var isDirectory: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            #expect(try mode(path) == (isDirectory.boolValue ? 0o700 : 0o600), "\(name)")
+        }
+        process.terminate()
+        await process.exited()
+    }
+
     @Test("the embedded default starts with no set-up, prints where it listens and an admin key once, stops on SIGTERM")
     func embedded() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hub-serve-\(UUID().uuidString)").path

@@ -66,6 +66,34 @@ struct WebhookContractTests {
         #expect(try await stores.webhooks.deliveryHeaders(for: plain.webhook.id) == [:])
     }
 
+    @Test("custom headers do not follow the URL to another origin: moving it needs them given again", arguments: Backend.allCases)
+    func headersBoundToOrigin(backend: Backend) async throws {
+        let stores = try await TestEnvironment.stores(backend)
+        var registration = Self.registration(url: "https://hooks.example.com/\(unique("in"))")
+        registration.headers = ["Authorization": "Bearer receiver-secret-42"]
+        let webhook = try await stores.webhooks.register(registration).webhook
+        // Another host, scheme or port: refused without headers, nothing written.
+        for url in ["https://evil.example.net/in", "http://hooks.example.com/in", "https://hooks.example.com:8443/in"] {
+            await expectValidation("headers") { _ = try await stores.webhooks.update(webhook.id, WebhookUpdate(webhookURL: url)) }
+        }
+        #expect(try await stores.webhooks.get(webhook.id).webhookURL == registration.webhookURL)
+        #expect(try await stores.webhooks.deliveryHeaders(for: webhook.id) == ["Authorization": "Bearer receiver-secret-42"])
+        // The same origin keeps them; another origin with headers given (or `{}`) replaces them.
+        let samePath = try await stores.webhooks.update(webhook.id, WebhookUpdate(webhookURL: "https://hooks.example.com/other"))
+        #expect(samePath.webhookURL == "https://hooks.example.com/other")
+        #expect(try await stores.webhooks.deliveryHeaders(for: webhook.id) == ["Authorization": "Bearer receiver-secret-42"])
+        _ = try await stores.webhooks.update(webhook.id, WebhookUpdate(webhookURL: "https://elsewhere.example.org/in", headers: [:]))
+        #expect(try await stores.webhooks.deliveryHeaders(for: webhook.id) == [:])
+        // A webhook without custom headers moves freely.
+        let plain = try await stores.webhooks.register(WebhookRegistration(
+            webhookURL: "https://hooks.example.com/\(unique("in"))", eventTypes: ["*"])).webhook
+        #expect(try await stores.webhooks.update(plain.id, WebhookUpdate(webhookURL: "https://other.example.org/in")).webhookURL
+            == "https://other.example.org/in")
+        await expectHubError({ if case .notFound = $0 { true } else { false } }) {
+            _ = try await stores.webhooks.update(WebhookID.generate(), WebhookUpdate(webhookURL: "https://x.example.org/"))
+        }
+    }
+
     @Test("step 1 validation names the field and writes nothing", arguments: Backend.allCases)
     func validation(backend: Backend) async throws {
         let stores = try await TestEnvironment.stores(backend)
@@ -93,6 +121,11 @@ struct WebhookContractTests {
         await attempt("headers.Content-Type") { $0.headers = ["Content-Type": "text/plain"] }
         await attempt("headers.webhook-signature") { $0.headers = ["webhook-signature": "v1,forged"] }
         await attempt("headers") { $0.headers = "X-A: b" }
+        for reserved in ["Host", "content-length", "Transfer-Encoding", "Connection", "Upgrade", "TE", "Trailer", "Proxy-Authorization"] {
+            await attempt("headers.\(reserved)") { $0.headers = [reserved: "x"] }
+        }
+        await attempt("headers.X-A") { $0.headers = ["X-A": "b\r\nX-Injected: 1"] }
+        await attempt("headers.X-A") { $0.headers = ["X-A": "b\u{7F}"] }
         #expect(try await count(stores.database, "webhooks", where: "webhook_url = $1", .text(url)) == 0)
         var wildcard = Self.registration(url: url)
         wildcard.eventTypes = ["*", "sync.*"]
