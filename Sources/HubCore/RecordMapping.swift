@@ -474,4 +474,9 @@ public struct MappingError: Error, Sendable, Hashable {
     public var externalID: String?
     /// What failed, naming the target field.
     public var reason: String
+
+    public init(externalID: String?, reason: String) {
+        self.externalID = externalID
+        self.reason = reason
+    }
 }

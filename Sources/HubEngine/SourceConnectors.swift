@@ -21,6 +21,8 @@ struct PageState: Codable, Sendable, Hashable {
     var cursor: String?
     /// Incremental: the high-water mark the job started from.
     var since: String?
+    /// REST: a hash of the last page's body (this process's hasher), to notice a source that sends one page forever.
+    var pageHash: Int?
 }
 
 /// One page read from a source.
@@ -241,6 +243,15 @@ struct RESTConnector: SourceConnector {
             throw SyncFailure("GET \(endpoint): no list of records at \(settings.recordsPath?.description ?? "the top level")")
         }
         let total = settings.totalPath.flatMap { $0.value(in: body) }?.intValue
+        // A source that answers the same page again (it ignores the page or offset asked for) would be read forever and
+        // hold the integration's next runs: the job fails with the reason instead.
+        var hasher = Hasher()
+        outcome.body.withUnsafeBytes { hasher.combine(bytes: $0) }
+        let pageHash = hasher.finalize()
+        if !records.isEmpty, state.pageHash == pageHash {
+            throw SyncFailure("GET \(endpoint): the source sent the same page again; stopped instead of reading it forever")
+        }
+        next.pageHash = pageHash
         var isLast: Bool
         switch settings.pagination {
         case .page(_, _, let start):
@@ -254,10 +265,16 @@ struct RESTConnector: SourceConnector {
             isLast = total.map { Int64(offset) >= $0 } ?? false
         case .cursor(_, let nextPath, _):
             let token = nextPath.value(in: body).flatMap { $0.stringValue }
+            if let token, !token.isEmpty, token == state.cursor {
+                throw SyncFailure("GET \(endpoint): the source gave the same cursor again; stopped instead of reading it forever")
+            }
             next.cursor = token
             isLast = token?.isEmpty ?? true
         case .link:
             let url = outcome.link.flatMap(Self.nextLink).flatMap { URL(string: $0, relativeTo: URL(string: baseURL))?.absoluteString }
+            if let url, url == state.cursor {
+                throw SyncFailure("GET \(endpoint): the source gave the same next link again; stopped instead of reading it forever")
+            }
             next.cursor = url
             isLast = url == nil
         }

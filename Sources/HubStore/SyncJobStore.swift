@@ -140,17 +140,20 @@ public struct SyncJobStore: DataSynchronizationDAO {
         guard
             let row = try await executor.queryOne(
                 """
-                UPDATE sync_jobs SET status = $1, completed_at = $2, errors_count = $3, lease_owner = NULL, lease_expires_at = NULL \
+                UPDATE sync_jobs SET status = $1, completed_at = $2, \
+                errors_count = CASE WHEN errors_count > $3 THEN errors_count ELSE $3 END, lease_owner = NULL, lease_expires_at = NULL \
                 WHERE sync_job_id = $4 AND status = 'running'\(leaseCondition) RETURNING \(Self.columns)
                 """, binds)
         else { return nil }
+        // The count is the row's own (never below what its batches recorded): a caller's count read before a batch that
+        // committed meanwhile (a cancel racing the runner) no longer loses that batch's errors.
         let job = try decode(row)
         _ = try await executor.query(
             """
             UPDATE external_integrations SET last_sync = $1, error_count = error_count + $2, updated_at = $1 \
             WHERE integration_id = $3
             """,
-            [.timestamp(now), .int(Int64(errorsCount)), .uuid(job.integrationID.uuid)])
+            [.timestamp(now), .int(job.errorsCount), .uuid(job.integrationID.uuid)])
         return job
     }
 

@@ -6,7 +6,7 @@ import Logging
 import Testing
 
 /// DAO-MDE-03-08-03 contract, on both backends.
-@Suite("API Operation DAO", .timeLimit(.minutes(3)))
+@Suite("API Operation DAO", .timeLimit(.minutes(10)))
 struct APIOperationContractTests {
     @Test("step 1 logs a pending operation, timeout 30 by default, credentials redacted", arguments: Backend.allCases)
     func log(backend: Backend) async throws {
@@ -175,7 +175,7 @@ struct APIOperationContractTests {
 
 /// Retention of raw operations and daily statistics, on both backends. Dates are in 2001 so that pruning can never
 /// touch rows of the other tests sharing the PostgreSQL database.
-@Suite("API operation retention", .timeLimit(.minutes(2)))
+@Suite("API operation retention", .timeLimit(.minutes(10)))
 struct RetentionTests {
     @Test("operations older than 30 days and statistics older than 400 days are pruned, the rest kept", arguments: Backend.allCases)
     func prune(backend: Backend) async throws {
@@ -209,7 +209,7 @@ struct RetentionTests {
 }
 
 /// Statistics as an analytics user expects them, on both backends.
-@Suite("API statistics: templates, error classes, percentiles", .timeLimit(.minutes(2)))
+@Suite("API statistics: templates, error classes, percentiles", .timeLimit(.minutes(10)))
 struct StatisticsTests {
     @Test("endpoint templates fold ids together; the query is dropped")
     func templates() {

@@ -73,7 +73,7 @@ enum HubProcess {
     }
 }
 
-@Suite("hub migrate", .timeLimit(.minutes(2)))
+@Suite("hub migrate", .timeLimit(.minutes(10)))
 struct MigrateCommandTests {
     @Test("the embedded default: --check fails before, migrate applies, --check passes after")
     func embedded() async throws {

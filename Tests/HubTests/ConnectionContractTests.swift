@@ -4,7 +4,7 @@ import HubStore
 import Testing
 
 /// DAO-MDE-03-08-05 contract, on both backends.
-@Suite("System Connectivity DAO", .timeLimit(.minutes(3)))
+@Suite("System Connectivity DAO", .timeLimit(.minutes(10)))
 struct ConnectionContractTests {
     static func registration(
         name: String = unique("payroll-db"), type: ConnectionType = .DB, endpoint: String = "postgres://db.example.com:5432/payroll"

@@ -108,7 +108,7 @@ enum LineServer {
     }
 }
 
-@Suite("Connectivity monitor", .timeLimit(.minutes(3)))
+@Suite("Connectivity monitor", .timeLimit(.minutes(10)))
 struct HealthMonitorTests {
     static let gateway = OutboundGateway(policy: try! OutboundPolicy(allowlist: ["127.0.0.0/8"]))
 
@@ -116,7 +116,7 @@ struct HealthMonitorTests {
         -> HealthMonitor
     {
         var configuration = HealthMonitorConfiguration()
-        configuration.probeTimeout = .seconds(3)
+        configuration.probeTimeout = .seconds(20)  // generous: a loaded machine must not turn a slow answer into an outage
         tweak(&configuration)
         var logger = Logger(label: "test.monitor")
         logger.logLevel = .critical
@@ -128,7 +128,8 @@ struct HealthMonitorTests {
     @Test("each connection type's probe against a real server: healthy, degraded and down with a reason")
     func probes() async throws {
         let stores = try await TestEnvironment.stores(.sqlite)
-        let prober = HealthProber(gateway: Self.gateway, timeout: .seconds(3))
+        // A generous timeout: on a loaded machine a login can take seconds; what fails here must fail for its reason.
+        let prober = HealthProber(gateway: Self.gateway, timeout: .seconds(20))
         @Sendable func probe(_ type: ConnectionType, _ endpoint: String, _ credentials: JSONValue = [:]) async throws -> ProbeResult {
             let connection = try await stores.connections.create(ConnectionRegistration(
                 systemName: unique("p"), connectionType: type, endpoint: endpoint, credentials: credentials))
@@ -193,7 +194,10 @@ struct HealthMonitorTests {
             #expect(ssh.status == .healthy && ssh.reason.hasPrefix("SSH identification SSH-2.0-OpenSSH"), "\(ssh.reason)")
         }
         try await LineServer.ftp(password: "x") { port in
-            let notSSH = try await probe(.SFTP, "127.0.0.1:\(port)")
+            // An FTP server never sends an SSH identification: down, at the latest when a short timeout ends.
+            let connection = try await stores.connections.create(ConnectionRegistration(
+                systemName: unique("p"), connectionType: .SFTP, endpoint: "127.0.0.1:\(port)", credentials: [:]))
+            let notSSH = await HealthProber(gateway: Self.gateway, timeout: .seconds(3)).probe(connection, credentials: [:])
             #expect(notSSH.status == .down)
         }
         // The policy: a metadata address is refused before anything is sent.

@@ -4,7 +4,7 @@ import HubStore
 import Testing
 
 /// DAO-MDE-03-08-01 contract, on both backends.
-@Suite("External System Integration DAO", .timeLimit(.minutes(3)))
+@Suite("External System Integration DAO", .timeLimit(.minutes(10)))
 struct IntegrationContractTests {
     static func registration(
         system: String = unique("workday"), auth: JSONValue = ["type": "bearer", "token": "tok-1234567890-secret-abcd"]

@@ -6,7 +6,7 @@ import HubPostgres
 @testable import HubStore
 import Testing
 
-@Suite("Migrations", .timeLimit(.minutes(2)))
+@Suite("Migrations", .timeLimit(.minutes(10)))
 struct MigrationTests {
     @Test("a new database is reported as pending, then migrated once, then up to date")
     func sqliteLifecycle() async throws {
@@ -160,7 +160,7 @@ struct MigrationTests {
     }
 }
 
-@Suite("Driver errors", .timeLimit(.minutes(2)))
+@Suite("Driver errors", .timeLimit(.minutes(10)))
 struct DriverErrorTests {
     @Test("an unreachable PostgreSQL is reported as unavailable, with no driver text")
     func unreachable() async throws {

@@ -5,7 +5,7 @@ import HubStore
 import Testing
 
 /// The bulk write of steps 1-3 (``APIOperationDAO/record(_:)``) and write-behind recording with its journal.
-@Suite("API operations: batch records and write-behind recording", .timeLimit(.minutes(3)))
+@Suite("API operations: batch records and write-behind recording", .timeLimit(.minutes(10)))
 struct OperationRecorderTests {
     static func journalDirectory() -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("hub-journal-\(UUID().uuidString)").path
@@ -146,7 +146,7 @@ struct OperationRecorderTests {
     }
 }
 
-@Suite("API operations: a call still running when the process dies", .timeLimit(.minutes(2)))
+@Suite("API operations: a call still running when the process dies", .timeLimit(.minutes(10)))
 struct RunningCallCrashTests {
     @Test("a call whose pending row was already committed is still recorded as interrupted after a crash", arguments: Backend.allCases)
     func runningCall(backend: Backend) async throws {

@@ -123,7 +123,7 @@ actor TargetServer {
     }
 }
 
-@Suite("Outbound: tests, probes and executed operations", .timeLimit(.minutes(3)))
+@Suite("Outbound: tests, probes and executed operations", .timeLimit(.minutes(10)))
 struct OutboundTests {
     @Test("integration test: auth applied, result recorded (design step 2), OAuth2 token fetched once", arguments: Backend.allCases)
     func integrationTest(backend: Backend) async throws {
@@ -278,7 +278,7 @@ struct OutboundTests {
                 ])
                 #expect(trickle["status"] == "failed")
                 #expect(trickle["error_message"]?.stringValue?.contains("timed out") == true)
-                #expect(ContinuousClock.now - started < .seconds(10))
+                #expect(ContinuousClock.now - started < .seconds(25))  // not the trickle's 30 s (a loaded machine adds seconds)
                 // Remote bytes the database cannot store are replaced, never a reason to lose the record.
                 let nul = try await client.send(.post, "/v1/api-operations", json: ["operation_type": "GET", "endpoint": .string(base + "/nul")])
                 #expect(nul["status"] == "completed")

@@ -30,7 +30,7 @@ struct ReadmeExampleTests {
 
 /// The README's quick-start scripts: shown verbatim in the README, and run for real (against a live `hub serve` and a
 /// loopback HR system that checks the bearer token).
-@Suite("README quick starts", .timeLimit(.minutes(2)))
+@Suite("README quick starts", .timeLimit(.minutes(10)))
 struct QuickStartTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 

@@ -4,7 +4,7 @@ import HubStore
 import Testing
 
 /// The CLI's resource commands as subprocesses, on both backends.
-@Suite("hub resource commands", .timeLimit(.minutes(3)))
+@Suite("hub resource commands", .timeLimit(.minutes(10)))
 struct ResourceCommandTests {
     struct CLI {
         let environment: [String: String]

@@ -69,7 +69,7 @@ struct SecretSealerTests {
 }
 
 /// API keys, on both backends.
-@Suite("API keys", .timeLimit(.minutes(2)))
+@Suite("API keys", .timeLimit(.minutes(10)))
 struct APIKeyContractTests {
     @Test("a created key authenticates until revoked; only its hash is stored", arguments: Backend.allCases)
     func lifecycle(backend: Backend) async throws {

@@ -6,7 +6,7 @@ import HubCore
 import Testing
 
 /// `hub serve` and `hub keys`, run as subprocesses of the built executable.
-@Suite("hub serve and hub keys", .timeLimit(.minutes(2)))
+@Suite("hub serve and hub keys", .timeLimit(.minutes(10)))
 struct ServeCommandTests {
     /// Reads the child's stdout line by line until `predicate` matches or 30 s pass.
     final class LineReader: @unchecked Sendable {

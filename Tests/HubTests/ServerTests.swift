@@ -8,7 +8,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-@Suite("HTTP API", .timeLimit(.minutes(3)))
+@Suite("HTTP API", .timeLimit(.minutes(10)))
 struct ServerTests {
     static let bearer: JSONValue = ["type": "bearer", "token": "integration-secret-token-0123456789"]
 

@@ -31,6 +31,12 @@ actor SourceServer {
     /// How long each SCIM page takes to answer.
     var pageDelay: Duration = .zero
     func setPageDelay(_ delay: Duration) { pageDelay = delay }
+    /// Pages served by `/api/repeat`.
+    private(set) var repeats = 0
+    func countRepeat() -> Int {
+        repeats += 1
+        return repeats
+    }
 
     /// Adds `count` users; returns their ids.
     @discardableResult
@@ -169,6 +175,17 @@ actor SourceServer {
                 let (body, link) = await source.restPage(query)
                 return json(body, link: link)
             }
+        }
+        // Sources that repeat themselves: one page whatever is asked (`/api/stuck`), and pages that differ but always
+        // name the same cursor and next link (`/api/repeat`).
+        router.get("/api/stuck") { request, _ -> Response in
+            if let refusal = await gate(request) { return refusal }
+            return json(["data": [["employee_id": "s1"], ["employee_id": "s2"]], "next": "more"])
+        }
+        router.get("/api/repeat") { request, _ -> Response in
+            if let refusal = await gate(request) { return refusal }
+            let served = await source.countRepeat()
+            return json(["data": [["employee_id": .string("r\(served)")]], "next": "again"], link: "</api/repeat?cursor=again>; rel=\"next\"")
         }
         return try await withLoopbackServer(router) { base in try await body(source, base) }
     }

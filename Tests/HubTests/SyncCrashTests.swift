@@ -7,7 +7,7 @@ import Testing
 
 /// Sync processes killed with SIGKILL at random points, then resumed by `hub worker`: the final records equal the
 /// source, no batch is counted twice, the job completes. On both backends.
-@Suite("Sync crash and resume", .timeLimit(.minutes(5)))
+@Suite("Sync crash and resume", .timeLimit(.minutes(10)))
 struct SyncCrashTests {
     @Test("killed at random points and resumed by workers, the job completes exactly", arguments: Backend.allCases)
     func killAndResume(backend: Backend) async throws {

@@ -4,7 +4,7 @@ import HubStore
 import Testing
 
 /// DAO-MDE-03-08-02 contract, on both backends.
-@Suite("Data Synchronization DAO", .timeLimit(.minutes(3)))
+@Suite("Data Synchronization DAO", .timeLimit(.minutes(10)))
 struct SyncJobContractTests {
     static func integration(_ stores: HubStores) async throws -> Integration {
         try await stores.integrations.register(IntegrationContractTests.registration())

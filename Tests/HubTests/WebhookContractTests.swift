@@ -4,7 +4,7 @@ import HubStore
 import Testing
 
 /// DAO-MDE-03-08-04 contract, on both backends.
-@Suite("Webhook Management DAO", .timeLimit(.minutes(3)))
+@Suite("Webhook Management DAO", .timeLimit(.minutes(10)))
 struct WebhookContractTests {
     static func registration(url: String = "https://hooks.example.com/\(unique("in"))") -> WebhookRegistration {
         WebhookRegistration(

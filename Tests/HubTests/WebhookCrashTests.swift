@@ -7,7 +7,7 @@ import Testing
 
 /// `hub worker` delivering webhooks, killed with SIGKILL at random points with messages pending and in flight, then
 /// restarted: in the end the receiver has every message at least once and every message is recorded delivered.
-@Suite("Webhook delivery crash and restart", .timeLimit(.minutes(5)))
+@Suite("Webhook delivery crash and restart", .timeLimit(.minutes(10)))
 struct WebhookCrashTests {
     @Test("dispatchers killed at random points lose no message", arguments: Backend.allCases)
     func killAndRestart(backend: Backend) async throws {

@@ -134,7 +134,7 @@ struct DeliveryDatabase: Sendable {
     }
 }
 
-@Suite("Webhook delivery", .timeLimit(.minutes(3)))
+@Suite("Webhook delivery", .timeLimit(.minutes(10)))
 struct WebhookDeliveryTests {
     /// The stores, the delivery store and a dispatcher (loopback allowed) over one test database.
     struct Setup: Sendable {
@@ -162,11 +162,15 @@ struct WebhookDeliveryTests {
                 store: delivery, webhooks: stores.webhooks, gateway: gateway, configuration: configuration, logger: logger)
         }
 
-        /// Runs `dispatchers` while `body` runs.
+        /// Runs `dispatchers` while `body` runs; they have stopped when this returns (a dispatcher still fanning out or
+        /// recording after the body would change what the test then reads).
         func running<T: Sendable>(_ dispatchers: [WebhookDispatcher], _ body: () async throws -> T) async throws -> T {
             let tasks = dispatchers.map { dispatcher in Task { await dispatcher.runLoop() } }
-            defer { tasks.forEach { $0.cancel() } }
-            return try await body()
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            for task in tasks { task.cancel() }
+            for task in tasks { await task.value }
+            return try result.get()
         }
 
         func close() async {
