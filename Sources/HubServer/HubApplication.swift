@@ -20,6 +20,11 @@ public struct ServerConfiguration: Sendable {
     public var outboundPolicy: OutboundPolicy
     /// Response bytes stored per API operation (default 64 KiB).
     public var responseBodyCap: Int = 64 * 1024
+    /// How long a connection may stay open without a request part arriving (default 60 s): an idle keep-alive
+    /// connection, and a client that sends a request's headers slowly or never finishes them, is closed then (the timer
+    /// restarts only when a whole request head, a body part or a request's end has been read). A request being handled
+    /// is never cut.
+    public var idleTimeout: Duration = .seconds(60)
 
     /// A configuration with every member given.
     public init(
@@ -86,6 +91,7 @@ public enum HubServer {
     ) -> some ApplicationProtocol {
         Application(
             router: router(stores: stores, configuration: configuration, gateway: gateway),
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(configuration.idleTimeout.wholeNanoseconds))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "IntegrationHub"),
             services: services,
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
@@ -111,4 +117,9 @@ struct RequestLogMiddleware: RouterMiddleware {
             ])
         return response
     }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds (rounded down).
+    var wholeNanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }

@@ -6,6 +6,7 @@ import HubServer
 import HubStore
 import Hummingbird
 import NIOCore
+import NIOPosix
 import Testing
 
 /// What one API key holder (or a system the hub calls) can send that once trapped the process: each is answered with a
@@ -95,6 +96,29 @@ struct HostileInputTests {
                     #expect(tested["status"] == "active", "expires_in \(lifetimes[index]): \(tested.text)")
                 }
             }
+        }
+    }
+
+    @Test("a client that never finishes its headers, or stays idle, is disconnected after the idle timeout")
+    func slowClients() async throws {
+        var harness = try await APIHarness.make(.sqlite)
+        harness.configuration.idleTimeout = .seconds(1)
+        try await harness.test(.live) { client in
+            let port = try #require(client.client.port)
+            for opening in ["GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1", ""] {
+                let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connect(host: "127.0.0.1", port: port).get()
+                if !opening.isEmpty { try await channel.writeAndFlush(ByteBuffer(string: opening)).get() }
+                // Closed by the server (the deadline only bounds a failing test: a slow machine waits longer).
+                let closed = channel.eventLoop.makePromise(of: Bool.self)
+                channel.closeFuture.whenComplete { _ in closed.succeed(true) }
+                let guardTask = channel.eventLoop.scheduleTask(in: .seconds(60)) { closed.succeed(false) }
+                let byServer = try await closed.futureResult.get()
+                guardTask.cancel()
+                #expect(byServer, "\(opening.isEmpty ? "an idle" : "a half-sent") connection stayed open")
+                try? await channel.close()
+            }
+            // (The test client's own kept-alive connection has idled out meanwhile too; nothing else is sent on it.)
         }
     }
 
