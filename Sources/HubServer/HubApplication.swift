@@ -118,8 +118,3 @@ struct RequestLogMiddleware: RouterMiddleware {
         return response
     }
 }
-
-extension Duration {
-    /// The duration in whole nanoseconds (rounded down).
-    var wholeNanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
-}
