@@ -217,10 +217,9 @@ public struct Webhook: Sendable, Hashable {
         }))
     }
 
-    /// Header names a webhook may not set (compared case-insensitively).
-    public static let reservedHeaders: Set<String> = [
-        "webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "content-length", "host",
-    ]
+    /// Header names a webhook may not set (compared case-insensitively), beside the framing and routing headers that
+    /// ``Validate/headers(_:field:)`` refuses in every header set.
+    public static let reservedHeaders: Set<String> = ["webhook-id", "webhook-timestamp", "webhook-signature", "content-type"]
 
     static func validateHeaders(_ headers: JSONValue) throws {
         let parsed = try Validate.headers(headers, field: "headers")
