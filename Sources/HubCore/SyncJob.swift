@@ -112,7 +112,8 @@ public struct SyncJob: Sendable, Hashable {
         self.createdAt = createdAt
     }
 
-    static func validateEntityType(_ value: String) throws {
+    /// Checks an entity type's name. - Throws: `validation(entity_type)`.
+    public static func validateEntityType(_ value: String) throws {
         guard (1...64).contains(value.count), value.first.map({ $0 >= "a" && $0 <= "z" }) == true,
             value.allSatisfy({ ($0 >= "a" && $0 <= "z") || ($0 >= "0" && $0 <= "9") || $0 == "_" })
         else {

@@ -11,12 +11,22 @@ struct RouteSpec: Sendable {
     var summary: String
     var tag: String
     var requestSchema: String?
-    var query: [(name: String, description: String)]
+    var query: [QueryParameter]
     var successStatus: Int
     /// Component name of the success body; `nil` for an empty body (204).
     var successSchema: String?
     var errorStatuses: [Int]
     var authenticated: Bool
+    /// The success body's member holding the created resource's id (creates only): the document links the create to
+    /// every operation on that resource (OpenAPI `links`), so a client or a stateful fuzzer can follow them.
+    var createdID: String? = nil
+
+    /// `get_v1_integrations_id` for `GET /v1/integrations/{id}`.
+    var operationID: String {
+        method.rawValue.lowercased()
+            + path.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "{", with: "")
+            .replacingOccurrences(of: "}", with: "").replacingOccurrences(of: "-", with: "_")
+    }
 }
 
 /// Builds the OpenAPI 3.1 document from the registered routes and the component schemas.
@@ -26,10 +36,12 @@ enum APIDocument {
         for route in routes {
             var responses: [String: JSONValue] = [:]
             if let schema = route.successSchema {
-                responses["\(route.successStatus)"] = [
+                var success: [String: JSONValue] = [
                     "description": "Success",
                     "content": ["application/json": ["schema": ["$ref": .string("#/components/schemas/\(schema)")]]],
                 ]
+                if let field = route.createdID { success["links"] = .object(links(from: route, field: field, routes: routes)) }
+                responses["\(route.successStatus)"] = .object(success)
             } else {
                 responses["\(route.successStatus)"] = ["description": "Success, no body"]
             }
@@ -44,14 +56,15 @@ enum APIDocument {
             }
             var operation: [String: JSONValue] = [
                 "summary": .string(route.summary), "tags": [.string(route.tag)],
-                "operationId": .string("\(route.method.rawValue.lowercased())\(route.path.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "{", with: "").replacingOccurrences(of: "}", with: "").replacingOccurrences(of: "-", with: "_"))"),
+                "operationId": .string(route.operationID),
                 "responses": .object(responses),
             ]
             var parameters: [JSONValue] = route.path.split(separator: "/").filter { $0.hasPrefix("{") }.map { segment in
-                ["name": .string(String(segment.dropFirst().dropLast())), "in": "path", "required": true, "schema": ["type": "string"]]
+                let name = String(segment.dropFirst().dropLast())
+                return ["name": .string(name), "in": "path", "required": true, "schema": pathSchema(name)]
             }
             parameters += route.query.map { item in
-                ["name": .string(item.name), "in": "query", "required": false, "description": .string(item.description), "schema": ["type": "string"]]
+                ["name": .string(item.name), "in": "query", "required": false, "description": .string(item.description), "schema": item.schema]
             }
             if !parameters.isEmpty { operation["parameters"] = .array(parameters) }
             if let schema = route.requestSchema {
@@ -74,6 +87,73 @@ enum APIDocument {
             "paths": .object(paths.mapValues { .object($0) }),
             "components": ["securitySchemes": ["bearerAuth": ["type": "http", "scheme": "bearer", "description": "An API key from `hub keys create`"]], "schemas": .object(Schemas.all)],
         ]
+    }
+}
+
+extension APIDocument {
+    /// Links from a create to each operation on the created resource: the paths under the create's path whose next
+    /// segment is a parameter, that parameter taken from the body's `field` and the create's own path parameters
+    /// passed on. Catch-all paths (`{path}`) are left out.
+    static func links(from create: RouteSpec, field: String, routes: [RouteSpec]) -> [String: JSONValue] {
+        let prefix = create.path + "/{"
+        var links: [String: JSONValue] = [:]
+        for route in routes where route.path.hasPrefix(prefix) && !route.path.contains("{path}") {
+            let rest = route.path.dropFirst(create.path.count + 1)
+            guard let first = rest.split(separator: "/").first else { continue }
+            var parameters: [String: JSONValue] = [String(first.dropFirst().dropLast()): .string("$response.body#/\(field)")]
+            for segment in create.path.split(separator: "/") where segment.hasPrefix("{") {
+                let name = String(segment.dropFirst().dropLast())
+                parameters[name] = .string("$request.path.\(name)")
+            }
+            // Parameters after the created one are not known from the create: such operations are not linked.
+            guard rest.split(separator: "/").dropFirst().allSatisfy({ !$0.hasPrefix("{") }) else { continue }
+            links[route.operationID] = ["operationId": .string(route.operationID), "parameters": .object(parameters)]
+        }
+        return links
+    }
+
+    /// A path parameter's schema, as the routes parse it: ids are UUIDs, `message_id` is `msg_<n>`, `entity_type`
+    /// follows the entity type rule, `{path}` is the rest of the path.
+    static func pathSchema(_ name: String) -> JSONValue {
+        switch name {
+        case "id", "window_id": Schemas.uuid
+        case "message_id": ["type": "string", "pattern": "^msg_[1-9][0-9]{0,17}$"]
+        case "entity_type": ["type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"]
+        default: ["type": "string"]
+        }
+    }
+}
+
+/// One documented query parameter, typed as the server parses it (a generated client or a fuzzer then sends only
+/// values the server can accept, and the server's refusals of anything else are what the document promises).
+struct QueryParameter: Sendable {
+    var name: String
+    var description: String
+    var schema: JSONValue
+
+    static let limit = QueryParameter(
+        name: "limit", description: "Items per page, 1-500 (default 50)",
+        schema: ["type": "integer", "minimum": 1, "maximum": 500, "default": 50])
+    static let cursor = QueryParameter(
+        name: "cursor", description: "next_cursor of the previous page (opaque)", schema: ["type": "string"])
+    /// `limit` and `cursor`.
+    static let paging = [limit, cursor]
+
+    static func uuid(_ name: String, _ description: String) -> QueryParameter {
+        QueryParameter(name: name, description: description, schema: Schemas.uuid)
+    }
+    static func dateTime(_ name: String, _ description: String) -> QueryParameter {
+        QueryParameter(name: name, description: description, schema: Schemas.timestamp)
+    }
+    static func date(_ name: String, _ description: String) -> QueryParameter {
+        QueryParameter(name: name, description: description, schema: ["type": "string", "format": "date"])
+    }
+    static func oneOf<Value: RawRepresentable & CaseIterable>(_ name: String, _ description: String, _ type: Value.Type) -> QueryParameter
+    where Value.RawValue == String {
+        QueryParameter(name: name, description: description, schema: Schemas.enumeration(type.allCases.map(\.rawValue)))
+    }
+    static func string(_ name: String, _ description: String, schema: JSONValue = ["type": "string"]) -> QueryParameter {
+        QueryParameter(name: name, description: description, schema: schema)
     }
 }
 

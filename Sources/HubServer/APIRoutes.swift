@@ -15,9 +15,15 @@ final class APIRoutes: @unchecked Sendable {
     let tester: ConnectivityTester
     let executor: OperationExecutor
     let delivery: WebhookDeliveryStore
+    /// Every served path and its methods, for 405 answers.
+    let table: RouteTable
 
-    init(router: Router<HubRequestContext>, stores: HubStores, bodyLimit: Int, gateway: OutboundGateway, responseBodyCap: Int = 64 * 1024) {
+    init(
+        router: Router<HubRequestContext>, stores: HubStores, bodyLimit: Int, gateway: OutboundGateway, table: RouteTable,
+        responseBodyCap: Int = 64 * 1024
+    ) {
         self.router = router
+        self.table = table
         self.stores = stores
         self.bodyLimit = bodyLimit
         self.gateway = gateway
@@ -35,8 +41,8 @@ final class APIRoutes: @unchecked Sendable {
     /// Adds a route under `group` (`nil` for public routes) and documents it.
     func add(
         _ method: HTTPRequest.Method, _ path: String, on group: RouterGroup<HubRequestContext>?, summary: String, tag: String,
-        request: String? = nil, query: [(String, String)] = [], success: Int = 200, response: String?, errors: [Int] = [],
-        handler: @escaping Handler
+        request: String? = nil, query: [QueryParameter] = [], success: Int = 200, response: String?, errors: [Int] = [],
+        createdID: String? = nil, handler: @escaping Handler
     ) {
         // Grouped routes are registered relative to the group (`/v1`).
         let segments = path.split(separator: "/").dropFirst(group == nil ? 0 : 1)
@@ -49,13 +55,14 @@ final class APIRoutes: @unchecked Sendable {
         } else {
             router.on(routePath, method: method, use: handler)
         }
+        table.add(method, path)
         var statuses = errors
         if request != nil { statuses += [400, 413, 415, 422] }
         if group != nil { statuses.append(503) }
         specs.append(RouteSpec(
             method: method, path: path, summary: summary, tag: tag, requestSchema: request,
-            query: query.map { (name: $0.0, description: $0.1) }, successStatus: success, successSchema: response,
-            errorStatuses: statuses, authenticated: group != nil))
+            query: query, successStatus: success, successSchema: response,
+            errorStatuses: statuses, authenticated: group != nil, createdID: createdID))
     }
 
     /// Registers the `/v1` routes behind API-key authentication.
@@ -93,7 +100,7 @@ final class APIRoutes: @unchecked Sendable {
         let stores = self.stores
         let tag = "Integrations"
         add(.post, "/v1/integrations", on: v1, summary: "Register an external system (design step 1)", tag: tag,
-            request: "IntegrationCreate", success: 201, response: "Integration", errors: [409]) { request, _ in
+            request: "IntegrationCreate", success: 201, response: "Integration", errors: [409], createdID: "integration_id") { request, _ in
             let body = try await self.body(request)
             try body.allowOnly(["system_id", "integration_type", "endpoint_url", "auth_config", "mapping_config"])
             let integration = try await stores.integrations.register(IntegrationRegistration(
@@ -103,7 +110,7 @@ final class APIRoutes: @unchecked Sendable {
             return integration.json.response(status: .created)
         }
         add(.get, "/v1/integrations", on: v1, summary: "List integrations, newest first", tag: tag,
-            query: [("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")], response: "IntegrationPage",
+            query: QueryParameter.paging, response: "IntegrationPage",
             errors: [422]) { request, _ in
             try await stores.integrations.list(try request.pageRequest()).json(\.json).response()
         }
@@ -195,7 +202,7 @@ final class APIRoutes: @unchecked Sendable {
         let engine = SyncEngineStore(database: stores.database)
         let tag = "Sync jobs"
         add(.post, "/v1/sync-jobs", on: v1, summary: "Start a sync job (design step 1)", tag: tag,
-            request: "SyncJobCreate", success: 201, response: "SyncJob", errors: [409]) { request, _ in
+            request: "SyncJobCreate", success: 201, response: "SyncJob", errors: [409], createdID: "sync_job_id") { request, _ in
             let body = try await self.body(request)
             try body.allowOnly(["integration_id", "sync_type", "entity_type", "filters", "batch_size"])
             let integrationID = try IntegrationID(parsing: try body.string("integration_id"), field: "integration_id")
@@ -208,13 +215,16 @@ final class APIRoutes: @unchecked Sendable {
             return job.json.response(status: .created)
         }
         add(.get, "/v1/sync-jobs", on: v1, summary: "List sync jobs, newest first", tag: tag,
-            query: [("integration_id", "only this integration's jobs"), ("status", "running, completed, completed_with_errors, failed or cancelled"),
-                    ("entity_type", "only this entity type"), ("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")],
+            query: [.uuid("integration_id", "only this integration's jobs"), .oneOf("status", "only jobs in this state", SyncJobStatus.self),
+                    .string("entity_type", "only this entity type", schema: APIDocument.pathSchema("entity_type"))] + QueryParameter.paging,
             response: "SyncJobPage", errors: [422]) { request, _ in
             var filter = SyncJobFilter()
             if let text = request.query("integration_id") { filter.integrationID = try IntegrationID(parsing: text, field: "integration_id") }
             if let text = request.query("status") { filter.status = try Validate.oneOf(text, as: SyncJobStatus.self, field: "status") }
-            filter.entityType = request.query("entity_type")
+            if let text = request.query("entity_type") {
+                try SyncJob.validateEntityType(text)
+                filter.entityType = text
+            }
             return try await stores.syncJobs.list(filter, try request.pageRequest()).json(\.json).response()
         }
         add(.get, "/v1/sync-jobs/{id}", on: v1, summary: "Get a sync job with its batches", tag: tag,
@@ -241,8 +251,8 @@ final class APIRoutes: @unchecked Sendable {
         let engine = SyncEngineStore(database: stores.database)
         let tag = "Synced records"
         add(.get, "/v1/integrations/{id}/records/{entity_type}", on: v1, summary: "List synced records in change order (keyset cursor)", tag: tag,
-            query: [("modified_after", "only records changed after this RFC 3339 time"), ("change", "created, updated or deleted (the last change)"),
-                    ("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")],
+            query: [.dateTime("modified_after", "only records changed after this RFC 3339 time"),
+                    .oneOf("change", "only records whose last change was this", RecordChange.self)] + QueryParameter.paging,
             response: "SyncRecordPage", errors: [404, 422]) { request, context in
             let id: IntegrationID = try Self.id(context, "integration")
             _ = try await stores.integrations.get(id)
@@ -254,7 +264,7 @@ final class APIRoutes: @unchecked Sendable {
             return try await engine.records(id, entityType: entityType, filter: filter, page: try request.pageRequest()).json(\.json).response()
         }
         add(.put, "/v1/integrations/{id}/schedules", on: v1, summary: "Sync an entity type every N minutes (creates or replaces its schedule)", tag: tag,
-            request: "SyncScheduleCreate", response: "SyncSchedule", errors: [404]) { request, context in
+            request: "SyncScheduleCreate", response: "SyncSchedule", errors: [404], createdID: "entity_type") { request, context in
             let id: IntegrationID = try Self.id(context, "integration")
             _ = try await stores.integrations.get(id)
             let body = try await self.body(request)
@@ -290,7 +300,8 @@ final class APIRoutes: @unchecked Sendable {
         let stores = self.stores
         let tag = "API operations"
         add(.post, "/v1/api-operations", on: v1, summary: "Execute an API call through the gateway: log, execute, measure, fold into statistics (design steps 1-3)", tag: tag,
-            request: "APIOperationCreate", success: 201, response: "APIOperationExecuted", errors: [404]) { request, _ in
+            request: "APIOperationCreate", success: 201, response: "APIOperationExecuted", errors: [404],
+            createdID: "operation_id") { request, _ in
             let body = try await self.body(request)
             try body.allowOnly(["operation_type", "endpoint", "headers", "payload", "timeout", "integration_id", "retries"])
             guard let method = try body.optionalEnum("operation_type", HubCore.HTTPMethod.self) else {
@@ -307,9 +318,9 @@ final class APIRoutes: @unchecked Sendable {
             return JSONValue.object(members).response(status: .created)
         }
         add(.get, "/v1/api-operations", on: v1, summary: "List API operations, newest first", tag: tag,
-            query: [("integration_id", "only this integration's calls"), ("status", "pending, completed or failed"),
-                    ("from", "logged at or after this RFC 3339 time"), ("to", "logged before this RFC 3339 time"),
-                    ("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")],
+            query: [.uuid("integration_id", "only this integration's calls"), .oneOf("status", "only calls in this state", APIOperationStatus.self),
+                    .dateTime("from", "logged at or after this RFC 3339 time"), .dateTime("to", "logged before this RFC 3339 time")]
+                + QueryParameter.paging,
             response: "APIOperationPage", errors: [422]) { request, _ in
             var filter = APIOperationFilter()
             if let text = request.query("from") { filter.createdFrom = try RFC3339.parse(text, field: "from") }
@@ -323,9 +334,10 @@ final class APIRoutes: @unchecked Sendable {
             try await stores.apiOperations.get(try Self.id(context, "API operation")).json.response()
         }
         add(.get, "/v1/api-statistics", on: v1, summary: "Daily statistics by endpoint template, method, integration and day, with error classes and p50/p95/p99 (design step 3)", tag: tag,
-            query: [("endpoint", "endpoint or its template (/users/{id})"), ("method", "GET, POST, PUT, PATCH or DELETE"),
-                    ("integration_id", "only this integration's calls"), ("from", "first UTC day, YYYY-MM-DD"),
-                    ("to", "last UTC day, YYYY-MM-DD"), ("merge", "true: one row per endpoint, method and integration over the days")],
+            query: [.string("endpoint", "endpoint or its template (/users/{id})"), .oneOf("method", "only this method", HubCore.HTTPMethod.self),
+                    .uuid("integration_id", "only this integration's calls"), .date("from", "first UTC day, YYYY-MM-DD"),
+                    .date("to", "last UTC day, YYYY-MM-DD"),
+                    .string("merge", "true: one row per endpoint, method and integration over the days", schema: Schemas.boolean)],
             response: "APIStatisticsList", errors: [422]) { request, _ in
             var query = APIStatisticsQuery(endpoint: request.query("endpoint"), fromDay: request.query("from"), toDay: request.query("to"))
             if let text = request.query("method") { query.operationType = try Validate.oneOf(text, as: HubCore.HTTPMethod.self, field: "method") }
@@ -346,7 +358,7 @@ final class APIRoutes: @unchecked Sendable {
         let stores = self.stores
         let tag = "Webhooks"
         add(.post, "/v1/webhooks", on: v1, summary: "Register a webhook (design steps 1 and 3); the secret is shown only here", tag: tag,
-            request: "WebhookCreate", success: 201, response: "WebhookCreated") { request, _ in
+            request: "WebhookCreate", success: 201, response: "WebhookCreated", createdID: "webhook_id") { request, _ in
             let body = try await self.body(request)
             try body.allowOnly(["webhook_url", "event_types", "secret_key", "retry_config", "headers", "ordered", "rate_limit"])
             guard let eventTypes = try body.optionalStringArray("event_types") else {
@@ -361,7 +373,7 @@ final class APIRoutes: @unchecked Sendable {
             return JSONValue.object(members).response(status: .created)
         }
         add(.get, "/v1/webhooks", on: v1, summary: "List webhooks, newest first", tag: tag,
-            query: [("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")], response: "WebhookPage",
+            query: QueryParameter.paging, response: "WebhookPage",
             errors: [422]) { request, _ in
             try await stores.webhooks.list(try request.pageRequest()).json(\.json).response()
         }
@@ -410,7 +422,7 @@ final class APIRoutes: @unchecked Sendable {
         let delivery = self.delivery
         let tag = "Webhooks"
         add(.get, "/v1/webhooks/{id}/messages", on: v1, summary: "Messages of a webhook, newest first", tag: tag,
-            query: [("status", "pending, succeeded or failed"), ("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")],
+            query: [.oneOf("status", "only messages in this state", WebhookMessageStatus.self)] + QueryParameter.paging,
             response: "WebhookMessagePage", errors: [404, 422]) { request, context in
             let status = try request.query("status").map { text in
                 guard let status = WebhookMessageStatus(rawValue: text) else {
@@ -483,7 +495,7 @@ final class APIRoutes: @unchecked Sendable {
         let tag = "Connections"
         add(.post, "/v1/connections", on: v1,
             summary: "Create a system connection (design step 1) and run its initial test (steps 2-4): check_result says what it found",
-            tag: tag, request: "ConnectionCreate", success: 201, response: "ConnectionChecked", errors: [409]) { request, _ in
+            tag: tag, request: "ConnectionCreate", success: 201, response: "ConnectionChecked", errors: [409], createdID: "connection_id") { request, _ in
             let body = try await self.body(request)
             try body.allowOnly(["system_name", "connection_type", "endpoint", "credentials", "health_check_interval", "retries"])
             guard let type = try body.optionalEnum("connection_type", ConnectionType.self) else {
@@ -499,7 +511,7 @@ final class APIRoutes: @unchecked Sendable {
             return JSONValue.object(members).response(status: .created)
         }
         add(.get, "/v1/connections", on: v1, summary: "List connections, newest first", tag: tag,
-            query: [("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")], response: "ConnectionPage",
+            query: QueryParameter.paging, response: "ConnectionPage",
             errors: [422]) { request, _ in
             try await stores.connections.list(try request.pageRequest()).json(\.json).response()
         }
@@ -520,7 +532,7 @@ final class APIRoutes: @unchecked Sendable {
             return JSONValue.object(members).response()
         }
         add(.get, "/v1/connections/{id}/health", on: v1, summary: "Health check history, newest first", tag: tag,
-            query: [("limit", "1-500, default 50"), ("cursor", "next_cursor of the previous page")], response: "HealthCheckPage",
+            query: QueryParameter.paging, response: "HealthCheckPage",
             errors: [404, 422]) { request, context in
             try await stores.connections.healthHistory(try Self.id(context, "connection"), try request.pageRequest()).json(\.json).response()
         }
@@ -539,7 +551,8 @@ final class APIRoutes: @unchecked Sendable {
         }
         add(.post, "/v1/connections/{id}/maintenance", on: v1,
             summary: "Add a maintenance window: checks inside it are kept but not counted in uptime and raise no events", tag: tag,
-            request: "MaintenanceWindowCreate", success: 201, response: "MaintenanceWindow", errors: [404, 422]) { request, context in
+            request: "MaintenanceWindowCreate", success: 201, response: "MaintenanceWindow", errors: [404, 422],
+            createdID: "window_id") { request, context in
             let body = try await self.body(request)
             try body.allowOnly(["starts_at", "ends_at", "reason"])
             let window = try await monitor.addMaintenance(

@@ -56,8 +56,11 @@ public enum HubServer {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: ProblemMiddleware())
+        let table = RouteTable()
+        router.add(middleware: MethodNotAllowedMiddleware(routes: table))
         let routes = APIRoutes(
-            router: router, stores: stores, bodyLimit: configuration.bodyLimit, gateway: gateway, responseBodyCap: configuration.responseBodyCap)
+            router: router, stores: stores, bodyLimit: configuration.bodyLimit, gateway: gateway, table: table,
+            responseBodyCap: configuration.responseBodyCap)
         routes.add(.get, "/healthz", on: nil, summary: "The process is up", tag: "Operations", response: "Status") { _, _ in
             JSONValue.object(["status": "ok"]).response()
         }
@@ -73,6 +76,8 @@ public enum HubServer {
         routes.registerV1()
         let document = APIDocument.build(routes: routes.specs + [metricsSpec, openAPISpec])
         router.get("/openapi.json") { _, _ in document.response() }
+        table.add(.get, "/metrics")
+        table.add(.get, "/openapi.json")
         return router
     }
 

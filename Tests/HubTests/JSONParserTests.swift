@@ -191,4 +191,27 @@ struct JSONParserTests {
             #expect(formatter.date(from: text) != nil)
         }
     }
+
+    @Test("RFC 3339 times are read strictly: offsets and fractions honoured, impossible days and times refused")
+    func rfc3339Strict() throws {
+        let accepted: [(String, Double)] = [
+            ("2026-11-27T08:01:56Z", 1_795_766_516), ("2026-11-27t08:01:56.5z", 1_795_766_516.5),
+            ("2026-11-27T10:01:56+02:00", 1_795_766_516), ("2026-11-27T07:31:56.123456789-00:30", 1_795_766_516.123456),
+            ("2024-02-29T00:00:00Z", 1_709_164_800), ("1969-12-31T23:59:59.75Z", -0.25), ("0001-01-01T00:00:00Z", -62_135_596_800),
+            ("2016-12-31T23:59:60Z", 1_483_228_800),
+        ]
+        for (text, seconds) in accepted {
+            #expect(abs(try RFC3339.parse(text, field: "t").timeIntervalSince1970 - seconds) < 0.000_01, "\(text)")
+        }
+        let refused = [
+            "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z",
+            "2026-01-01T24:00:00Z", "2026-01-01T23:60:00Z", "2026-01-01T23:59:61Z", "2026-01-01T00:00:00", "2026-01-01 00:00:00Z",
+            "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00+2:00", "2026-01-01T00:00:00+24:00", "0000-01-01T00:00:00Z",
+            "+2026-01-01T00:00:00Z", "2026-01-01T00:00:00Zjunk", "", "yesterday", "0001-01-01T00:00:00+00:01",
+            "9999-12-31T23:59:59-00:01", "2026-1-01T00:00:00Z",
+        ]
+        for text in refused {
+            #expect(throws: HubError.self, "\(text)") { try RFC3339.parse(text, field: "t") }
+        }
+    }
 }
