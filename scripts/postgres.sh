@@ -7,7 +7,17 @@
 #   private socket directory and password (scram) authentication.
 # - Copes with a stale postmaster.pid left by a killed server; creates the role and database idempotently.
 # Durability settings are relaxed (fsync off): this cluster is for tests only.
+# `scripts/postgres.sh stop` stops the cluster of $HUB_PG_PORT / $HUB_PG_DIR (a test of the hub without its database
+# uses a cluster of its own for that).
 set -euo pipefail
+
+# The server becomes a daemon: it must not keep descriptors our caller passed down, or a caller that waits for one of
+# them to close (Foundation's Process watches a socket its child inherits) waits for as long as the server runs.
+# Bash reads this script through descriptor 255, which stays.
+for fd in /proc/$$/fd/*; do
+    fd="${fd##*/}"
+    if [ "$fd" -gt 2 ] && [ "$fd" -lt 255 ]; then eval "exec $fd>&-"; fi
+done
 
 port="${HUB_PG_PORT:-54329}"
 dir="${HUB_PG_DIR:-/tmp/hub-postgres-$port}"
@@ -38,6 +48,11 @@ if [ "$(id -u)" -eq 0 ]; then
 else
     owner="$(id -un)"
     as_owner() { "$@"; }
+fi
+
+if [ "${1:-}" = "stop" ]; then
+    if [ -f "$dir/data/postmaster.pid" ]; then as_owner "$bin/pg_ctl" -D "$dir/data" -w -t 60 stop -m fast >/dev/null; fi
+    exit 0
 fi
 
 if [ -L "$dir" ] || { [ -e "$dir" ] && [ "$(stat -c %U "$dir")" != "$owner" ] && [ "$(stat -c %U "$dir")" != "$(id -un)" ]; }; then

@@ -31,7 +31,7 @@ enum HubProcess {
     /// Starts `hub` with `arguments` in the background; its stdout is read as it comes. With `umask`, the process starts
     /// under that file mode creation mask (through `/bin/sh`).
     static func start(
-        _ arguments: [String], environment: [String: String] = [:], umask: String? = nil
+        _ arguments: [String], environment: [String: String] = [:], umask: String? = nil, standardError: Pipe? = nil
     ) throws -> (Process, ServeCommandTests.LineReader) {
         let process = try prepare(arguments, environment: environment, program: executable)
         if let umask {
@@ -40,7 +40,7 @@ enum HubProcess {
         }
         let out = Pipe()
         process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
+        process.standardError = standardError ?? FileHandle.nullDevice
         let reader = ServeCommandTests.LineReader(out)
         try process.run()
         return (process, reader)
