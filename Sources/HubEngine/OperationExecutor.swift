@@ -114,11 +114,15 @@ public struct OperationExecutor: Sendable {
         if let authConfig {
             do {
                 headers.merge(try await auth.headers(for: authConfig)) { _, auth in auth }
-            } catch HubError.unavailable(let reason) {
-                // A token that cannot be had fails this operation, recorded like any other failure.
+            } catch {
+                // A token that cannot be had fails this operation, recorded like any other failure; so does any other
+                // error (the operation never stays pending).
+                var reason = "the integration's credentials could not be applied"
+                if case HubError.unavailable(let why) = error { reason = why }
                 let failed = try await operations.complete(
                     operation.id, APIOperationOutcome(statusCode: nil, executionTime: 0, errorMessage: reason))
-                return (failed, nil)
+                if case HubError.unavailable = error { return (failed, nil) }
+                throw error
             }
         }
         var body: Data?

@@ -18,8 +18,10 @@ import Glibc
 /// Reads stay consistent for this process: ``get(_:)`` answers from memory until the operation is committed, and
 /// ``list(_:_:)``, ``statistics(_:)`` and ``prune(operationsBefore:statisticsBefore:)`` first wait (at most 5 s) for
 /// what was queued before them. Other processes see an operation once it is committed, normally within one commit.
-/// When the database is unreachable the queue is kept and retried with backoff; at `maximumQueued` records callers
-/// wait (backpressure).
+/// When the database is unreachable the queue is kept and retried with backoff. The queue is bounded in records
+/// (`maximumQueued`) and in bytes (`maximumQueuedBytes`, each record counted as its journal line): a new call waits for
+/// room at most `admissionWait` and is then refused with `unavailable` (a 503), before anything is sent. Outcomes of
+/// calls already admitted are always taken.
 ///
 /// Unlike the store, `log` does not check that the operation's integration exists (the executor has just read it);
 /// an operation whose integration is gone by the time it is written keeps no integration.
@@ -29,9 +31,12 @@ public actor OperationRecorder: APIOperationDAO {
     let redactedHeaders: Set<String>
     let logger: Logger
     let maximumQueued: Int
+    let maximumQueuedBytes: Int
+    let admissionWait: Duration
     private let journal: OperationJournal?
     private let journalRoot: String?
-    private var queue: [(sequence: Int, record: APIOperationRecord)] = []
+    private var queue: [(sequence: Int, record: APIOperationRecord, bytes: Int)] = []
+    private var queuedBytes = 0
     private var nextSequence = 1
     private var committedSequence = 0
     /// Logged here and not yet completed.
@@ -47,12 +52,15 @@ public actor OperationRecorder: APIOperationDAO {
     /// - Throws: `unavailable` when the journal cannot be created.
     public init(
         store: any APIOperationDAO, journalDirectory: String?, clock: WallClock = .system, redactedHeaders: Set<String> = [],
-        maximumQueued: Int = 50_000, logger: Logger = Logger(label: "hub.operations")
+        maximumQueued: Int = 50_000, maximumQueuedBytes: Int = 64 << 20, admissionWait: Duration = .seconds(3),
+        logger: Logger = Logger(label: "hub.operations")
     ) throws {
         self.store = store
         self.clock = clock
         self.redactedHeaders = Set(redactedHeaders.map { $0.lowercased() })
         self.maximumQueued = maximumQueued
+        self.maximumQueuedBytes = maximumQueuedBytes
+        self.admissionWait = admissionWait
         self.logger = logger
         self.journalRoot = journalDirectory
         self.journal = try journalDirectory.map { try OperationJournal(root: $0) }
@@ -62,7 +70,12 @@ public actor OperationRecorder: APIOperationDAO {
 
     public func log(_ request: APIOperationRequest) async throws -> APIOperation {
         let operation = try APIOperation.pending(for: request, at: clock.now(), extraRedacted: redactedHeaders)
-        while queue.count >= maximumQueued, !stopped {
+        let deadline = ContinuousClock.now + admissionWait
+        while queue.count >= maximumQueued || queuedBytes >= maximumQueuedBytes, !stopped {
+            guard ContinuousClock.now < deadline else {
+                logger.warning("API operation refused: the recording queue is full", metadata: ["queued": "\(queue.count)", "bytes": "\(queuedBytes)"])
+                throw HubError.unavailable(reason: "too many API operations are waiting to be recorded; try again shortly")
+            }
             try await Task.sleep(for: .milliseconds(5))
         }
         try enqueue(APIOperationRecord(operation: operation))
@@ -92,16 +105,20 @@ public actor OperationRecorder: APIOperationDAO {
     private func enqueue(_ record: APIOperationRecord) throws {
         guard !stopped else { throw HubError.unavailable(reason: "the operation recorder is stopped") }
         let sequence = nextSequence
+        let bytes: Int
         if let journal {
             do {
-                try journal.append(record, sequence: sequence)
+                bytes = try journal.append(record, sequence: sequence)
             } catch {
                 logger.error("the operation journal cannot be written", metadata: ["error": "\(error)"])
                 throw HubError.unavailable(reason: "the operation journal cannot be written")
             }
+        } else {
+            bytes = (try? JSONEncoder().encode(record).count) ?? 0
         }
         nextSequence += 1
-        queue.append((sequence, record))
+        queuedBytes += bytes
+        queue.append((sequence, record, bytes))
         uncommitted[record.operation.id] = (sequence, record.operation)
         if writer == nil {
             writer = Task { await self.drain() }
@@ -135,8 +152,9 @@ public actor OperationRecorder: APIOperationDAO {
             if batchLimit == 1, batch.count == 1 { batchLimit = 2000 }
             // Only `enqueue` appends while `record` runs, so the batch is still the queue's prefix.
             queue.removeFirst(batch.count)
+            queuedBytes -= batch.reduce(0) { $0 + $1.bytes }
             committedSequence = batch.last!.sequence
-            for (sequence, record) in batch where uncommitted[record.operation.id]?.sequence == sequence {
+            for (sequence, record, _) in batch where uncommitted[record.operation.id]?.sequence == sequence {
                 uncommitted[record.operation.id] = nil
             }
             if journal?.committed(upTo: committedSequence) == true {
@@ -287,7 +305,9 @@ final class OperationJournal {
         segmentSize = 0
     }
 
-    func append(_ record: APIOperationRecord, sequence: Int) throws {
+    /// Appends one record as a line; returns the line's length.
+    @discardableResult
+    func append(_ record: APIOperationRecord, sequence: Int) throws -> Int {
         var line = try encoder.encode(record)
         line.append(0x0A)
         try line.withUnsafeBytes { buffer in
@@ -312,6 +332,7 @@ final class OperationJournal {
             segmentIndex += 1
             try openSegment()
         }
+        return line.count
     }
 
     /// Everything up to `sequence` is in the database: drop what the journal no longer needs. Returns whether anything

@@ -1,5 +1,6 @@
 import Foundation
 import HubCore
+import HubServer
 import HubSQLite
 import HubStore
 import Testing
@@ -142,6 +143,44 @@ struct OperationRecorderTests {
         #expect(try await next.recover() == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: journal).count == 1)
         await next.shutdown()
+        try await broken.close()
+    }
+}
+
+extension OperationRecorderTests {
+    @Test("the queue is bounded in bytes: a new call waits for room, then is refused (503); admitted calls still complete")
+    func boundedInBytes() async throws {
+        let journal = Self.journalDirectory()
+        defer { try? FileManager.default.removeItem(atPath: journal) }
+        // A database that refuses every write (no schema): nothing drains, so the queue only grows.
+        let broken = try await SQLiteDatabase.open(path: nil)
+        let recorder = try OperationRecorder(
+            store: APIOperationStore(database: broken), journalDirectory: journal, maximumQueuedBytes: 64 * 1024,
+            admissionWait: .milliseconds(300))
+        let payload: JSONValue = ["blob": .string(String(repeating: "x", count: 4000))]
+        var admitted: [APIOperation] = []
+        var refusal: (any Error)?
+        for _ in 0..<100 {
+            do {
+                admitted.append(try await recorder.log(APIOperationRequest(operationType: .POST, endpoint: "https://api.example.com/x", payload: payload)))
+            } catch {
+                refusal = error
+                break
+            }
+        }
+        // About 64 KiB of 4 KB records: refused well before the record limit (50,000).
+        #expect((10...20).contains(admitted.count), "\(admitted.count) admitted")
+        guard case HubError.unavailable(let reason)? = refusal as? HubError else {
+            Issue.record("expected unavailable, got \(String(describing: refusal))")
+            return
+        }
+        #expect(reason.contains("try again"))
+        #expect(Problem(.unavailable(reason: reason)).status == .serviceUnavailable)
+        // The outcome of an admitted call is always taken, full or not, and it is no longer pending.
+        let completed = try await recorder.complete(admitted[0].id, APIOperationOutcome(statusCode: 200, executionTime: 3))
+        #expect(completed.status == .completed)
+        #expect(try await recorder.get(admitted[0].id).status == .completed)
+        await recorder.stop()
         try await broken.close()
     }
 }
