@@ -67,7 +67,7 @@ public struct HealthProber: Sendable {
             var result = await probeAPI(connection.endpoint, credentials: credentials)
             // https: the certificate's days to expiry, read in a handshake of its own; under a week degrades.
             if let components = URLComponents(string: connection.endpoint), components.scheme?.lowercased() == "https",
-                let host = components.host, let address = try? await gateway.checkHost(host),
+                let host = components.host, let address = await withTimeout(timeout, { try? await self.gateway.checkHost(host) }) ?? nil,
                 (1...65535).contains(components.port ?? 443),
                 let socketAddress = try? SocketAddress(ipAddress: address.description, port: components.port ?? 443),
                 let expiry = await Self.certificateExpiry(host: host, address: socketAddress, timeout: timeout)
@@ -88,29 +88,34 @@ public struct HealthProber: Sendable {
         } catch {
             return ProbeResult(status: .down, responseTime: nil, reason: "the endpoint has no usable host and port")
         }
-        // The policy on every resolved address; the probe connects to the checked address itself.
-        let address: IPAddress
-        do {
-            address = try await gateway.checkHost(host)
-        } catch let HubError.validation(_, reason) {
-            return ProbeResult(status: .down, responseTime: nil, reason: "refused: \(reason)")
-        } catch {
-            return ProbeResult(status: .down, responseTime: nil, reason: "\(host) could not be checked")
+        // The policy on every resolved address, within the probe's time; the probe connects to the checked addresses
+        // themselves, in the resolver's order, moving on to the next while one gives no answer (RFC 8305).
+        let resolved: Result<[IPAddress], any Error>? = await withTimeout(timeout) {
+            do { return .success(try await gateway.checkedAddresses(host)) } catch { return .failure(error) }
         }
-        let socketAddress: SocketAddress
-        do {
-            socketAddress = try SocketAddress(ipAddress: address.description, port: port)
-        } catch {
-            return ProbeResult(status: .down, responseTime: nil, reason: "\(host) has no usable address")
+        let addresses: [IPAddress]
+        switch resolved {
+        case .success(let found)?: addresses = found
+        case .failure(HubError.validation(_, let reason))?: return ProbeResult(status: .down, responseTime: nil, reason: "refused: \(reason)")
+        case .failure?: return ProbeResult(status: .down, responseTime: nil, reason: "\(host) could not be checked")
+        case nil: return ProbeResult(status: .down, responseTime: nil, reason: "\(host) did not resolve within \(timeout)")
         }
-        let outcome: Result<String, ProbeFailure> = await withTimeout(timeout) {
-            switch connection.connectionType {
-            case .DB: return await Self.postgres(socketAddress, endpoint: connection.endpoint, credentials: credentials)
-            case .FTP: return await Self.ftp(socketAddress, credentials: credentials, timeout: timeout)
-            case .SFTP: return await Self.ssh(socketAddress, timeout: timeout)
-            case .TCP, .API: return await Self.tcp(socketAddress, timeout: timeout)
-            }
-        } ?? .failure(ProbeFailure("no answer within \(timeout)"))
+        var outcome: Result<String, ProbeFailure> = .failure(ProbeFailure("\(host) has no usable address"))
+        for address in addresses {
+            let remaining = timeout - (ContinuousClock.now - start)
+            guard remaining > .zero else { break }
+            guard let socketAddress = try? SocketAddress(ipAddress: address.description, port: port) else { continue }
+            outcome = await withTimeout(remaining) {
+                switch connection.connectionType {
+                case .DB: return await Self.postgres(socketAddress, endpoint: connection.endpoint, credentials: credentials)
+                case .FTP: return await Self.ftp(socketAddress, credentials: credentials, timeout: remaining)
+                case .SFTP: return await Self.ssh(socketAddress, timeout: remaining)
+                case .TCP, .API: return await Self.tcp(socketAddress, timeout: remaining)
+                }
+            } ?? .failure(ProbeFailure("no answer within \(timeout)"))
+            if case .failure(let failure) = outcome, !failure.answered { continue }
+            break
+        }
         switch outcome {
         case .success(let reason): return ProbeResult(status: .healthy, responseTime: elapsed(), reason: reason)
         case .failure(let failure): return ProbeResult(status: .down, responseTime: failure.answered ? elapsed() : nil, reason: failure.reason)

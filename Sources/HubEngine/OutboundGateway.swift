@@ -4,6 +4,7 @@ import HubCore
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -47,23 +48,29 @@ public final class OutboundGateway: Sendable {
     private let pinnedClients: PinnedClients
     /// The policy in force.
     public let policy: OutboundPolicy
+    /// How host names become addresses.
+    let resolver: Resolver
 
     /// A gateway with its own client on the shared event loop group, keeping up to `connectionsPerHost` connections
     /// open to one host (at least the requests the hub's workers make to one host at once: a request waiting for a
     /// connection spends its own timeout waiting, so AsyncHTTPClient's default of 8 made a slow endpoint's queued
     /// deliveries time out while it was answering every one in time).
-    public init(policy: OutboundPolicy, connectionsPerHost: Int = 64) {
+    public init(policy: OutboundPolicy, connectionsPerHost: Int = 64, resolver: Resolver = .system) {
         self.policy = policy
+        self.resolver = resolver
         let configuration = Self.configuration(pinning: [:], connectionsPerHost: connectionsPerHost)
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.pinnedClients = PinnedClients(connectionsPerHost: connectionsPerHost)
     }
 
-    static func configuration(pinning: [String: String], connectionsPerHost: Int) -> HTTPClient.Configuration {
+    /// `retryConnecting`: whether a failed connect is retried (with backoff, until the connect timeout) before the
+    /// waiting requests fail; off for a name with other addresses to try instead.
+    static func configuration(pinning: [String: String], connectionsPerHost: Int, retryConnecting: Bool = true) -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(30))
         configuration.dnsOverride = pinning
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(1, connectionsPerHost)
+        configuration.connectionPool.retryConnectionEstablishment = retryConnecting
         return configuration
     }
 
@@ -121,56 +128,70 @@ public final class OutboundGateway: Sendable {
             refusal.refused = true
             return refusal
         }
-        let pinned: (host: String, address: IPAddress)
+        let pinned: (host: String, addresses: [IPAddress])
         do {
             pinned = try await checkDestination(url)
         } catch let error as HubError {
             var refusal = failure({ if case .validation(_, let reason) = error { return reason } else { return "\(error)" } }())
             refusal.refused = true
             return refusal
+        } catch is CancellationError {
+            return failure("cancelled")
         } catch {
             return failure("the destination could not be checked")
         }
-        // A host given as an address needs no pinning; a name is pinned to the address that was checked, on a client kept
-        // for that (host, address) (TLS still verifies and sends the name).
-        let isLiteral = IPAddress(pinned.host) != nil
-        let client = isLiteral ? self.client : await pinnedClients.client(host: pinned.host, address: pinned.address.description)
         var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-        do {
-            let seconds = Int64(timeout.components.seconds) + (timeout.components.attoseconds > 0 ? 1 : 0)
-            let response = try await client.execute(request, timeout: .seconds(seconds))
-            var collected = Data()
-            var truncated = false
-            for try await chunk in response.body {
-                let room = bodyCap - collected.count
-                if chunk.readableBytes > room {
-                    collected.append(contentsOf: chunk.readableBytesView.prefix(max(0, room)))
-                    truncated = true
-                    break
+        // A host given as an address needs no pinning; a name is pinned to each checked address in turn, on a client
+        // kept for that (host, address) (TLS still verifies and sends the name). A failed connect moves on to the next
+        // address, as RFC 8305 does: nothing was sent on it.
+        let isLiteral = IPAddress(pinned.host) != nil
+        // The address that answered last time goes first.
+        let addresses = isLiteral ? pinned.addresses : await pinnedClients.ordered(pinned.addresses, for: pinned.host)
+        for (index, address) in addresses.enumerated() {
+            let client = isLiteral
+                ? self.client
+                : await pinnedClients.client(host: pinned.host, address: address.description, retryConnecting: addresses.count == 1)
+            do {
+                let remaining = timeout - (ContinuousClock.now - start)
+                let seconds = max(1, Int64(remaining.components.seconds) + (remaining.components.attoseconds > 0 ? 1 : 0))
+                let response = try await client.execute(request, timeout: .seconds(seconds))
+                var collected = Data()
+                var truncated = false
+                for try await chunk in response.body {
+                    let room = bodyCap - collected.count
+                    if chunk.readableBytes > room {
+                        collected.append(contentsOf: chunk.readableBytesView.prefix(max(0, room)))
+                        truncated = true
+                        break
+                    }
+                    collected.append(contentsOf: chunk.readableBytesView)
                 }
-                collected.append(contentsOf: chunk.readableBytesView)
+                // A status outside 100-599 is no HTTP answer: a protocol error, recorded as a failure (not passed on).
+                guard (100...599).contains(Int(response.status.code)) else {
+                    return failure("the server answered with an invalid status \(response.status.code)")
+                }
+                var outcome = HTTPOutcome(
+                    statusCode: Int(response.status.code), body: collected, truncated: truncated, elapsedMilliseconds: elapsed(),
+                    error: nil)
+                outcome.retryAfter = response.headers.first(name: "Retry-After").flatMap(Self.retryAfter)
+                let links = response.headers["Link"]
+                outcome.link = links.isEmpty ? nil : links.joined(separator: ", ")
+                if !isLiteral, index > 0 { await pinnedClients.prefer(address, for: pinned.host) }
+                return outcome
+            } catch let error where Self.isConnectFailure(error) && index + 1 < addresses.count && !Task.isCancelled {
+                continue
+            } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+                var timedOut = failure("timed out after \(timeout)")
+                timedOut.timedOut = true
+                return timedOut
+            } catch {
+                return failure("the connection failed")
             }
-            // A status outside 100-599 is no HTTP answer: a protocol error, recorded as a failure (not passed on).
-            guard (100...599).contains(Int(response.status.code)) else {
-                return failure("the server answered with an invalid status \(response.status.code)")
-            }
-            var outcome = HTTPOutcome(
-                statusCode: Int(response.status.code), body: collected, truncated: truncated, elapsedMilliseconds: elapsed(),
-                error: nil)
-            outcome.retryAfter = response.headers.first(name: "Retry-After").flatMap(Self.retryAfter)
-            let links = response.headers["Link"]
-            outcome.link = links.isEmpty ? nil : links.joined(separator: ", ")
-            return outcome
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            var timedOut = failure("timed out after \(timeout)")
-            timedOut.timedOut = true
-            return timedOut
-        } catch {
-            return failure("the connection failed")
         }
+        return failure("the connection failed")
     }
 
     /// `Retry-After` as a delay: delta-seconds, or an HTTP date (RFC 9110) from now; never negative.
@@ -186,9 +207,9 @@ public final class OutboundGateway: Sendable {
     }
 
     /// Checks the URL's scheme and every address its host resolves to against the policy; returns the host and the
-    /// address to connect to. - Throws: `validation(url)` with the reason (which never shows a resolved address).
+    /// addresses to connect to, in the resolver's order. - Throws: `validation(url)` with the reason (which never shows a resolved address).
     @discardableResult
-    public func checkDestination(_ url: String) async throws -> (host: String, address: IPAddress) {
+    public func checkDestination(_ url: String) async throws -> (host: String, addresses: [IPAddress]) {
         guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host, !host.isEmpty
         else {
             throw HubError.validation(field: "url", reason: "is not an absolute URL")
@@ -198,52 +219,9 @@ public final class OutboundGateway: Sendable {
             throw HubError.validation(field: "url", reason: "has a port outside 1-65535")
         }
         if let refusal = policy.refusal(forScheme: scheme) { throw HubError.validation(field: "url", reason: refusal) }
-        return (host, try await checkHost(host, field: "url"))
+        return (host, try await checkedAddresses(host, field: "url"))
     }
 
-    /// Checks every address `host` resolves to against the policy (for probes that speak other protocols than HTTP);
-    /// returns the address to connect to. - Throws: `validation(field)` with the reason.
-    public func checkHost(_ host: String, field: String = "endpoint") async throws -> IPAddress {
-        let addresses = try await Self.resolve(host)
-        guard let first = addresses.first else { throw HubError.validation(field: field, reason: "\(host) does not resolve") }
-        for address in addresses {
-            if let refusal = policy.refusal(for: address) {
-                throw HubError.validation(field: field, reason: "\(host) is \(refusal), which the outbound address policy refuses")
-            }
-        }
-        return first
-    }
-
-    /// The addresses `host` resolves to (an IP literal resolves to itself).
-    public static func resolve(_ host: String) async throws -> [IPAddress] {
-        if let literal = IPAddress(host) { return [literal] }
-        return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                var hints = addrinfo()
-                hints.ai_family = AF_UNSPEC
-                hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-                var result: UnsafeMutablePointer<addrinfo>?
-                guard getaddrinfo(host, nil, &hints, &result) == 0 else {
-                    continuation.resume(returning: [])
-                    return
-                }
-                defer { freeaddrinfo(result) }
-                var addresses: [IPAddress] = []
-                var cursor = result
-                while let info = cursor?.pointee {
-                    if info.ai_family == AF_INET, let raw = info.ai_addr {
-                        var address = raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
-                        if let ip = IPAddress(bytes: withUnsafeBytes(of: &address) { Array($0) }) { addresses.append(ip) }
-                    } else if info.ai_family == AF_INET6, let raw = info.ai_addr {
-                        var address = raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
-                        if let ip = IPAddress(bytes: withUnsafeBytes(of: &address) { Array($0) }) { addresses.append(ip) }
-                    }
-                    cursor = info.ai_next
-                }
-                continuation.resume(returning: Array(Set(addresses)))
-            }
-        }
-    }
 }
 
 /// HTTP clients whose connections go to one checked address for one host name (AsyncHTTPClient's `dnsOverride`), so
@@ -256,15 +234,33 @@ actor PinnedClients {
 
     init(connectionsPerHost: Int) { self.connectionsPerHost = connectionsPerHost }
 
-    func client(host: String, address: String) -> HTTPClient {
-        let key = "\(host)\u{0}\(address)"
+    /// The address of each name that answered after an earlier one failed (at most 1,024 names kept).
+    private var preferred: [String: IPAddress] = [:]
+
+    /// `addresses` with the one that answered last for `host` first.
+    func ordered(_ addresses: [IPAddress], for host: String) -> [IPAddress] {
+        guard let first = preferred[host], let index = addresses.firstIndex(of: first), index > 0 else { return addresses }
+        var ordered = addresses
+        ordered.remove(at: index)
+        ordered.insert(first, at: 0)
+        return ordered
+    }
+
+    func prefer(_ address: IPAddress, for host: String) {
+        if preferred.count >= 1024 { preferred.removeAll() }
+        preferred[host] = address
+    }
+
+    func client(host: String, address: String, retryConnecting: Bool = true) -> HTTPClient {
+        let key = "\(host)\u{0}\(address)\u{0}\(retryConnecting)"
         if let entry = clients[key] {
             clients[key] = (entry.client, .now)
             return entry.client
         }
         let client = HTTPClient(
             eventLoopGroupProvider: .singleton,
-            configuration: OutboundGateway.configuration(pinning: [host: address], connectionsPerHost: connectionsPerHost))
+            configuration: OutboundGateway.configuration(
+                pinning: [host: address], connectionsPerHost: connectionsPerHost, retryConnecting: retryConnecting))
         if closed {
             // Shutting down: serve this call, then close the client.
             Task { try? await Task.sleep(for: .seconds(60)); try? await client.shutdown() }
