@@ -89,7 +89,11 @@ public struct WebhookMessage: Sendable, Hashable {
 
     /// Parses `msg_<n>`. - Throws: `validation(field)`.
     public static func sequence(of id: String, field: String = "message_id") throws -> Int64 {
-        guard id.hasPrefix("msg_"), let value = Int64(id.dropFirst(4)), value > 0 else {
+        // Exactly `msg_` and 1-18 digits without a leading zero (no sign, no spaces): what the API document's pattern says.
+        let digits = id.utf8.dropFirst(4)
+        guard id.hasPrefix("msg_"), (1...18).contains(digits.count), digits.first != UInt8(ascii: "0"),
+            digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = Int64(id.dropFirst(4)), value > 0
+        else {
             throw HubError.validation(field: field, reason: "must be a message id like msg_42")
         }
         return value

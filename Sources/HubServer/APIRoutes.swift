@@ -42,7 +42,7 @@ final class APIRoutes: @unchecked Sendable {
     func add(
         _ method: HTTPRequest.Method, _ path: String, on group: RouterGroup<HubRequestContext>?, summary: String, tag: String,
         request: String? = nil, query: [QueryParameter] = [], success: Int = 200, response: String?, errors: [Int] = [],
-        createdID: String? = nil, handler: @escaping Handler
+        createdID: String? = nil, bodyOptional: Bool = false, handler: @escaping Handler
     ) {
         // Grouped routes are registered relative to the group (`/v1`).
         let segments = path.split(separator: "/").dropFirst(group == nil ? 0 : 1)
@@ -62,7 +62,7 @@ final class APIRoutes: @unchecked Sendable {
         specs.append(RouteSpec(
             method: method, path: path, summary: summary, tag: tag, requestSchema: request,
             query: query, successStatus: success, successSchema: response,
-            errorStatuses: statuses, authenticated: group != nil, createdID: createdID))
+            errorStatuses: statuses, authenticated: group != nil, createdID: createdID, bodyOptional: bodyOptional))
     }
 
     /// Registers the `/v1` routes behind API-key authentication.
@@ -252,7 +252,8 @@ final class APIRoutes: @unchecked Sendable {
         let tag = "Synced records"
         add(.get, "/v1/integrations/{id}/records/{entity_type}", on: v1, summary: "List synced records in change order (keyset cursor)", tag: tag,
             query: [.dateTime("modified_after", "only records changed after this RFC 3339 time"),
-                    .oneOf("change", "only records whose last change was this", RecordChange.self)] + QueryParameter.paging,
+                    .oneOf("change", "only records whose last change was this", RecordChange.self), .limit,
+                    .cursor(CursorPattern.record)],
             response: "SyncRecordPage", errors: [404, 422]) { request, context in
             let id: IntegrationID = try Self.id(context, "integration")
             _ = try await stores.integrations.get(id)
@@ -422,7 +423,7 @@ final class APIRoutes: @unchecked Sendable {
         let delivery = self.delivery
         let tag = "Webhooks"
         add(.get, "/v1/webhooks/{id}/messages", on: v1, summary: "Messages of a webhook, newest first", tag: tag,
-            query: [.oneOf("status", "only messages in this state", WebhookMessageStatus.self)] + QueryParameter.paging,
+            query: [.oneOf("status", "only messages in this state", WebhookMessageStatus.self), .limit, .cursor(CursorPattern.message)],
             response: "WebhookMessagePage", errors: [404, 422]) { request, context in
             let status = try request.query("status").map { text in
                 guard let status = WebhookMessageStatus(rawValue: text) else {
@@ -461,7 +462,7 @@ final class APIRoutes: @unchecked Sendable {
         }
         add(.post, "/v1/webhooks/{id}/rotate-secret", on: v1,
             summary: "Replace the signing secret; the old one keeps signing for grace_seconds (default 86400)", tag: tag,
-            request: "WebhookRotate", response: "WebhookRotated", errors: [404, 422]) { request, context in
+            request: "WebhookRotate", response: "WebhookRotated", errors: [404, 422], bodyOptional: true) { request, context in
             let id: WebhookID = try Self.id(context, "webhook")
             let body = try await self.body(request, optional: true)
             try body.allowOnly(["secret_key", "grace_seconds"])

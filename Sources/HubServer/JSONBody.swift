@@ -118,10 +118,10 @@ extension JSONValue {
 }
 
 extension Request {
-    /// The query parameter `name`, if present and non-empty.
+    /// The query parameter `name`, if present (an empty value is a value: `?limit=` is refused as `limit`, not taken
+    /// for the default).
     func query(_ name: String) -> String? {
-        guard let value = uri.queryParameters[name[...]].map(String.init), !value.isEmpty else { return nil }
-        return value
+        uri.queryParameters[name[...]].map(String.init)
     }
 
     /// `limit` and `cursor` from the query. - Throws: `validation(limit)` for a non-integer limit.

@@ -1,38 +1,51 @@
 import Foundation
 import HubCore
 
+/// The forms of the lists' cursors, as patterns for the API document: every string a pattern matches is a cursor the
+/// list accepts (a position in its order), and the list refuses every other string.
+public enum CursorPattern {
+    /// `<microseconds>_<uuid>`: lists ordered by (created_at, id).
+    public static let keyset = "^[0-9]{1,17}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    /// `<microseconds>_<external id>`: synced records ordered by (updated_at, external_id).
+    public static let record = "^[0-9]{1,17}_[^\\x00]+$"
+    /// `msg_<n>`: a webhook's messages.
+    public static let message = "^msg_[1-9][0-9]{0,17}$"
+
+    /// The microseconds before the first `_` of `text` (1 to 17 digits: year 5138 at most, so nothing overflows) and
+    /// the rest, or `nil`.
+    static func split(_ text: String) -> (micros: Int64, rest: Substring)? {
+        guard let separator = text.firstIndex(of: "_") else { return nil }
+        let digits = text[..<separator]
+        guard (1...17).contains(digits.utf8.count), digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let micros = Int64(digits)
+        else { return nil }
+        return (micros, text[text.index(after: separator)...])
+    }
+}
+
 /// Keyset pagination over (created_at, id) descending: stable while rows are added, and each page costs the same.
 struct PageCursor {
     var createdAt: Date
     var id: UUID
 
-    /// The opaque text form: base64url of `microseconds:uuid`.
-    var encoded: String {
-        let raw = "\(SQLValue.microseconds(createdAt)):\(id.uuidString.lowercased())"
-        return Data(raw.utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
+    /// The text form, `<microseconds>_<uuid>` (``CursorPattern/keyset``).
+    /// (A time past what 17 digits hold is written as the largest: a Double does not keep every microsecond that far.)
+    var encoded: String { "\(min(SQLValue.microseconds(createdAt), 99_999_999_999_999_999))_\(id.uuidString.lowercased())" }
 
     init(createdAt: Date, id: UUID) {
         self.createdAt = createdAt
         self.id = id
     }
 
-    /// Parses a cursor. - Throws: `validation(cursor)` when it was not made by ``encoded``.
+    /// Parses a cursor, exactly as ``CursorPattern/keyset`` describes it.
+    /// - Throws: `validation(cursor)` otherwise.
     init(parsing text: String) throws {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64) else {
-            throw HubError.validation(field: "cursor", reason: "is not a cursor returned by this list")
-        }
-        let parts = String(decoding: data, as: UTF8.self).split(separator: ":")
-        // The time is checked to lie in years 1-9999 before anything converts it (a value near Int64's bounds trapped
-        // when bound).
-        guard parts.count == 2, let micros = Int64(parts[0]), RFC3339.validMicroseconds.contains(micros),
-            let id = UUID(uuidString: String(parts[1]))
+        guard let (micros, rest) = CursorPattern.split(text), rest.utf8.count == 36,
+            rest.utf8.enumerated().allSatisfy({ index, byte in
+                [8, 13, 18, 23].contains(index) ? byte == UInt8(ascii: "-") : (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x66)
+            }),
+            let id = UUID(uuidString: String(rest))
         else {
-            throw HubError.validation(field: "cursor", reason: "is not a cursor returned by this list")
+            throw HubError.validation(field: "cursor", reason: "is not a cursor of this list (<microseconds>_<uuid>)")
         }
         self.init(createdAt: SQLValue.date(microseconds: micros), id: id)
     }

@@ -45,20 +45,14 @@ extension SyncEngineStore {
         return Page(items: items, nextCursor: next)
     }
 
-    static func recordCursor(_ time: Date, _ externalID: String) -> String {
-        Data("\(SQLValue.microseconds(time)):\(externalID)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
+    /// `<microseconds>_<external id>` (``CursorPattern/record``).
+    static func recordCursor(_ time: Date, _ externalID: String) -> String { "\(SQLValue.microseconds(time))_\(externalID)" }
 
     static func parseRecordCursor(_ text: String) throws -> (Date, String) {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let raw = String(data: data, encoding: .utf8),
-            let colon = raw.firstIndex(of: ":"), let micros = Int64(raw[..<colon]), RFC3339.validMicroseconds.contains(micros)
-        else {
-            throw HubError.validation(field: "cursor", reason: "is not a cursor returned by this list")
+        guard let (micros, externalID) = CursorPattern.split(text), !externalID.isEmpty, !externalID.utf8.contains(0) else {
+            throw HubError.validation(field: "cursor", reason: "is not a cursor of this list (<microseconds>_<external id>)")
         }
-        return (SQLValue.date(microseconds: micros), String(raw[raw.index(after: colon)...]))
+        return (SQLValue.date(microseconds: micros), String(externalID))
     }
 
     /// The first errors of a job, in order.

@@ -13,12 +13,6 @@ import Testing
 /// 4xx naming the field, or recorded as a failure, and the hub goes on serving.
 @Suite("Hostile input", .timeLimit(.minutes(10)))
 struct HostileInputTests {
-    /// The base64url text of a cursor.
-    static func cursor(_ raw: String) -> String {
-        Data(raw.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
     @Test("cursors with times near Int64's bounds or beyond year 9999 are a 422 on every list", arguments: Backend.allCases)
     func cursorTimes(backend: Backend) async throws {
         let harness = try await APIHarness.make(backend)
@@ -28,15 +22,20 @@ struct HostileInputTests {
             let uuid = "00000000-0000-0000-0000-000000000000"
             for micros in ["9223372036854775807", "-9223372036854775808", "9223372036854774273", "253402300800000000"] {
                 for path in ["/v1/integrations", "/v1/sync-jobs", "/v1/webhooks", "/v1/connections", "/v1/api-operations"] {
-                    let response = try await client.send(.get, path + "?cursor=" + Self.cursor("\(micros):\(uuid)"))
+                    let response = try await client.send(.get, path + "?cursor=\(micros)_\(uuid)")
                     #expect(response.status == .unprocessableContent, "\(path) \(micros)")
                     #expect(response["field"] == "cursor")
                 }
                 let records = try await client.send(
-                    .get, "/v1/integrations/\(integration.id)/records/users?cursor=" + Self.cursor("\(micros):x"))
+                    .get, "/v1/integrations/\(integration.id)/records/users?cursor=\(micros)_x")
                 #expect(records.status == .unprocessableContent, "records \(micros)")
                 #expect(records["field"] == "cursor")
             }
+            // Any cursor of the documented form is a position in the list: accepted, however far.
+            for path in ["/v1/integrations", "/v1/sync-jobs", "/v1/webhooks", "/v1/connections", "/v1/api-operations"] {
+                #expect(try await client.send(.get, path + "?cursor=99999999999999999_\(uuid)").status == .ok, "\(path)")
+            }
+            #expect(try await client.send(.get, "/v1/integrations/\(integration.id)/records/users?cursor=0_x").status == .ok)
             // Times beyond RFC 3339's four-digit years are refused where they enter.
             let far = try await client.send(
                 .get, "/v1/integrations/\(integration.id)/records/users?modified_after=300000-01-01T00:00:00Z")
@@ -102,13 +101,15 @@ struct HostileInputTests {
     @Test("a client that never finishes its headers, or stays idle, is disconnected after the idle timeout")
     func slowClients() async throws {
         var harness = try await APIHarness.make(.sqlite)
-        harness.configuration.idleTimeout = .seconds(1)
+        harness.configuration.idleTimeout = .seconds(2)
         try await harness.test(.live) { client in
             let port = try #require(client.client.port)
             for opening in ["GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1", ""] {
                 let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                     .connect(host: "127.0.0.1", port: port).get()
-                if !opening.isEmpty { try await channel.writeAndFlush(ByteBuffer(string: opening)).get() }
+                // (On a busy machine the server may already have closed the connection as idle before this write: the
+                // write then fails, and the connection is closed by the server all the same.)
+                if !opening.isEmpty { try? await channel.writeAndFlush(ByteBuffer(string: opening)).get() }
                 // Closed by the server (the deadline only bounds a failing test: a slow machine waits longer).
                 let closed = channel.eventLoop.makePromise(of: Bool.self)
                 channel.closeFuture.whenComplete { _ in closed.succeed(true) }
