@@ -86,11 +86,23 @@ if [ -f "$data/postmaster.pid" ]; then
     fi
 fi
 
+# HUB_PG_SSL=1: TLS with a self-signed certificate made here (for tests of certificate verification).
+ssl_options=""
+if [ "${HUB_PG_SSL:-0}" = "1" ]; then
+    if [ ! -f "$dir/server.crt" ]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=hub-test-postgres" \
+            -keyout "$dir/server.key" -out "$dir/server.crt" 2>/dev/null
+        chown "$owner" "$dir/server.key" "$dir/server.crt"
+        chmod 600 "$dir/server.key"
+    fi
+    ssl_options="-c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key"
+fi
+
 if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
     log "starting PostgreSQL on 127.0.0.1:$port"
     as_owner "$bin/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 start -o \
         "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir/sock -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c TimeZone=UTC" >/dev/null
+         -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c TimeZone=UTC $ssl_options" >/dev/null
 fi
 for _ in $(seq 1 60); do
     "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" && break

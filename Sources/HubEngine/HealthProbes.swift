@@ -196,18 +196,23 @@ public struct HealthProber: Sendable {
         guard [username, database ?? "", credentials["password"]?.stringValue ?? ""].allSatisfy(Validate.isLineSafe) else {
             return .failure(ProbeFailure("the credentials contain control characters; nothing was sent"))
         }
-        // sslmode as libpq reads it: disable, prefer (the default) or require; verify-full also checks the name.
+        // sslmode as libpq reads it: disable, prefer (the default) or require encrypt without verifying; verify-ca
+        // verifies the certificate's chain against the system's trusted roots; verify-full also checks the name.
         let components = URLComponents(string: endpoint)
         let mode = components?.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
         let tls: PostgresConnection.Configuration.TLS
         do {
             var configuration = TLSConfiguration.makeClientConfiguration()
-            if mode != "verify-full" { configuration.certificateVerification = .none }
+            switch mode {
+            case "verify-full": configuration.certificateVerification = .fullVerification
+            case "verify-ca": configuration.certificateVerification = .noHostnameVerification
+            default: configuration.certificateVerification = .none
+            }
             switch mode {
             case "disable": tls = .disable
             case "prefer", "allow": tls = .prefer(try NIOSSLContext(configuration: configuration))
             case "require", "verify-ca", "verify-full": tls = .require(try NIOSSLContext(configuration: configuration))
-            default: return .failure(ProbeFailure("sslmode must be disable, prefer, require or verify-full"))
+            default: return .failure(ProbeFailure("sslmode must be disable, allow, prefer, require, verify-ca or verify-full"))
             }
         } catch {
             return .failure(ProbeFailure("no TLS context could be made"))
