@@ -92,8 +92,12 @@ public enum JSONValue: Sendable, Hashable, Codable {
     /// (PostgreSQL cannot store NUL, and remote data must never fail validation).
     public var replacingNUL: JSONValue {
         guard containsNUL else { return self }
+        // Scalar by scalar: Foundation's search does not find a NUL that a combining mark follows (found by fuzzing).
         func clean(_ text: String) -> String {
-            text.unicodeScalars.contains("\u{0}") ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
+            guard text.utf8.contains(0) else { return text }
+            var scalars = String.UnicodeScalarView()
+            scalars.append(contentsOf: text.unicodeScalars.lazy.map { $0 == "\u{0}" ? "\u{FFFD}" : $0 })
+            return String(scalars)
         }
         switch self {
         case .string(let text): return .string(clean(text))

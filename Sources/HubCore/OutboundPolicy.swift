@@ -12,6 +12,8 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses dotted IPv4 or textual IPv6 (brackets allowed). Returns `nil` for anything else (a host name).
     public init?(_ text: String) {
+        // inet_pton reads a C string: it would stop at a NUL and take what precedes it.
+        guard !text.utf8.contains(0) else { return nil }
         var text = text
         if text.hasPrefix("["), text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
         var v4 = in_addr()

@@ -22,7 +22,10 @@ public enum RFC3339 {
             throw HubError.validation(field: field, reason: "must be in the years 0001 to 9999")
         }
         let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
-        return Date(timeIntervalSince1970: Double(seconds) + Double(micros - seconds * 1_000_000) / 1e6)
+        let date = Date(timeIntervalSince1970: Double(seconds) + Double(micros - seconds * 1_000_000) / 1e6)
+        // A Double cannot hold every microsecond of year 9999: the last ones would round up into year 10000.
+        let last = Double(validMicroseconds.upperBound / 1_000_000) + 1
+        return date.timeIntervalSince1970 < last ? date : Date(timeIntervalSince1970: last.nextDown)
     }
 
     /// Microseconds since 1970 of an RFC 3339 `date-time`, `nil` when `bytes` is not one. Every number is at most four

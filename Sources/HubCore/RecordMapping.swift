@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A path into a JSON document: `name.given`, `emails[0].value`, `emails[type=work].value`,
 /// `["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"].employeeNumber`.
@@ -368,8 +371,9 @@ public struct RecordMapping: Sendable, Hashable {
     /// A date or date-time as RFC 3339 UTC, or nil when `value` is neither.
     public static func normalizedDate(_ value: JSONValue) -> String? {
         switch value {
-        case .int(let seconds): return formatUTC(Date(timeIntervalSince1970: Double(seconds)))
-        case .double(let seconds): return formatUTC(Date(timeIntervalSince1970: seconds))
+        // Unix seconds outside the years 0001-9999 (NaN and infinities too) are no date.
+        case .int(let seconds): return validUnixSeconds.contains(Double(seconds)) ? formatUTC(Date(timeIntervalSince1970: Double(seconds))) : nil
+        case .double(let seconds): return validUnixSeconds.contains(seconds) ? formatUTC(Date(timeIntervalSince1970: seconds)) : nil
         case .string(let text):
             let trimmed = text.trimmingCharacters(in: .whitespaces)
             if trimmed.count == 10, let day = try? Date(trimmed + "T00:00:00Z", strategy: .iso8601), formatUTC(day).hasPrefix(trimmed) {
@@ -387,9 +391,22 @@ public struct RecordMapping: Sendable, Hashable {
         return try? Date(text, strategy: .iso8601)
     }
 
+    /// Unix seconds of 0001-01-01T00:00:00Z through 9999-12-31T23:59:59.999Z.
+    static let validUnixSeconds: ClosedRange<Double> = -62_135_596_800...253_402_300_799.999
+
+    /// `date` in UTC to the nearest millisecond: `2026-11-27T08:01:56Z`, or with `.SSS` when the milliseconds are not
+    /// zero. Rounded, not truncated: a time like `.007` is held by a Double a hair below it.
     static func formatUTC(_ date: Date) -> String {
-        let whole = date.timeIntervalSince1970.rounded(.down) == date.timeIntervalSince1970
-        return date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: !whole))
+        let raw = (date.timeIntervalSince1970 * 1000).rounded()
+        let millis = raw.isFinite ? Int64(min(max(raw, -62_135_596_800_000), 253_402_300_799_999)) : 0
+        var seconds = time_t(millis >= 0 ? millis / 1000 : (millis - 999) / 1000)
+        let fraction = Int(millis - Int64(seconds) * 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let head = String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
+            Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+        return fraction == 0 ? head + "Z" : head + String(format: ".%03dZ", fraction)
     }
 }
 

@@ -7,8 +7,8 @@ import HubEngine
 import HubStore
 import Testing
 
-/// `hub serve` while its PostgreSQL stops and starts again, and the probe against a TLS cluster: on clusters of their own (the other tests
-/// cluster keeps running).
+/// `hub serve` while its PostgreSQL stops and starts again, and the probe against a TLS server: on clusters of their
+/// own (the other tests' cluster keeps running).
 @Suite("PostgreSQL clusters of their own: outage, TLS", .timeLimit(.minutes(10)))
 struct DatabaseOutageTests {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
