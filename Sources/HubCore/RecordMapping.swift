@@ -180,9 +180,15 @@ public struct RecordMapping: Sendable, Hashable {
         if let unknown = members.keys.sorted().first(where: { !known.contains($0) }) {
             throw HubError.validation(field: "\(field).\(unknown)", reason: "is not a mapping setting")
         }
-        let idPath = members["external_id"]?.stringValue ?? "id"
+        // A member of the wrong type is refused, not replaced by the default.
+        func path(_ name: String) throws -> String? {
+            guard let raw = members[name] else { return nil }
+            guard let text = raw.stringValue else { throw HubError.validation(field: "\(field).\(name)", reason: "must be a path (text)") }
+            return text
+        }
+        let idPath = try path("external_id") ?? "id"
         externalID = try JSONPath(idPath, field: "\(field).external_id")
-        if let updated = members["updated_field"]?.stringValue ?? defaultUpdatedField {
+        if let updated = try path("updated_field") ?? defaultUpdatedField {
             updatedField = try JSONPath(updated, field: "\(field).updated_field")
         }
         var fields: [Field] = []

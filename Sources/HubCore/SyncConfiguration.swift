@@ -106,6 +106,9 @@ public struct SyncConfiguration: Sendable, Hashable {
                 }
                 guard case .object(let options) = spec else { throw HubError.validation(field: here, reason: "must be an object") }
                 let defaultPath = entities[name]?.path
+                if let raw = options["path"], raw.stringValue == nil {
+                    throw HubError.validation(field: "\(here).path", reason: "must be a path (text)")
+                }
                 guard let path = options["path"]?.stringValue ?? defaultPath else {
                     throw HubError.validation(field: "\(here).path", reason: "is required: the source path of this entity type")
                 }
@@ -142,6 +145,9 @@ public struct SyncConfiguration: Sendable, Hashable {
         let pagination: Pagination
         switch kind {
         case "page":
+            if let raw = options["start"], raw.intValue == nil {
+                throw HubError.validation(field: "\(here).start", reason: "must be 0 or 1")
+            }
             let start = options["start"]?.intValue ?? 1
             try Validate.range(Int(start), 0...1, field: "\(here).start")
             pagination = .page(

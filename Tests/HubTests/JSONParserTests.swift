@@ -209,7 +209,7 @@ struct JSONParserTests {
             "2026-01-01T24:00:00Z", "2026-01-01T23:60:00Z", "2026-01-01T23:59:61Z", "2026-01-01T00:00:00", "2026-01-01 00:00:00Z",
             "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00+2:00", "2026-01-01T00:00:00+24:00", "0000-01-01T00:00:00Z",
             "+2026-01-01T00:00:00Z", "2026-01-01T00:00:00Zjunk", "", "yesterday", "0001-01-01T00:00:00+00:01",
-            "9999-12-31T23:59:59-00:01", "2026-1-01T00:00:00Z",
+            "9999-12-31T23:59:59-00:01", "2026-1-01T00:00:00Z", "6045-11-09T22:05:60Z",
         ]
         for text in refused {
             #expect(throws: HubError.self, "\(text)") { try RFC3339.parse(text, field: "t") }
@@ -245,5 +245,25 @@ struct JSONParserTests {
         #expect(IPAddress("fd00:ec2::254\u{0}junk") == nil)
         #expect(IPAddress("127.0.0.1\u{0}") == nil)
         #expect(IPAddress("fd00:ec2::254") != nil)
+    }
+
+    @Test("a mapping member of the wrong type is refused naming it, not replaced by its default (found by Schemathesis)")
+    func mappingMemberTypes() async throws {
+        func config(_ entity: JSONValue, pagination: JSONValue = ["type": "page"]) -> JSONValue {
+            ["connector": ["type": "rest_json", "pagination": pagination], "entities": ["users": entity]]
+        }
+        await expectValidation("mapping_config.entities.users.external_id") {
+            _ = try SyncConfiguration.parse(config(["path": "/u", "external_id": [:]]))
+        }
+        await expectValidation("mapping_config.entities.users.updated_field") {
+            _ = try SyncConfiguration.parse(config(["path": "/u", "updated_field": 5]))
+        }
+        await expectValidation("mapping_config.entities.users.path") {
+            _ = try SyncConfiguration.parse(config(["path": true]))
+        }
+        await expectValidation("mapping_config.connector.pagination.start") {
+            _ = try SyncConfiguration.parse(config(["path": "/u"], pagination: ["type": "page", "start": "1"]))
+        }
+        #expect(try SyncConfiguration.parse(config(["path": "/u", "external_id": "id", "updated_field": "updated"])) != nil)
     }
 }
