@@ -48,6 +48,7 @@ for file in Sources/HubCore/*.swift; do
     case "$file" in */SecretSealer.swift | */WebhookSignature.swift) ;; *) core_files+=("$file") ;; esac
 done
 core_files+=(Sources/HubStore/SQLDatabase.swift Sources/HubStore/PageCursor.swift)
+# shellcheck disable=SC2054 # one flag whose value has a comma
 sanitize=(-sanitize=fuzzer,address)
 common=(-swift-version 6 -parse-as-library -g "$opt" -I "$out/modules")
 

@@ -14,7 +14,7 @@ set -euo pipefail
 # The server becomes a daemon: it must not keep descriptors our caller passed down, or a caller that waits for one of
 # them to close (Foundation's Process watches a socket its child inherits) waits for as long as the server runs.
 # Bash reads this script through descriptor 255, which stays.
-for fd in /proc/$$/fd/*; do
+for fd in "/proc/$$/fd"/*; do
     fd="${fd##*/}"
     if [ "$fd" -gt 2 ] && [ "$fd" -lt 255 ]; then eval "exec $fd>&-"; fi
 done
