@@ -11,7 +11,7 @@ public enum RFC3339 {
     public static let validMicroseconds: ClosedRange<Int64> = -62_135_596_800_000_000...253_402_300_799_999_999
 
     /// Parses an RFC 3339 `date-time` (§5.6) in the years 0001 to 9999, strictly: a real calendar day, hours 00-23,
-    /// minutes 00-59, seconds 00-59 (60 only at 23:59, a leap second, read as the next second), optional fractional seconds (kept to the
+    /// minutes 00-59, seconds 00-59 (60 only at 23:59 UTC, a leap second, read as the next second), optional fractional seconds (kept to the
     /// microsecond), and `Z` or a `±hh:mm` offset; `T` and `Z` in either case.
     /// - Throws: `validation(field)`.
     public static func parse(_ text: String, field: String) throws -> Date {
@@ -51,7 +51,7 @@ public enum RFC3339 {
         guard let year = digits(4), expect("-"), let month = digits(2), expect("-"), let day = digits(2), expect("Tt"),
             let hour = digits(2), expect(":"), let minute = digits(2), expect(":"), let second = digits(2),
             (1...9999).contains(year), (1...12).contains(month), (1...daysIn(month: month, year: year)).contains(day),
-            hour <= 23, minute <= 59, second <= 59 || (second == 60 && hour == 23 && minute == 59)
+            hour <= 23, minute <= 59, second <= 60
         else { return nil }
         var fraction: Int64 = 0
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
@@ -76,6 +76,8 @@ public enum RFC3339 {
             return nil
         }
         guard index == bytes.count else { return nil }
+        // A leap second is the last second of a UTC day: 23:59:60 in UTC, whatever the offset it is written in.
+        if second == 60, ((hour * 60 + minute - offset / 60) % 1440 + 1440) % 1440 != 1439 { return nil }
         let seconds = daysSince1970(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second - offset
         return seconds * 1_000_000 + fraction
     }

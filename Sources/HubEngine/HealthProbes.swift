@@ -101,16 +101,19 @@ public struct HealthProber: Sendable {
         case nil: return ProbeResult(status: .down, responseTime: nil, reason: "\(host) did not resolve within \(timeout)")
         }
         var outcome: Result<String, ProbeFailure> = .failure(ProbeFailure("\(host) has no usable address"))
-        for address in addresses {
+        for (position, address) in addresses.enumerated() {
             let remaining = timeout - (ContinuousClock.now - start)
             guard remaining > .zero else { break }
+            // With more addresses to try, one that never answers may not take all the time that is left.
+            let left = addresses.count - position
+            let share = left > 1 ? max(remaining / left, min(remaining, .seconds(2))) : remaining
             guard let socketAddress = try? SocketAddress(ipAddress: address.description, port: port) else { continue }
-            outcome = await withTimeout(remaining) {
+            outcome = await withTimeout(share) {
                 switch connection.connectionType {
                 case .DB: return await Self.postgres(socketAddress, endpoint: connection.endpoint, credentials: credentials)
-                case .FTP: return await Self.ftp(socketAddress, credentials: credentials, timeout: remaining)
-                case .SFTP: return await Self.ssh(socketAddress, timeout: remaining)
-                case .TCP, .API: return await Self.tcp(socketAddress, timeout: remaining)
+                case .FTP: return await Self.ftp(socketAddress, credentials: credentials, timeout: share)
+                case .SFTP: return await Self.ssh(socketAddress, timeout: share)
+                case .TCP, .API: return await Self.tcp(socketAddress, timeout: share)
                 }
             } ?? .failure(ProbeFailure("no answer within \(timeout)"))
             if case .failure(let failure) = outcome, !failure.answered { continue }

@@ -79,7 +79,9 @@ extension OutboundGateway {
         return found.filter { seen.insert($0).inserted }
     }
 
-    /// Whether `error` says a connection could not be opened (nothing was sent on it), so the next address may be tried.
+    /// Whether `error`, thrown before any answer arrived, says a connection could not be opened (nothing was sent on it),
+    /// so the next address may be tried. (On an open connection Linux reports unreachable hosts as soft errors and gives
+    /// up on retransmissions after minutes, so these numbers come from connects.)
     static func isConnectFailure(_ error: any Error) -> Bool {
         if let error = error as? HTTPClientError { return error == .connectTimeout }
         if error is NIOConnectionError { return true }

@@ -154,10 +154,18 @@ public final class OutboundGateway: Sendable {
             let client = isLiteral
                 ? self.client
                 : await pinnedClients.client(host: pinned.host, address: address.description, retryConnecting: addresses.count == 1)
+            let response: HTTPClientResponse
             do {
                 let remaining = timeout - (ContinuousClock.now - start)
                 let seconds = max(1, Int64(remaining.components.seconds) + (remaining.components.attoseconds > 0 ? 1 : 0))
-                let response = try await client.execute(request, timeout: .seconds(seconds))
+                response = try await client.execute(request, timeout: .seconds(seconds))
+            } catch let error where Self.isConnectFailure(error) && index + 1 < addresses.count && !Task.isCancelled {
+                // No connection, so nothing was sent: the next address may have one.
+                continue
+            } catch {
+                return Self.failed(error, timeout: timeout, failure)
+            }
+            do {
                 var collected = Data()
                 var truncated = false
                 for try await chunk in response.body {
@@ -181,15 +189,19 @@ public final class OutboundGateway: Sendable {
                 outcome.link = links.isEmpty ? nil : links.joined(separator: ", ")
                 if !isLiteral, index > 0 { await pinnedClients.prefer(address, for: pinned.host) }
                 return outcome
-            } catch let error where Self.isConnectFailure(error) && index + 1 < addresses.count && !Task.isCancelled {
-                continue
-            } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-                var timedOut = failure("timed out after \(timeout)")
-                timedOut.timedOut = true
-                return timedOut
             } catch {
-                return failure("the connection failed")
+                return Self.failed(error, timeout: timeout, failure)
             }
+        }
+        return failure("the connection failed")
+    }
+
+    /// The outcome of an exchange that threw: timed out, or the connection failed.
+    private static func failed(_ error: any Error, timeout: Duration, _ failure: (String) -> HTTPOutcome) -> HTTPOutcome {
+        if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+            var timedOut = failure("timed out after \(timeout)")
+            timedOut.timedOut = true
+            return timedOut
         }
         return failure("the connection failed")
     }

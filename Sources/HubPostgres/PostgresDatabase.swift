@@ -161,6 +161,18 @@ public final class PostgresDatabase: SQLDatabase {
     /// connections to others is not down: its waiters keep waiting.
     static let leaseWait: Duration = .seconds(4)
     static let downLeaseWait: Duration = .milliseconds(500)
+    /// How long a waiter keeps waiting while every connection stays held (long statements) and none is leased.
+    static let busyWait: Duration = .seconds(20)
+
+    /// Whether `error` says the connection to the server was lost (the server stopped or went away).
+    static func isConnectionLost(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError else { return false }
+        switch error.code {
+        case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown: return true
+        case .server: return ["57P01", "57P02", "57P03"].contains(error.serverInfo?[.sqlState] ?? "")
+        default: return false
+        }
+    }
 
     /// Runs `body` on a leased connection, failing with ``SQLError/unavailable`` when no connection is leased in time
     /// (see ``leaseWait``). Once leased, `body` runs to its end however long it takes.
@@ -168,25 +180,35 @@ public final class PostgresDatabase: SQLDatabase {
         _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> sending T
     ) async throws -> T {
         await awaitRunning()
-        let gotLease = OnceFlag()
+        // One decision between the lease and the timer: whichever sets it first wins, so a statement that got its
+        // connection always runs to its end and is reported as it ended, and one that gave up never runs.
+        let decided = OnceFlag()
         let health = self.health
         let logger = self.logger
         let client = self.client
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 try await client.withConnection { connection in
-                    gotLease.setOnce()
+                    guard decided.setOnce() else { throw SQLError.unavailable }
                     health.leased()
-                    return try await body(connection, logger)
+                    defer { health.released() }
+                    do {
+                        return try await body(connection, logger)
+                    } catch {
+                        if Self.isConnectionLost(error) { health.lostConnection() }
+                        throw error
+                    }
                 }
             }
             group.addTask {
                 let started = ContinuousClock.now
                 while true {
                     try await Task.sleep(for: health.isDown ? Self.downLeaseWait : Self.leaseWait)
-                    if gotLease.isSet { return nil }
-                    // Others still get connections (a busy pool, not a dead one): keep waiting.
-                    if !health.isDown, let last = health.lastLease, last > started { continue }
+                    if decided.isSet { return nil }
+                    // Connections leased meanwhile, or held (for at most a while) with none lost: a busy pool, not a
+                    // dead one; keep waiting.
+                    if !health.isDown, health.isBusy(since: started, holdingFor: Self.busyWait) { continue }
+                    guard decided.setOnce() else { return nil }
                     health.markDown()
                     throw SQLError.unavailable
                 }
@@ -201,21 +223,39 @@ public final class PostgresDatabase: SQLDatabase {
         }
     }
 
-    /// Whether connections are being leased: the last lease's time, and whether a wait for one has failed since.
+    /// Whether connections are being leased: how many are held, the last lease's time, and whether a wait for one has
+    /// failed since.
     final class PoolHealth: @unchecked Sendable {
         private let lock = NSLock()
         private var last: ContinuousClock.Instant?
+        private var held = 0
         private var down = false
 
-        var lastLease: ContinuousClock.Instant? { lock.withLock { last } }
         var isDown: Bool { lock.withLock { down } }
+
+        private var lost: ContinuousClock.Instant?
+
+        /// Whether a connection was leased after `instant`, or connections are held, none was lost since `instant`, and
+        /// `instant` is less than `limit` ago.
+        func isBusy(since instant: ContinuousClock.Instant, holdingFor limit: Duration) -> Bool {
+            lock.withLock {
+                if let last, last > instant { return true }
+                let noneLost = lost.map { $0 < instant } ?? true
+                return held > 0 && noneLost && ContinuousClock.now - instant < limit
+            }
+        }
+
+        func lostConnection() { lock.withLock { lost = .now } }
 
         func leased() {
             lock.withLock {
                 last = .now
+                held += 1
                 down = false
             }
         }
+
+        func released() { lock.withLock { held -= 1 } }
 
         func markDown() { lock.withLock { down = true } }
     }

@@ -335,11 +335,13 @@ final class APIRoutes: @unchecked Sendable {
             try await stores.apiOperations.get(try Self.id(context, "API operation")).json.response()
         }
         add(.get, "/v1/api-statistics", on: v1, summary: "Daily statistics by endpoint template, method, integration and day, with error classes and p50/p95/p99 (design step 3)", tag: tag,
-            query: [.string("endpoint", "endpoint or its template (/users/{id})"), .oneOf("method", "only this method", HubCore.HTTPMethod.self),
+            query: [.string("endpoint", "endpoint or its template (/users/{id})", schema: ["type": "string", "minLength": 1]),
+                    .oneOf("method", "only this method", HubCore.HTTPMethod.self),
                     .uuid("integration_id", "only this integration's calls"), .date("from", "first UTC day, YYYY-MM-DD"),
                     .date("to", "last UTC day, YYYY-MM-DD"),
                     .string("merge", "true: one row per endpoint, method and integration over the days", schema: Schemas.boolean)],
             response: "APIStatisticsList", errors: [422]) { request, _ in
+            if request.query("endpoint") == "" { throw HubError.validation(field: "endpoint", reason: "must not be empty") }
             var query = APIStatisticsQuery(endpoint: request.query("endpoint"), fromDay: request.query("from"), toDay: request.query("to"))
             if let text = request.query("method") { query.operationType = try Validate.oneOf(text, as: HubCore.HTTPMethod.self, field: "method") }
             if let text = request.query("integration_id") { query.integrationID = try IntegrationID(parsing: text, field: "integration_id") }

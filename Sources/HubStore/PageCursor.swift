@@ -13,12 +13,15 @@ public enum CursorPattern {
 
     /// The microseconds before the first `_` of `text` (1 to 17 digits: year 5138 at most, so nothing overflows) and
     /// the rest, or `nil`.
+    /// (Searched byte by byte: a `_` that a combining mark follows is one Character with it.)
     static func split(_ text: String) -> (micros: Int64, rest: Substring)? {
-        guard let separator = text.firstIndex(of: "_") else { return nil }
-        let digits = text[..<separator]
-        guard (1...17).contains(digits.utf8.count), digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let micros = Int64(digits)
+        let bytes = text.utf8
+        guard let separator = bytes.firstIndex(of: UInt8(ascii: "_")) else { return nil }
+        let digits = bytes[..<separator]
+        guard (1...17).contains(digits.count), digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let micros = Int64(Substring(digits))
         else { return nil }
-        return (micros, text[text.index(after: separator)...])
+        return (micros, Substring(bytes[bytes.index(after: separator)...]))
     }
 }
 
