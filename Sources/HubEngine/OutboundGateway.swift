@@ -71,6 +71,10 @@ public final class OutboundGateway: Sendable {
         configuration.dnsOverride = pinning
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(1, connectionsPerHost)
         configuration.connectionPool.retryConnectionEstablishment = retryConnecting
+        // HTTP/1.1 only, with a guard on every connection against statuses below 100 (see StatusGuard): HTTP/2 stream
+        // channels have no place before the client's handler to put one.
+        configuration.httpVersion = .http1Only
+        configuration.http1_1ConnectionDebugInitializer = StatusGuard.install
         return configuration
     }
 
@@ -198,6 +202,7 @@ public final class OutboundGateway: Sendable {
 
     /// The outcome of an exchange that threw: timed out, or the connection failed.
     private static func failed(_ error: any Error, timeout: Duration, _ failure: (String) -> HTTPOutcome) -> HTTPOutcome {
+        if let error = error as? StatusGuard.InvalidStatus { return failure("the server answered with an invalid status \(error.code)") }
         if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
             var timedOut = failure("timed out after \(timeout)")
             timedOut.timedOut = true
