@@ -37,6 +37,12 @@ public enum AuthConfig: Sendable, Hashable {
             throw HubError.validation(field: field, reason: "must be a JSON object, not \(json.typeName)")
         }
         let type = try object.requiredString("type", field: field)
+        // Every value ends up in a header or a form: no control characters (a CR/LF in a token would end its header line).
+        for (name, value) in object where name != "type" {
+            if let text = value.stringValue, !Validate.isLineSafe(text) {
+                throw HubError.validation(field: "\(field).\(name)", reason: "must not contain control characters")
+            }
+        }
         switch type {
         case "none":
             try object.rejectUnknown(["type"], field: field)

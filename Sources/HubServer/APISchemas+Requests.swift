@@ -131,6 +131,8 @@ extension Schemas {
         static let headerValue = #"^[^\u0000-\u0008\u000a-\u001f\u007f]*$"#
         /// `Validate.lineSafe`: no C0, DEL or C1 control, no line or paragraph separator.
         static let lineSafe = #"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"#
+        /// The control characters `Validate.isLineSafe` refuses, for a character class (NUL is refused everywhere).
+        static let controls = #"\u0001-\u001f\u007f-\u009f\u2028\u2029"#
         /// A connection probe's method (compared upper-cased).
         static let probeMethod = "^(?:" + ["GET", "HEAD", "POST", "PUT", "OPTIONS"].map(Schemas.caseless).joined(separator: "|") + ")$"
 
@@ -251,7 +253,8 @@ extension Schemas {
         ],
     ]
     /// A secret or name member of auth_config: required, not blank, at most 4096 characters, no NUL.
-    static let authText: JSONValue = nonBlank(maxLength: 4096)
+    /// A secret or name of an auth config: written into a header or a form, so without control characters.
+    static let authText: JSONValue = nonBlank(maxLength: 4096, excluding: Pattern.controls)
     static func authShape(_ type: String, _ members: [String: JSONValue], required: [String]) -> JSONValue {
         var properties = members
         properties["type"] = ["const": .string(type)]
@@ -271,12 +274,12 @@ extension Schemas {
         ],
         required: ["api_key"])
     static let authBasic = authShape(
-        "basic", ["username": nonBlank(maxLength: 4096, excluding: ":", "Without ':'"), "password": authText],
+        "basic", ["username": nonBlank(maxLength: 4096, excluding: ":" + Pattern.controls, "Without ':'"), "password": authText],
         required: ["username", "password"])
     static let authBearer = authShape("bearer", ["token": authText], required: ["token"])
     static let authOAuth2 = authShape(
         "oauth2_client_credentials",
-        ["token_url": httpURL, "client_id": authText, "client_secret": authText, "scope": nonBlank(maxLength: 4096, nullable: true)],
+        ["token_url": httpURL, "client_id": authText, "client_secret": authText, "scope": nonBlank(maxLength: 4096, nullable: true, excluding: Pattern.controls)],
         required: ["token_url", "client_id", "client_secret"])
 
     // MARK: mapping_config (SyncConfiguration.parse, RecordMapping)

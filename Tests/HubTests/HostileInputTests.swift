@@ -141,4 +141,16 @@ struct HostileInputTests {
         }
         try await gateway.shutdown()
     }
+
+    @Test("auth_config values are refused with control characters: a token is written into a header line")
+    func authConfigControlCharacters() async throws {
+        for (config, member) in [
+            (["type": "bearer", "token": "t0k3n\r\nX-Evil: 1"], "token"), (["type": "api_key", "api_key": "k\n"], "api_key"),
+            (["type": "basic", "username": "u", "password": "p\u{7}"], "password"),
+            (["type": "oauth2_client_credentials", "token_url": "https://id.example.com/token", "client_id": "c\u{85}", "client_secret": "s"], "client_id"),
+        ] as [(JSONValue, String)] {
+            await expectValidation("auth_config.\(member)") { _ = try AuthConfig(json: config) }
+        }
+        #expect(try AuthConfig(json: ["type": "bearer", "token": "a token with spaces and ünïcode"]) == .bearer(token: "a token with spaces and ünïcode"))
+    }
 }
