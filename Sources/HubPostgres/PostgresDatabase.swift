@@ -16,7 +16,6 @@ public final class PostgresDatabase: SQLDatabase {
     public let client: PostgresClient
     private let logger: Logger
     private let started = OnceFlag()
-    private let health = PoolHealth()
 
     /// Always ``SQLDialect/postgres``.
     public var dialect: SQLDialect { .postgres }
@@ -88,11 +87,10 @@ public final class PostgresDatabase: SQLDatabase {
     /// Runs one statement on a pooled connection, first waiting up to a second for ``run()`` to start.
     /// - Throws: ``SQLError``.
     public func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        await awaitRunning()
         do {
-            return try await leased { connection, logger in
-                try await Self.collect(
-                    try await connection.query(PostgresQuery(unsafeSQL: sql, binds: Self.bindings(binds)), logger: logger))
-            }
+            let rows = try await client.query(PostgresQuery(unsafeSQL: sql, binds: Self.bindings(binds)), logger: logger)
+            return try await Self.collect(rows)
         } catch {
             throw Self.map(error)
         }
@@ -106,12 +104,11 @@ public final class PostgresDatabase: SQLDatabase {
     /// run on that connection with the same error, which would otherwise fail each batch that lands there.
     /// - Throws: ``SQLError``.
     public func queryPrepared<Statement: PreparedSQL>(_ statement: Statement.Type, _ binds: [SQLValue]) async throws -> [SQLRow] {
+        await awaitRunning()
         do {
-            return try await leased { connection, logger in
-                var result: [SQLRow] = []
-                for try await row in try await connection.execute(Prepared<Statement>(binds: binds), logger: logger) { result.append(row) }
-                return result
-            }
+            var result: [SQLRow] = []
+            for try await row in try await client.execute(Prepared<Statement>(binds: binds), logger: logger) { result.append(row) }
+            return result
         } catch let error as PSQLError where error.code == .server && !(error.serverInfo?[.sqlState] ?? "").hasPrefix("23") {
             return try await query(Statement.sql, binds)
         } catch {
@@ -133,17 +130,10 @@ public final class PostgresDatabase: SQLDatabase {
     /// Runs `body` in a transaction on one leased connection: committed when it returns, rolled back when it throws.
     /// - Throws: `body`'s ``HubError`` or ``SQLError`` unchanged; anything else mapped onto ``SQLError``.
     public func transaction<T: Sendable>(_ body: (any SQLExecutor) async throws -> T) async throws -> T {
-        // `body` runs once, in the child task `leased` starts while this task waits for it: never concurrently with
-        // its caller, so handing it over is safe though its type is not Sendable.
-        // The task group in `leased` ends before this returns, so `body` does not outlive the call.
+        await awaitRunning()
         do {
-            return try await withoutActuallyEscaping(body) { body in
-                let handed = Handed(body: body)
-                return try await leased { connection, logger in
-                    try await connection.withTransaction(logger: logger) { connection in
-                        try await handed.body(ConnectionExecutor(connection: connection, logger: logger))
-                    }
-                }
+            return try await client.withTransaction(logger: logger) { connection in
+                try await body(ConnectionExecutor(connection: connection, logger: logger))
             }
         } catch let error as PostgresTransactionError {
             // Surface the closure's own error (already mapped) rather than the wrapper.
@@ -152,116 +142,6 @@ public final class PostgresDatabase: SQLDatabase {
         } catch {
             throw Self.map(error)
         }
-    }
-
-    /// How long a statement waits for a pooled connection while no other statement gets one either, before it fails
-    /// with ``SQLError/unavailable``: a pool whose server is gone keeps retrying its connections (with a backoff of up
-    /// to a minute) and would leave every caller waiting. Once a wait has failed so, the database counts as down and
-    /// later statements wait only ``downLeaseWait`` until a connection is leased again. A busy pool that keeps leasing
-    /// connections to others is not down: its waiters keep waiting.
-    static let leaseWait: Duration = .seconds(4)
-    static let downLeaseWait: Duration = .milliseconds(500)
-    /// How long a waiter keeps waiting while every connection stays held (long statements) and none is leased.
-    static let busyWait: Duration = .seconds(20)
-
-    /// Whether `error` says the connection to the server was lost (the server stopped or went away).
-    static func isConnectionLost(_ error: any Error) -> Bool {
-        guard let error = error as? PSQLError else { return false }
-        switch error.code {
-        case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown: return true
-        case .server: return ["57P01", "57P02", "57P03"].contains(error.serverInfo?[.sqlState] ?? "")
-        default: return false
-        }
-    }
-
-    /// Runs `body` on a leased connection, failing with ``SQLError/unavailable`` when no connection is leased in time
-    /// (see ``leaseWait``). Once leased, `body` runs to its end however long it takes.
-    private func leased<T: Sendable>(
-        _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> sending T
-    ) async throws -> T {
-        await awaitRunning()
-        // One decision between the lease and the timer: whichever sets it first wins, so a statement that got its
-        // connection always runs to its end and is reported as it ended, and one that gave up never runs.
-        let decided = OnceFlag()
-        let health = self.health
-        let logger = self.logger
-        let client = self.client
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask {
-                try await client.withConnection { connection in
-                    guard decided.setOnce() else { throw SQLError.unavailable }
-                    health.leased()
-                    defer { health.released() }
-                    do {
-                        return try await body(connection, logger)
-                    } catch {
-                        if Self.isConnectionLost(error) { health.lostConnection() }
-                        throw error
-                    }
-                }
-            }
-            group.addTask {
-                let started = ContinuousClock.now
-                while true {
-                    try await Task.sleep(for: health.isDown ? Self.downLeaseWait : Self.leaseWait)
-                    if decided.isSet { return nil }
-                    // Connections leased meanwhile, or held (for at most a while) with none lost: a busy pool, not a
-                    // dead one; keep waiting.
-                    if !health.isDown, health.isBusy(since: started, holdingFor: Self.busyWait) { continue }
-                    guard decided.setOnce() else { return nil }
-                    health.markDown()
-                    throw SQLError.unavailable
-                }
-            }
-            while let result = try await group.next() {
-                if let result {
-                    group.cancelAll()
-                    return result
-                }
-            }
-            throw SQLError.unavailable
-        }
-    }
-
-    /// Whether connections are being leased: how many are held, the last lease's time, and whether a wait for one has
-    /// failed since.
-    final class PoolHealth: @unchecked Sendable {
-        private let lock = NSLock()
-        private var last: ContinuousClock.Instant?
-        private var held = 0
-        private var down = false
-
-        var isDown: Bool { lock.withLock { down } }
-
-        private var lost: ContinuousClock.Instant?
-
-        /// Whether a connection was leased after `instant`, or connections are held, none was lost since `instant`, and
-        /// `instant` is less than `limit` ago.
-        func isBusy(since instant: ContinuousClock.Instant, holdingFor limit: Duration) -> Bool {
-            lock.withLock {
-                if let last, last > instant { return true }
-                let noneLost = lost.map { $0 < instant } ?? true
-                return held > 0 && noneLost && ContinuousClock.now - instant < limit
-            }
-        }
-
-        func lostConnection() { lock.withLock { lost = .now } }
-
-        func leased() {
-            lock.withLock {
-                last = .now
-                held += 1
-                down = false
-            }
-        }
-
-        func released() { lock.withLock { held -= 1 } }
-
-        func markDown() { lock.withLock { down = true } }
-    }
-
-    private struct Handed<T>: @unchecked Sendable {
-        let body: (any SQLExecutor) async throws -> T
     }
 
     /// Statements of one transaction, on its leased connection.
